@@ -1,10 +1,12 @@
 """Keras 3 layers of DynamoNet."""
 
 from dynamonet_tf.layers.dynamic_filter import DynamicFilter
+from dynamonet_tf.layers.initializers import CentreTapBias
 from dynamonet_tf.layers.shortcut import ZeroPadShortcut
 from dynamonet_tf.layers.stc import SpatioTemporalChannelCorrelation, stc_parameter_count
 
 __all__ = [
+    "CentreTapBias",
     "DynamicFilter",
     "SpatioTemporalChannelCorrelation",
     "ZeroPadShortcut",

@@ -23,12 +23,13 @@ def _registry():
 BACKBONES = _registry()
 
 
-def build_backbone(name, **options):
+def build_backbone(name, /, **options):
     """Builds the backbone ``name`` (see ``BACKBONES``) from clips to its last feature map.
 
     ``options`` are those of :func:`dynamonet_tf.models.resnet3d.build_resnet3d`
     (``input_shape``, ``shortcut_type``, ``conv1_t_size``, ``conv1_t_stride``,
-    ``no_max_pool``, ``width_multiplier``, ``cardinality``, ``stc_reduction``, ``name``).
+    ``no_max_pool``, ``width_multiplier``, ``cardinality``, ``stc_reduction``), and ``name``
+    for the Keras model (the backbone name by default).
     """
     if name not in BACKBONES:
         raise ValueError(f"Unknown backbone {name!r}; valid backbones: {', '.join(BACKBONES)}.")

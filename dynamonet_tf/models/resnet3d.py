@@ -50,14 +50,17 @@ def _batch_norm(name):
 
 def _conv(x, filters, kernel_size, strides, name, groups=1):
     """Conv3D without bias; zero padding ``kernel // 2`` on both sides of every axis."""
-    padding = tuple(k // 2 for k in kernel_size)
-    if any(padding):
-        x = keras.layers.ZeroPadding3D(padding, name=f"{name}_pad")(x)
+    if strides == 1:
+        # For odd kernels at stride 1, "same" is already symmetric.
+        padding = "same"
+    else:
+        x = keras.layers.ZeroPadding3D(tuple(k // 2 for k in kernel_size), name=f"{name}_pad")(x)
+        padding = "valid"
     return keras.layers.Conv3D(
         filters,
         kernel_size,
         strides=strides,
-        padding="valid",
+        padding=padding,
         groups=groups,
         use_bias=False,
         kernel_initializer=_KERNEL_INITIALIZER,
