@@ -2,12 +2,14 @@
 
 from dynamonet_tf.layers.dynamic_filter import DynamicFilter
 from dynamonet_tf.layers.initializers import CentreTapBias
+from dynamonet_tf.layers.normalization import FrameNormalization
 from dynamonet_tf.layers.shortcut import ZeroPadShortcut
 from dynamonet_tf.layers.stc import SpatioTemporalChannelCorrelation, stc_parameter_count
 
 __all__ = [
     "CentreTapBias",
     "DynamicFilter",
+    "FrameNormalization",
     "SpatioTemporalChannelCorrelation",
     "ZeroPadShortcut",
     "stc_parameter_count",

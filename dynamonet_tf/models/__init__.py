@@ -12,6 +12,7 @@ from dynamonet_tf.models.dynamonet import (
     split_clip,
     transfer_weights,
 )
+from dynamonet_tf.models.flops import forward_flops, trainable_parameter_count
 from dynamonet_tf.models.resnet3d import build_resnet3d
 
 __all__ = [
@@ -25,6 +26,8 @@ __all__ = [
     "build_backbone",
     "build_dynamonet",
     "build_resnet3d",
+    "forward_flops",
     "split_clip",
+    "trainable_parameter_count",
     "transfer_weights",
 ]

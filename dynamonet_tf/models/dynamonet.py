@@ -27,7 +27,7 @@ import dataclasses
 
 import keras
 
-from dynamonet_tf.layers import CentreTapBias, DynamicFilter
+from dynamonet_tf.layers import CentreTapBias, DynamicFilter, FrameNormalization
 from dynamonet_tf.models.backbones import build_backbone
 
 MODEL_KINDS = ("pretrain", "joint", "classifier")
@@ -109,8 +109,7 @@ def build_dynamonet(
             "DynamoNet input_shape must be (time, height, width, channels) without the batch "
             f"axis; got {input_shape}."
         )
-    if len(mean) != len(std):
-        raise ValueError(f"mean and std need one entry per channel; got {mean!r} and {std!r}.")
+    normalize = FrameNormalization(mean, std, name="normalize")
     if input_shape[-1] != len(mean):
         raise ValueError(
             f"DynamoNet input_shape {input_shape} has {input_shape[-1]} channels but the "
@@ -128,9 +127,7 @@ def build_dynamonet(
         raise ValueError("A 'pretrain' DynamoNet has no classifier: leave num_classes unset.")
 
     frames = keras.Input(shape=input_shape, name="frames")
-    normalized = keras.layers.Normalization(
-        axis=-1, mean=list(mean), variance=[s * s for s in std], name="normalize"
-    )(frames)
+    normalized = normalize(frames)
     features = build_backbone(
         backbone, input_shape=input_shape, name="backbone", **(backbone_options or {})
     )(normalized)
@@ -154,7 +151,9 @@ def build_dynamonet(
         filters = keras.layers.Softmax(axis=-1, dtype="float32", name="fp_filter_softmax")(
             filter_logits
         )
-        filters = keras.layers.Reshape((time, kernel_size, kernel_size), name=FILTERS)(filters)
+        filters = keras.layers.Reshape(
+            (time, kernel_size, kernel_size), dtype="float32", name=FILTERS
+        )(filters)
         outputs[PREDICTED_FRAMES] = DynamicFilter(
             kernel_size,
             implementation=filter_implementation,

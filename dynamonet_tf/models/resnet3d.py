@@ -50,11 +50,12 @@ def _batch_norm(name):
 
 def _conv(x, filters, kernel_size, strides, name, groups=1):
     """Conv3D without bias; zero padding ``kernel // 2`` on both sides of every axis."""
-    if strides == 1:
-        # For odd kernels at stride 1, "same" is already symmetric.
+    half = tuple(k // 2 for k in kernel_size)
+    if strides == 1 or not any(half):
+        # At stride 1 "same" pads odd kernels symmetrically; 1x1x1 kernels need no padding.
         padding = "same"
     else:
-        x = keras.layers.ZeroPadding3D(tuple(k // 2 for k in kernel_size), name=f"{name}_pad")(x)
+        x = keras.layers.ZeroPadding3D(half, name=f"{name}_pad")(x)
         padding = "valid"
     return keras.layers.Conv3D(
         filters,
