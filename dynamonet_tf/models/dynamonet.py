@@ -147,7 +147,10 @@ def build_dynamonet(
             dtype="float32",
             name="fp_filter_fc",
         )(filter_features)
-        filter_logits = keras.layers.Reshape((time, taps), name="fp_filter_taps")(filter_logits)
+        # Filter logits, softmax and filters stay float32 under mixed precision.
+        filter_logits = keras.layers.Reshape((time, taps), dtype="float32", name="fp_filter_taps")(
+            filter_logits
+        )
         filters = keras.layers.Softmax(axis=-1, dtype="float32", name="fp_filter_softmax")(
             filter_logits
         )
