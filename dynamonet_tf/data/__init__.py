@@ -1,0 +1,1 @@
+"""Video datasets: official split readers, TFRecord preparation, tf.data pipelines, demo data."""
