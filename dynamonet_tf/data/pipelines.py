@@ -1,0 +1,300 @@
+"""``tf.data`` pipelines over prepared TFRecords (paper §4.3; the design notes, §4).
+
+Both pipelines read the TFRecord schema of :mod:`dynamonet_tf.data.schema` (one
+``SequenceExample`` of JPEG frames per video) and yield RAW frames in [0, 1]: the models
+normalise frames themselves, and the frame-prediction targets are raw frames.
+
+- :func:`train_dataset`: one random clip of ``num_frames + 1`` frames per video visit, one of
+  the paper's 5 crop positions (4 corners + centre) chosen at random per clip, a random
+  horizontal flip, the same crop and flip for every frame of the clip. Yields
+  ``(frames, {"predicted_frames": next_frames, "logits": label})``: the model input
+  (frames 1..T) and its targets (frames 2..T+1, and the label when ``labeled``).
+- :func:`eval_dataset`: every non-overlapping ``num_frames`` clip of each video, centre crop,
+  in file order, with the video id so that scores can be averaged per video.
+
+Model Garden's framework-neutral video ops (``official.vision.ops.preprocess_ops_3d``) decode,
+resize and centre-crop. Random choices are made here instead, with stateless random ops
+keyed on the seed and the element's position in the stream, because Model Garden's draw from
+stateful ops, whose values depend on the order in which parallel map calls run and so are not
+reproducible.
+
+Distribution: pass the ``tf.distribute.InputContext`` that
+``strategy.distribute_datasets_from_function`` gives, and the GLOBAL batch size::
+
+    dataset = strategy.distribute_datasets_from_function(
+        lambda context: train_dataset(pattern, batch_size=64, input_context=context))
+
+Each input pipeline then reads its own files (or every n-th video when there are fewer files
+than pipelines) and batches ``input_context.get_per_replica_batch_size(64)`` clips.
+"""
+
+import secrets
+
+import tensorflow as tf
+from official.vision.ops import preprocess_ops_3d
+
+from dynamonet_tf.data.schema import parse_video_example
+from dynamonet_tf.models.dynamonet import LOGITS, PREDICTED_FRAMES, split_clip
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+# Files read at once by the training interleave. Fixed rather than AUTOTUNE (which follows
+# the core count) so that a seeded deterministic run gives the same batches on any machine.
+MAX_INTERLEAVED_FILES = 16
+
+
+def list_files(file_pattern):
+    """The sorted TFRecord paths matching ``file_pattern``: a glob or path, or a list of them.
+
+    Resolved in Python (not ``tf.data.Dataset.list_files``) because choosing between file
+    and element sharding needs the number of files.
+    """
+    patterns = [file_pattern] if isinstance(file_pattern, (str, bytes)) else list(file_pattern)
+    files = sorted({path for pattern in patterns for path in tf.io.gfile.glob(pattern)})
+    if not files:
+        raise FileNotFoundError(f"No TFRecord files match {file_pattern!r}.")
+    return files
+
+
+def train_dataset(
+    file_pattern,
+    *,
+    num_frames=16,
+    frame_stride=1,
+    crop_size=112,
+    short_side=128,
+    batch_size,
+    labeled=True,
+    shuffle_buffer=256,
+    seed=None,
+    deterministic=False,
+    input_context=None,
+    repeat=True,
+):
+    """Random training clips, batched, as ``(frames, targets)`` for ``keras.Model.fit``.
+
+    Each clip is a random window of ``num_frames + 1`` frames, ``frame_stride`` apart, of one
+    video (a video too short for the window is looped: frame indices are taken modulo its
+    length). Only the sampled JPEGs are decoded. Frames are resized so that their short side
+    is ``short_side`` (nothing is done if it already is), cropped to ``crop_size`` at one of 5
+    positions (4 corners + centre), and flipped left-right with probability 1/2: the same
+    crop and flip for the whole clip.
+
+    Args:
+        file_pattern: TFRecord path or glob, or a list of them.
+        num_frames: T, the frames the model sees.
+        frame_stride: distance between sampled frames of the source video.
+        crop_size: side of the square crop.
+        short_side: frames are resized to this short side before cropping (>= crop_size).
+        batch_size: the GLOBAL batch size; with ``input_context`` each pipeline batches
+            ``input_context.get_per_replica_batch_size(batch_size)`` clips.
+        labeled: add the label as the ``"logits"`` target. Records must then be labeled
+            (label index >= 0); iterating fails on an unlabeled one.
+        shuffle_buffer: videos in the shuffle buffer (each holds a whole encoded video in
+            memory).
+        seed: fixes file order, shuffling, windows, crops and flips. None draws a fresh seed.
+        deterministic: keep the element order of parallel reads and maps. With a seed, two
+            runs then give identical batches (given the same TF global seed, if one is set,
+            since ``Dataset.shuffle`` combines it with ``seed``).
+        input_context: a ``tf.distribute.InputContext``: shard by file when there are at
+            least as many files as input pipelines, else by video.
+        repeat: cycle through the files forever (reshuffled each epoch). Without it the
+            dataset ends after one pass, dropping the last partial batch.
+
+    Returns:
+        A ``tf.data.Dataset`` of ``(frames, targets)``: ``frames`` float32 in [0, 1],
+        ``(batch, num_frames, crop_size, crop_size, 3)``; ``targets`` a dict with
+        ``"predicted_frames"``, the same clip one frame later (same shape: input frame
+        ``t + 1`` is target ``t``), and with ``labeled``, ``"logits"``: int64 ``(batch,)``.
+    """
+    _check_clip_arguments(num_frames, frame_stride, crop_size, short_side)
+    if seed is None:
+        seed = secrets.randbits(31)
+    files = list_files(file_pattern)
+    num_pipelines = input_context.num_input_pipelines if input_context else 1
+    pipeline_id = input_context.input_pipeline_id if input_context else 0
+    per_replica_batch = (
+        input_context.get_per_replica_batch_size(batch_size) if input_context else batch_size
+    )
+
+    records = _training_records(files, num_pipelines, pipeline_id, seed, repeat)
+    records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    # Pipelines sharing a seed must still crop and flip their videos independently.
+    base_key = tf.constant([seed, pipeline_id], tf.int64)
+
+    def make_clip(index, serialized):
+        key = tf.random.experimental.stateless_fold_in(base_key, index)
+        return _training_clip(
+            serialized, key, num_frames, frame_stride, crop_size, short_side, labeled
+        )
+
+    def make_inputs_and_targets(clips, labels):
+        frames, next_frames = split_clip(clips)
+        targets = {PREDICTED_FRAMES: next_frames}
+        if labeled:
+            targets[LOGITS] = labels
+        return frames, targets
+
+    # Enumerating before the parallel map ties each video's random key to its position in
+    # the (seeded) stream, not to which map call happens to run first.
+    dataset = records.enumerate().map(make_clip, num_parallel_calls=AUTOTUNE)
+    dataset = dataset.batch(per_replica_batch, drop_remainder=True)
+    dataset = dataset.map(make_inputs_and_targets, num_parallel_calls=AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    return dataset.prefetch(AUTOTUNE).with_options(options)
+
+
+def eval_dataset(
+    file_pattern,
+    *,
+    num_frames=16,
+    crop_size=112,
+    short_side=128,
+    batch_size,
+    clip_stride=None,
+):
+    """All clips of every video, centre crop, no flip, in file order: ``(frames, info)``.
+
+    Clips start every ``clip_stride`` frames (default ``num_frames``: non-overlapping) until
+    one reaches the last frame, so they cover the whole video; the final clip is padded by
+    repeating the last frame, and a video shorter than ``num_frames`` gives one clip. Frames
+    are resized to ``short_side`` and centre-cropped to ``crop_size``. No shuffling, no
+    repetition; the last batch may be smaller.
+
+    Returns:
+        A ``tf.data.Dataset`` of ``(frames, info)``: ``frames`` float32 in [0, 1],
+        ``(batch, num_frames, crop_size, crop_size, 3)``; ``info`` a dict of ``(batch,)``
+        tensors: ``media_id`` (string), ``label`` (int64, -1 when unlabeled),
+        ``clip_index`` (int32, 0-based within the video) and ``valid_frames`` (int32, how
+        many of the clip's frames are real rather than padding).
+    """
+    clip_stride = num_frames if clip_stride is None else clip_stride
+    _check_clip_arguments(num_frames, clip_stride, crop_size, short_side)
+    # Read in file order; parallelism goes to decoding, which is the cost.
+    videos = tf.data.TFRecordDataset(list_files(file_pattern)).map(
+        parse_video_example, num_parallel_calls=AUTOTUNE
+    )
+    clips = videos.flat_map(lambda video: _video_clips(video, num_frames, clip_stride))
+
+    def decode_clip(clip):
+        frames = _decode_and_resize(clip.pop("jpegs"), short_side)
+        # Model Garden's centre crop has the same offsets as the training "centre" position.
+        frames = preprocess_ops_3d.crop_image(frames, crop_size, crop_size)
+        frames.set_shape((num_frames, crop_size, crop_size, 3))
+        return frames, clip
+
+    dataset = clips.map(decode_clip, num_parallel_calls=AUTOTUNE).batch(batch_size)
+    options = tf.data.Options()
+    options.deterministic = True
+    return dataset.prefetch(AUTOTUNE).with_options(options)
+
+
+def _check_clip_arguments(num_frames, stride, crop_size, short_side):
+    if num_frames < 1 or stride < 1:
+        raise ValueError(f"num_frames and strides must be >= 1; got {num_frames}, {stride}.")
+    if crop_size > short_side:
+        raise ValueError(
+            f"crop_size {crop_size} is larger than the resized short side {short_side}."
+        )
+
+
+def _training_records(files, num_pipelines, pipeline_id, seed, repeat):
+    """Serialised videos of this input pipeline's share of ``files``, in a seeded order."""
+    dataset = tf.data.Dataset.from_tensor_slices(files)
+    shard_by_file = len(files) >= num_pipelines
+    if shard_by_file:
+        dataset = dataset.shard(num_pipelines, pipeline_id)
+        dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+    records = dataset.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=min(len(files), MAX_INTERLEAVED_FILES),
+        num_parallel_calls=AUTOTUNE,
+        # Sharding by element is a partition only if every pipeline sees the same order.
+        deterministic=None if shard_by_file else True,
+    )
+    if not shard_by_file:
+        records = records.shard(num_pipelines, pipeline_id)
+    return records
+
+
+def _training_clip(
+    serialized, key, num_frames, frame_stride, crop_size, short_side, labeled
+):
+    """One augmented clip ``(num_frames + 1, crop_size, crop_size, 3)`` and its label."""
+    video = parse_video_example(serialized)
+    window_key, crop_key, flip_key = tf.unstack(
+        tf.random.experimental.stateless_split(key, num=3)
+    )
+    indices = _random_window(tf.shape(video["frames"])[0], num_frames + 1, frame_stride, window_key)
+    frames = _decode_and_resize(tf.gather(video["frames"], indices), short_side)
+    position = tf.random.stateless_uniform((), crop_key, minval=0, maxval=5, dtype=tf.int32)
+    frames = _five_crop(frames, crop_size, position)
+    flip = tf.random.stateless_uniform((), flip_key) < 0.5
+    frames = tf.cond(flip, lambda: tf.image.flip_left_right(frames), lambda: frames)
+    frames.set_shape((num_frames + 1, crop_size, crop_size, 3))
+    label = video["label"]
+    if labeled:
+        check = tf.debugging.assert_non_negative(
+            label, message="labeled=True but a video has no label (index -1)"
+        )
+        with tf.control_dependencies([check]):
+            label = tf.identity(label)
+    return frames, label
+
+
+def _random_window(length, num_steps, stride, key):
+    """Frame indices ``(num_steps,)`` of a random window; a short video is looped.
+
+    The start follows Model Garden's ``sample_sequence``: uniform over the starts whose
+    window fits in the video, or over all frames when none fits. That function is not used
+    because it draws the start from a stateful op (see the module docstring).
+    """
+    span = (num_steps - 1) * stride
+    num_starts = tf.where(length > span, length - span, length)
+    start = tf.random.stateless_uniform((), key, minval=0, maxval=num_starts, dtype=tf.int32)
+    return tf.math.floormod(start + tf.range(num_steps) * stride, length)
+
+
+def _decode_and_resize(jpegs, short_side):
+    """JPEGs ``(time,)`` -> float32 frames in [0, 1], ``(time, height, width, 3)``.
+
+    Converted to float before resizing so that resizing does not round to uint8 levels.
+    """
+    frames = preprocess_ops_3d.decode_jpeg(jpegs, channels=3)
+    frames = preprocess_ops_3d.normalize_image(frames, zero_centering_image=False)
+    return preprocess_ops_3d.resize_smallest(frames, short_side)
+
+
+def _five_crop(frames, crop_size, position):
+    """Crops ``(time, height, width, channels)`` frames at one of the paper's 5 positions.
+
+    ``position``: 0 centre, 1 top-left, 2 top-right, 3 bottom-left, 4 bottom-right. Written
+    here because Model Garden's ``crop_image`` offers random, centre and 3-crop (along the
+    long side) positions, not the 4 corners. The centre offsets equal ``crop_image``'s.
+    """
+    shape = tf.shape(frames)
+    bottom, right = shape[1] - crop_size, shape[2] - crop_size
+    top = tf.gather(tf.stack([bottom // 2, 0, 0, bottom, bottom]), position)
+    left = tf.gather(tf.stack([right // 2, 0, right, 0, right]), position)
+    return tf.slice(frames, [0, top, left, 0], [-1, crop_size, crop_size, -1])
+
+
+def _video_clips(video, num_frames, clip_stride):
+    """A dataset of the evaluation clips of one parsed video (JPEGs, not yet decoded)."""
+    length = tf.shape(video["frames"])[0]
+    # Enough clips for the last one to reach the final frame; at least one.
+    num_clips = 1 + (tf.maximum(length - num_frames, 0) + clip_stride - 1) // clip_stride
+    starts = tf.range(num_clips) * clip_stride
+    indices = tf.minimum(starts[:, None] + tf.range(num_frames)[None, :], length - 1)
+    return tf.data.Dataset.from_tensor_slices(
+        {
+            "jpegs": tf.gather(video["frames"], indices),
+            "media_id": tf.fill([num_clips], video["media_id"]),
+            "label": tf.fill([num_clips], video["label"]),
+            "clip_index": tf.range(num_clips),
+            "valid_frames": tf.minimum(num_frames, length - starts),
+        }
+    )

@@ -1,0 +1,321 @@
+"""Video datasets to sharded TFRecords of JPEG frames (the Model Garden video schema).
+
+Each subset (train, test, ...) of a :class:`DatasetIndex` becomes shards
+``<subset>-<k>-of-<n>.tfrecord`` holding one ``SequenceExample`` per video (see
+:mod:`dynamonet_tf.data.schema`). Videos are decoded and JPEG-encoded by worker processes;
+the parent writes the shards in a fixed order, so the same command always produces the
+same files.
+
+Interruptions lose nothing: every shard is written under a temporary name and renamed
+when complete, and its record (videos written, failures) is saved in ``.progress/`` after
+that. A re-run of the same command skips the recorded shards. ``manifest.json`` (counts per
+subset and class, frames, fps, source and options) and ``failures.json`` (every video that
+could not be read or was missing, with the reason) are written at the end.
+"""
+
+import dataclasses
+import datetime
+import hashlib
+import io
+import json
+import math
+import multiprocessing
+import os
+import statistics
+from pathlib import Path
+
+from PIL import Image
+from tqdm import tqdm
+
+from dynamonet_tf.data.video import VideoDecodeError, decode_video
+
+PROGRESS_DIR = ".progress"
+PLAN_FILE = "plan.json"
+MANIFEST_FILE = "manifest.json"
+FAILURES_FILE = "failures.json"
+
+
+class PrepareError(Exception):
+    """A preparation that cannot start; the message names the path and the way out."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareOptions:
+    """How videos are stored.
+
+    short_side: frames are resized so the shorter side has this many pixels (the paper
+        resizes to about 128 before cropping 112).
+    jpeg_quality: 1-100.
+    videos_per_shard: videos per TFRecord file.
+    max_frames: keep at most this many frames per video (``None``: all).
+    """
+
+    short_side: int = 128
+    jpeg_quality: int = 90
+    videos_per_shard: int = 64
+    max_frames: int = None
+
+    def __post_init__(self):
+        for name, low, high in (
+            ("short_side", 1, None),
+            ("jpeg_quality", 1, 100),
+            ("videos_per_shard", 1, None),
+            ("max_frames", 1, None),
+        ):
+            value = getattr(self, name)
+            if value is None and name == "max_frames":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < low or (
+                high is not None and value > high
+            ):
+                valid = f"an integer from {low} to {high}" if high else f"an integer >= {low}"
+                raise PrepareError(f"{name} must be {valid}; got {value!r}.")
+
+
+def _atomic_write_text(path, text):
+    temporary = Path(f"{path}.tmp-{os.getpid()}")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def _encode_video(task):
+    """Worker: one video to a list of JPEG bytes, or the reason it failed."""
+    path, short_side, quality, max_frames = task
+    try:
+        frames, fps = decode_video(path, short_side=short_side, max_frames=max_frames)
+        jpegs = []
+        for frame in frames:
+            buffer = io.BytesIO()
+            Image.fromarray(frame).save(buffer, format="JPEG", quality=quality)
+            jpegs.append(buffer.getvalue())
+    except VideoDecodeError as error:
+        return {"ok": False, "reason": str(error)}
+    except Exception as error:  # noqa: BLE001 - one odd file must never abort the run
+        return {"ok": False, "reason": f"{type(error).__name__}: {error}"}
+    return {
+        "ok": True,
+        "jpegs": jpegs,
+        "fps": fps,
+        "frames": len(jpegs),
+        "height": int(frames.shape[1]),
+        "width": int(frames.shape[2]),
+    }
+
+
+@dataclasses.dataclass
+class _Shard:
+    name: str
+    subset: str
+    videos: list
+
+
+def _plan(index, options):
+    shards = []
+    for subset in sorted({video.subset for video in index.videos}):
+        videos = index.subset(subset)
+        count = math.ceil(len(videos) / options.videos_per_shard)
+        for k in range(count):
+            chunk = videos[k * options.videos_per_shard : (k + 1) * options.videos_per_shard]
+            shards.append(_Shard(f"{subset}-{k:05d}-of-{count:05d}.tfrecord", subset, chunk))
+    return shards
+
+
+def _plan_description(index, options, source):
+    videos = hashlib.sha256(
+        "\n".join(f"{v.subset}\t{v.media_id}\t{v.label}\t{v.path}" for v in index.videos).encode()
+    ).hexdigest()
+    return {
+        "dataset": index.name,
+        "source": source,
+        "options": dataclasses.asdict(options),
+        "videos_sha256": videos,
+    }
+
+
+def _claim_output(out_dir, plan, overwrite):
+    """Refuses an output folder holding another preparation, unless ``overwrite``."""
+    progress = out_dir / PROGRESS_DIR
+    plan_path = progress / PLAN_FILE
+    if plan_path.exists() and json.loads(plan_path.read_text()) != plan:
+        if not overwrite:
+            raise PrepareError(
+                f"{out_dir} holds a preparation with other options or videos "
+                f"({plan_path}); use another --out, or --overwrite to replace it."
+            )
+    if overwrite or not plan_path.exists():
+        for stale in list(out_dir.glob("*.tfrecord")) + list(progress.glob("*")):
+            stale.unlink()
+        for name in (MANIFEST_FILE, FAILURES_FILE):
+            (out_dir / name).unlink(missing_ok=True)
+    progress.mkdir(parents=True, exist_ok=True)
+    for leftover in list(out_dir.glob("*.tmp-*")) + list(progress.glob("*.tmp-*")):
+        leftover.unlink()  # from an interrupted run
+    _atomic_write_text(plan_path, json.dumps(plan, indent=2))
+
+
+def _write_shards(out_dir, pending, options, workers, progress_bar):
+    """Encodes the videos of ``pending`` shards and writes each shard and its record."""
+    import tensorflow as tf  # the workers need only PyAV and Pillow
+
+    from dynamonet_tf.data.schema import encode_video_example
+
+    tasks = [
+        (video.path, options.short_side, options.jpeg_quality, options.max_frames)
+        for shard in pending
+        for video in shard.videos
+    ]
+    if workers > 0:
+        pool = multiprocessing.get_context("spawn").Pool(workers)
+        results = pool.imap(_encode_video, tasks, chunksize=1)
+    else:
+        pool = None
+        results = map(_encode_video, tasks)
+    try:
+        for shard in pending:
+            final = out_dir / shard.name
+            temporary = out_dir / f"{shard.name}.tmp-{os.getpid()}"
+            record = {"shard": shard.name, "subset": shard.subset, "videos": [], "failures": []}
+            with tf.io.TFRecordWriter(str(temporary)) as writer:
+                for video in shard.videos:
+                    result = next(results)
+                    if result["ok"]:
+                        writer.write(
+                            encode_video_example(
+                                result["jpegs"], video.label, video.label_name, video.media_id
+                            )
+                        )
+                        record["videos"].append(
+                            {
+                                "media_id": video.media_id,
+                                "label": video.label,
+                                "label_name": video.label_name,
+                                "frames": result["frames"],
+                                "fps": result["fps"],
+                                "height": result["height"],
+                                "width": result["width"],
+                            }
+                        )
+                    else:
+                        record["failures"].append(
+                            {
+                                "path": video.path,
+                                "media_id": video.media_id,
+                                "subset": shard.subset,
+                                "reason": result["reason"],
+                            }
+                        )
+                    progress_bar.update(1)
+            if record["videos"]:
+                os.replace(temporary, final)
+            else:
+                temporary.unlink()
+                final.unlink(missing_ok=True)
+            _atomic_write_text(out_dir / PROGRESS_DIR / f"{shard.name}.json", json.dumps(record))
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+
+
+def _summary(values):
+    if not values:
+        return None
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def _manifest(out_dir, index, plan, shards):
+    records = [
+        json.loads((out_dir / PROGRESS_DIR / f"{shard.name}.json").read_text()) for shard in shards
+    ]
+    subsets = {}
+    for record in records:
+        subset = subsets.setdefault(
+            record["subset"], {"videos": 0, "frames": 0, "failures": 0, "shards": [], "per_class": {}}
+        )
+        subset["videos"] += len(record["videos"])
+        subset["frames"] += sum(v["frames"] for v in record["videos"])
+        subset["failures"] += len(record["failures"])
+        if record["videos"]:
+            subset["shards"].append(record["shard"])
+        for video in record["videos"]:
+            name = video["label_name"] or "(unlabeled)"
+            subset["per_class"][name] = subset["per_class"].get(name, 0) + 1
+    videos = [v for record in records for v in record["videos"]]
+    failures = [f for record in records for f in record["failures"]] + [
+        {"path": path, "media_id": None, "subset": None, "reason": f"missing on disk ({named})"}
+        for named, path in index.missing
+    ]
+    manifest = dict(
+        plan,
+        classes=list(index.classes),
+        subsets=subsets,
+        frames_per_video=_summary([v["frames"] for v in videos]),
+        fps=_summary([v["fps"] for v in videos]),
+        failures=len(failures),
+        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    )
+    return manifest, failures
+
+
+def prepare(index, out_dir, options=PrepareOptions(), *, workers=2, source=None, overwrite=False, progress=True):
+    """Writes ``index`` to ``out_dir`` as TFRecord shards; returns the manifest (a dict).
+
+    ``workers`` decoding processes (0: decode in this process). ``source`` (a dict, e.g. the
+    video root and split file) is recorded in the manifest.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plan = _plan_description(index, options, source or {})
+    _claim_output(out_dir, plan, overwrite)
+    shards = _plan(index, options)
+    pending = [s for s in shards if not (out_dir / PROGRESS_DIR / f"{s.name}.json").exists()]
+    total = sum(len(s.videos) for s in shards)
+    remaining = sum(len(s.videos) for s in pending)
+    with tqdm(
+        total=total,
+        initial=total - remaining,
+        unit="video",
+        desc=f"{index.name} -> {out_dir.name}",
+        disable=not progress,
+        dynamic_ncols=True,
+    ) as progress_bar:
+        _write_shards(out_dir, pending, options, min(workers, remaining), progress_bar)
+    manifest, failures = _manifest(out_dir, index, plan, shards)
+    _atomic_write_text(out_dir / FAILURES_FILE, json.dumps(failures, indent=2))
+    _atomic_write_text(out_dir / MANIFEST_FILE, json.dumps(manifest, indent=2))
+    return manifest
+
+
+def prepare_demo(out_dir, *, video_root=None, split=1, seed=0, options=PrepareOptions(), workers=2, overwrite=False, progress=True):
+    """Generates the demo videos (if absent) and prepares both of their flavours.
+
+    Videos go to ``video_root`` (default ``<out_dir>/videos``); the unlabeled clips are
+    prepared into ``<out_dir>/unlabeled`` and the labeled set, read through the HMDB51
+    reader, into ``<out_dir>/labeled_split<split>``. Returns both manifests.
+    """
+    from dynamonet_tf.data.datasets import read_folder, read_hmdb51
+    from dynamonet_tf.data.demo import demo_paths, generate_demo
+
+    out_dir = Path(out_dir)
+    video_root = Path(video_root) if video_root else out_dir / "videos"
+    generate_demo(video_root, seed=seed)
+    paths = demo_paths(video_root)
+    unlabeled = prepare(
+        read_folder(paths.unlabeled),
+        out_dir / "unlabeled",
+        options,
+        workers=workers,
+        source={"demo": str(video_root), "seed": seed},
+        overwrite=overwrite,
+        progress=progress,
+    )
+    labeled = prepare(
+        read_hmdb51(paths.videos, paths.splits, split),
+        out_dir / f"labeled_split{split}",
+        options,
+        workers=workers,
+        source={"demo": str(video_root), "seed": seed, "split": split},
+        overwrite=overwrite,
+        progress=progress,
+    )
+    return {"unlabeled": unlabeled, "labeled": labeled}
