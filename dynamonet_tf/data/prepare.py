@@ -286,19 +286,34 @@ def prepare(index, out_dir, options=PrepareOptions(), *, workers=2, source=None,
     return manifest
 
 
-def prepare_demo(out_dir, *, video_root=None, split=1, seed=0, options=PrepareOptions(), workers=2, overwrite=False, progress=True):
+def prepare_demo(
+    out_dir,
+    *,
+    video_root=None,
+    split=1,
+    seed=0,
+    options=PrepareOptions(),
+    workers=2,
+    overwrite=False,
+    progress=True,
+    demo_options=None,
+):
     """Generates the demo videos (if absent) and prepares both of their flavours.
 
-    Videos go to ``video_root`` (default ``<out_dir>/videos``); the unlabeled clips are
-    prepared into ``<out_dir>/unlabeled`` and the labeled set, read through the HMDB51
-    reader, into ``<out_dir>/labeled_split<split>``. Returns both manifests.
+    Videos go to ``video_root`` (default ``<out_dir>/videos``), made by
+    :func:`dynamonet_tf.data.demo.generate_demo` with ``seed`` and ``demo_options``; the
+    unlabeled clips are prepared into ``<out_dir>/unlabeled`` and the labeled set, read
+    through the HMDB51 reader, into ``<out_dir>/labeled_split<split>``. Returns both manifests.
     """
     from dynamonet_tf.data.datasets import read_folder, read_hmdb51
     from dynamonet_tf.data.demo import demo_paths, generate_demo
 
     out_dir = Path(out_dir)
     video_root = Path(video_root) if video_root else out_dir / "videos"
-    generate_demo(video_root, seed=seed)
+    try:
+        generate_demo(video_root, seed=seed, **(demo_options or {}))
+    except (ValueError, FileExistsError) as error:
+        raise PrepareError(f"cannot generate the demo videos: {error}") from error
     paths = demo_paths(video_root)
     unlabeled = prepare(
         read_folder(paths.unlabeled),
