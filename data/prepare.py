@@ -84,6 +84,8 @@ def main(argv=None):
             )}
     except (DatasetError, PrepareError) as error:
         sys.exit(f"error: {error}")
+    except OSError as error:  # an unwritable --out, a full disk: the user's to fix
+        sys.exit(f"error: {error.strerror or error}: {error.filename or args.out}")
     except KeyboardInterrupt:
         sys.exit("interrupted: finished shards are kept; run the same command again to resume")
     for name, manifest in manifests.items():
