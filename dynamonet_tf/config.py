@@ -162,6 +162,9 @@ class DataConfig(_Section):
 class OptimizerConfig(_Section):
     """SGD with Nesterov momentum and a learning-rate schedule (paper §4.3)."""
 
+    # sgd: the paper's (Nesterov momentum). adam: for short CPU demos, where SGD at the
+    # paper's rate barely moves in a few hundred steps.
+    name: Literal["sgd", "adam"] = "sgd"
     base_learning_rate: float = 0.1  # at base_batch_size; scaled linearly with the global batch
     base_batch_size: int = 64
     momentum: float = 0.9

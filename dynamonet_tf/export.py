@@ -1,0 +1,351 @@
+"""SavedModel export of DynamoNet models that serve raw ``uint8`` video.
+
+:func:`export_saved_model` writes a TensorFlow SavedModel whose signatures take a batch of
+raw RGB video, ``uint8`` ``(batch, num_frames, height, width, 3)`` of any batch size, height
+and width, and do the evaluation preprocessing of :func:`dynamonet_tf.data.pipelines.eval_dataset`
+inside the graph (:func:`preprocess_video`): conversion to [0, 1], bilinear resize of the short
+side to ``short_side`` keeping the aspect ratio, centre crop to ``crop_size``. A client needs
+TensorFlow only, not this package::
+
+    loaded = tf.saved_model.load(export_dir)
+    scores = loaded.signatures["serving_default"](video=video)   # video: uint8
+    scores["top_k_labels"]                                       # (batch, top_k) strings
+
+Signatures (each output a dict entry; which exist depends on the model kind):
+
+- ``serving_default`` (joint, classifier): ``probabilities`` float32 ``(batch, classes)``,
+  the softmax of the logits; ``top_k_indices`` int32 ``(batch, top_k)``;
+  ``top_k_labels`` string ``(batch, top_k)``; ``top_k_probabilities`` float32
+  ``(batch, top_k)``, best first.
+- ``predict_frames`` (joint, pretrain): ``predicted_frames`` float32
+  ``(batch, num_frames, crop_size, crop_size, 3)`` in [0, 1], the prediction of frames
+  2..T+1 of the cropped clip from its frames 1..T; ``filters`` float32
+  ``(batch, num_frames, k, k)``, the dynamic motion filters.
+- ``motion_features`` (joint, classifier): ``ar_features`` float32 ``(batch, ar_units)``,
+  the output of the ``ar_fc`` layer; joint models add ``dmr`` float32 ``(batch, dmr_units)``.
+- ``labels`` (joint, classifier), no input: ``labels`` string ``(classes,)``.
+- ``metadata``, no input: ``metadata``, the JSON string of the metadata asset.
+
+Each signature is also an attribute of the loaded object (``loaded.labels()``), and the
+metadata (model kind, backbone, num_frames, short_side, crop_size, classes, top_k, label
+names, signatures) is the asset ``assets/dynamonet_export.json``, readable without
+TensorFlow.
+
+The export is a ``tf.Module`` saved with ``tf.saved_model.save`` rather than Keras'
+``ExportArchive``: the label names and the metadata asset must be tracked objects of the
+exported module, which ``ExportArchive`` only allows through its private trackable, and
+plain ``tf.function`` s keep every signature's preprocessing and outputs in one readable
+place.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+
+import keras
+import tensorflow as tf
+from official.vision.ops import preprocess_ops_3d
+
+from dynamonet_tf.models.dynamonet import DMR, FILTERS, LOGITS, MODEL_KINDS, PREDICTED_FRAMES
+
+SERVING_DEFAULT = "serving_default"
+PREDICT_FRAMES = "predict_frames"
+MOTION_FEATURES = "motion_features"
+LABELS = "labels"
+METADATA = "metadata"
+
+AR_FEATURES = "ar_features"
+AR_LAYER = "ar_fc"
+METADATA_FILE = "dynamonet_export.json"
+
+# The outputs of each kind of model built by build_dynamonet.
+_KIND_OUTPUTS = {
+    "pretrain": {PREDICTED_FRAMES, FILTERS},
+    "joint": {LOGITS, PREDICTED_FRAMES, FILTERS, DMR},
+    "classifier": {LOGITS},
+}
+_KIND_SIGNATURES = {
+    "pretrain": [PREDICT_FRAMES, METADATA],
+    "joint": [SERVING_DEFAULT, PREDICT_FRAMES, MOTION_FEATURES, LABELS, METADATA],
+    "classifier": [SERVING_DEFAULT, MOTION_FEATURES, LABELS, METADATA],
+}
+
+
+def preprocess_video(video, *, short_side, crop_size):
+    """Raw video -> model input, as :func:`~dynamonet_tf.data.pipelines.eval_dataset` does.
+
+    The same Model Garden ops in the same order: conversion to float32 in [0, 1] (before
+    resizing, so that resizing does not round to ``uint8`` levels), bilinear resize so that
+    the short side is ``short_side`` (``(long * short_side) // short`` for the long side),
+    centre crop.
+
+    Args:
+        video: ``uint8`` ``(batch, time, height, width, channels)``, any height and width.
+
+    Returns:
+        float32 ``(batch, time, crop_size, crop_size, channels)`` in [0, 1].
+    """
+    shape = tf.shape(video)
+    # Model Garden's ops take (time, height, width, channels); frames of all clips are one
+    # such sequence for them.
+    frames = tf.reshape(video, tf.concat([[-1], shape[2:]], axis=0))
+    frames = preprocess_ops_3d.normalize_image(frames, zero_centering_image=False)
+    frames = preprocess_ops_3d.resize_smallest(frames, short_side)
+    frames = preprocess_ops_3d.crop_image(frames, crop_size, crop_size)
+    frames = tf.reshape(frames, tf.concat([shape[:2], [crop_size, crop_size], shape[4:]], axis=0))
+    # The model checks its input's static shape.
+    frames.set_shape(video.shape[:2] + (crop_size, crop_size) + video.shape[4:])
+    return frames
+
+
+def model_kind(model):
+    """``"joint"``, ``"classifier"`` or ``"pretrain"``, from the outputs of ``model``."""
+    outputs = model.output
+    names = set(outputs) if isinstance(outputs, dict) else None
+    layers = {layer.name for layer in model.layers}
+    for kind in MODEL_KINDS:
+        # Classifying kinds also need the layer of their AR features.
+        if names == _KIND_OUTPUTS[kind] and (kind == "pretrain" or AR_LAYER in layers):
+            return kind
+    expected = "; ".join(f"{kind}: {sorted(outputs)}" for kind, outputs in _KIND_OUTPUTS.items())
+    raise ValueError(
+        "export_saved_model needs a model built by build_dynamonet, whose outputs are a dict "
+        f"with the keys of one kind ({expected}) and, to classify, a layer {AR_LAYER!r}; got "
+        f"{sorted(names) if names else outputs!r}."
+    )
+
+
+def export_saved_model(
+    model,
+    export_dir,
+    *,
+    label_names=None,
+    short_side=128,
+    crop_size=112,
+    top_k=5,
+    backbone=None,
+    overwrite=False,
+):
+    """Exports a DynamoNet model as a SavedModel that serves raw ``uint8`` video.
+
+    The signatures are described in the module docstring. The SavedModel is written to a
+    temporary directory beside ``export_dir`` and renamed into place when complete, so an
+    export that fails leaves neither a half-written ``export_dir`` nor temporary files
+    (a killed process leaves only a hidden ``.<name>.partial-*`` directory).
+
+    Args:
+        model: a model from :func:`~dynamonet_tf.models.build_dynamonet` ("joint",
+            "classifier" or "pretrain"), input ``(batch, num_frames, crop_size, crop_size, 3)``.
+        export_dir: the directory to create (a local path).
+        label_names: one name per class, in class-index order (models with logits only);
+            default ``"0"``, ``"1"``, ...
+        short_side: frames are resized so that their short side is this (>= crop_size).
+        crop_size: side of the centre crop; must equal the model's input height and width.
+        top_k: number of best classes ``serving_default`` returns (<= classes).
+        backbone: the backbone's name, recorded in the metadata (the model does not know it).
+        overwrite: replace an existing non-empty ``export_dir``.
+
+    Returns:
+        The metadata dict that was written to ``assets/dynamonet_export.json``.
+
+    Raises:
+        ValueError: an unsupported model or an invalid argument.
+        FileExistsError: ``export_dir`` is a file, or a non-empty directory and not
+            ``overwrite``.
+    """
+    kind = model_kind(model)
+    num_frames = _check_geometry(model, short_side, crop_size)
+    classifies = kind != "pretrain"
+    num_classes = model.output[LOGITS].shape[-1] if classifies else None
+    if classifies:
+        label_names = _check_label_names(label_names, num_classes)
+        _check_top_k(top_k, num_classes)
+    elif label_names is not None:
+        raise ValueError("A 'pretrain' model has no classes: leave label_names unset.")
+
+    export_dir = os.path.abspath(os.fspath(export_dir))
+    _check_destination(export_dir, overwrite)
+    signatures = _KIND_SIGNATURES[kind]
+    metadata = {
+        "model_kind": kind,
+        "backbone": backbone,
+        "num_frames": num_frames,
+        "short_side": short_side,
+        "crop_size": crop_size,
+        "num_classes": num_classes,
+        "top_k": top_k if classifies else None,
+        "label_names": label_names,
+        "input": {"dtype": "uint8", "shape": [None, num_frames, None, None, 3]},
+        "signatures": signatures,
+    }
+
+    os.makedirs(os.path.dirname(export_dir), exist_ok=True)
+    staging = _make_sibling_dir(export_dir, "partial")
+    try:
+        with tempfile.TemporaryDirectory() as asset_dir:
+            # The asset is copied into the SavedModel's assets/ on saving, so its source must
+            # live outside the directory being written.
+            metadata_path = os.path.join(asset_dir, METADATA_FILE)
+            with open(metadata_path, "w") as file:
+                json.dump(metadata, file, indent=2)
+            module = _ServingModule(
+                model, metadata_path, label_names, short_side, crop_size, top_k
+            )
+            tf.saved_model.save(
+                module,
+                staging,
+                signatures={name: getattr(module, name) for name in signatures},
+            )
+        _move_into_place(staging, export_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return metadata
+
+
+class _ServingModule(tf.Module):
+    """The exported object: the Keras model, the label names, the metadata asset, and one
+    ``tf.function`` per signature (attributes named as the signatures)."""
+
+    def __init__(self, model, metadata_path, label_names, short_side, crop_size, top_k):
+        super().__init__(name="dynamonet_export")
+        # Tracking the model saves its variables; the sub-models below share them.
+        self.model = model
+        self.metadata_file = tf.saved_model.Asset(metadata_path)
+        video_spec = tf.TensorSpec(
+            (None, model.input_shape[1], None, None, 3), tf.uint8, name="video"
+        )
+
+        def model_input(video):
+            return preprocess_video(video, short_side=short_side, crop_size=crop_size)
+
+        # One sub-model per signature, so that each runs only the layers its outputs need.
+        def submodel(outputs):
+            return keras.Model(model.input, outputs)
+
+        self.metadata = tf.function(
+            lambda: {METADATA: tf.io.read_file(self.metadata_file.asset_path)}, input_signature=[]
+        )
+
+        if PREDICTED_FRAMES in model.output:
+            predictor = submodel(
+                {PREDICTED_FRAMES: model.output[PREDICTED_FRAMES], FILTERS: model.output[FILTERS]}
+            )
+
+            def predict_frames(video):
+                return _as_float32(predictor(model_input(video), training=False))
+
+            self.predict_frames = tf.function(predict_frames, input_signature=[video_spec])
+
+        if LOGITS in model.output:
+            labels = tf.constant(label_names, tf.string)
+            classifier = submodel(model.output[LOGITS])
+            features = {AR_FEATURES: model.get_layer(AR_LAYER).output}
+            if DMR in model.output:
+                features[DMR] = model.output[DMR]
+            featurizer = submodel(features)
+
+            def serving_default(video):
+                logits = classifier(model_input(video), training=False)
+                probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+                best = tf.math.top_k(probabilities, k=top_k)
+                return {
+                    "probabilities": probabilities,
+                    "top_k_indices": best.indices,
+                    "top_k_labels": tf.gather(labels, best.indices),
+                    "top_k_probabilities": best.values,
+                }
+
+            def motion_features(video):
+                return _as_float32(featurizer(model_input(video), training=False))
+
+            self.serving_default = tf.function(serving_default, input_signature=[video_spec])
+            self.motion_features = tf.function(motion_features, input_signature=[video_spec])
+            self.labels = tf.function(lambda: {LABELS: labels}, input_signature=[])
+
+
+def _as_float32(outputs):
+    # Under mixed precision some layers (ar_fc, dmr) compute in float16; serving is float32.
+    return {name: tf.cast(value, tf.float32) for name, value in outputs.items()}
+
+
+def _check_geometry(model, short_side, crop_size):
+    """Checks the crop against the model's input; returns the model's num_frames."""
+    for name, value in (("short_side", short_side), ("crop_size", crop_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+    if crop_size > short_side:
+        raise ValueError(f"crop_size {crop_size} is larger than short_side {short_side}.")
+    _, num_frames, height, width, channels = model.input_shape
+    if channels != 3:
+        raise ValueError(f"The export serves RGB video; the model's input has {channels} channels.")
+    if (height, width) != (crop_size, crop_size):
+        raise ValueError(
+            f"crop_size {crop_size} must equal the model's input height and width; the model "
+            f"takes {height}x{width} frames."
+        )
+    return num_frames
+
+
+def _check_label_names(label_names, num_classes):
+    if label_names is None:
+        return [str(index) for index in range(num_classes)]
+    if isinstance(label_names, (str, bytes)):
+        raise ValueError("label_names must be a sequence of names, not a single string.")
+    label_names = list(label_names)
+    if not all(isinstance(label, str) for label in label_names):
+        raise ValueError("label_names must all be strings.")
+    if len(label_names) != num_classes:
+        raise ValueError(
+            f"label_names has {len(label_names)} names but the model has {num_classes} classes."
+        )
+    return label_names
+
+
+def _check_top_k(top_k, num_classes):
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= num_classes:
+        raise ValueError(
+            f"top_k must be an integer from 1 to the model's {num_classes} classes; got {top_k!r}."
+        )
+
+
+def _check_destination(export_dir, overwrite):
+    if os.path.exists(export_dir) and not os.path.isdir(export_dir):
+        raise FileExistsError(f"export_dir {export_dir} exists and is not a directory.")
+    if os.path.isdir(export_dir) and os.listdir(export_dir) and not overwrite:
+        raise FileExistsError(
+            f"export_dir {export_dir} exists and is not empty; pass overwrite=True to replace it."
+        )
+
+
+def _move_into_place(staging, export_dir):
+    """Renames the finished ``staging`` directory to ``export_dir``, replacing what is there.
+
+    The old export is renamed aside first and deleted last, so a failed rename leaves it in
+    place.
+    """
+    if not os.path.isdir(export_dir):
+        os.rename(staging, export_dir)
+        return
+    old = _make_sibling_dir(export_dir, "old")
+    moved = os.path.join(old, os.path.basename(export_dir))
+    os.rename(export_dir, moved)
+    try:
+        os.rename(staging, export_dir)
+    except BaseException:
+        os.rename(moved, export_dir)
+        os.rmdir(old)
+        raise
+    shutil.rmtree(old)
+
+
+def _make_sibling_dir(path, tag):
+    """Creates a new hidden directory beside ``path``, on the same file system so that
+    renames are atomic. Unlike ``tempfile.mkdtemp`` it honours the umask: the staging
+    directory becomes the export, which servers running as other users must read."""
+    parent, name = os.path.split(path)
+    sibling = os.path.join(parent, f".{name}.{tag}-{uuid.uuid4().hex[:8]}")
+    os.mkdir(sibling)
+    return sibling

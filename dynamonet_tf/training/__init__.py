@@ -1,0 +1,1 @@
+"""Training DynamoNet: stages, optimisation, checkpoints, logs."""

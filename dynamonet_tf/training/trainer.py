@@ -1,0 +1,465 @@
+"""The training loop of every stage, on one device or many (``tf.distribute``).
+
+One custom loop serves all strategies: Keras 3's ``fit`` does not run under
+``MultiWorkerMirroredStrategy`` (keras-team/keras#20585), and a loop of our own also gives
+exact resumption. Per stage:
+
+- pretrain: L_FP (Huber on the predicted frames), no classifier;
+- joint: alpha * L_FP + beta * L_CE;
+- finetune: the joint loss on a model initialised from a pretrain or joint run (a new
+  classifier when the class count differs), at ``train.finetune_learning_rate_scale`` times
+  the learning rate.
+
+Batches are global: each replica computes its share and losses are averaged over the global
+batch (``tf.nn.compute_average_loss``), so the gradients equal one device's with the same
+global batch. BatchNorm statistics are per replica (not synchronised), as in the paper's
+PyTorch ``DataParallel`` training.
+
+State survives a kill: the model, the optimiser, the learning-rate plateau state, and the
+position in the data (epoch and step; each epoch's data stream is a function of the seed and
+the epoch, and a resumed epoch skips the batches already trained on) are checkpointed every
+``train.checkpoint_every_steps`` steps and at the end of every epoch. TensorFlow writes a
+checkpoint completely before pointing the ``checkpoint`` index at it, so a kill during a
+save leaves the previous one in force.
+"""
+
+import csv
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+import yaml
+
+from dynamonet_tf.config import check_against_runtime, to_dict
+from dynamonet_tf.data.pipelines import eval_dataset, train_dataset
+from dynamonet_tf.frame_metrics import frame_prediction_scores
+from dynamonet_tf.losses import FramePredictionLoss
+from dynamonet_tf.models import LOGITS, PREDICTED_FRAMES, build_dynamonet, split_clip, transfer_weights
+from dynamonet_tf.training.optimization import make_optimizer
+from dynamonet_tf.video_accuracy import accuracy_report
+
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+CONFIG_FILE = "config.yaml"
+
+
+class TrainingError(Exception):
+    """A run that cannot start or go on; the message says why and what to do."""
+
+
+def make_strategy(name):
+    """The ``tf.distribute`` strategy called ``name`` (see :data:`STRATEGIES`)."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    raise TrainingError(f"unknown strategy {name!r}; valid: {', '.join(STRATEGIES)}")
+
+
+def model_kind(config):
+    if config.train.stage == "pretrain":
+        return "pretrain"
+    return "classifier" if config.train.classifier_only else "joint"
+
+
+def build_model(config):
+    """The Keras model that ``config`` trains."""
+    model, data = config.model, config.data
+    return build_dynamonet(
+        model_kind(config),
+        backbone=model.backbone,
+        input_shape=(data.num_frames, data.crop_size, data.crop_size, 3),
+        num_classes=data.num_classes if config.train.labeled else None,
+        kernel_size=model.kernel_size,
+        head_filters=model.head_filters,
+        ar_units=model.ar_units,
+        dmr_units=model.dmr_units,
+        dropout_rate=model.dropout_rate,
+        initial_centre_weight=model.initial_centre_weight,
+        backbone_options=dict(
+            width_multiplier=model.width_multiplier,
+            shortcut_type=model.shortcut_type,
+            conv1_t_size=model.conv1_t_size,
+            conv1_t_stride=model.conv1_t_stride,
+            no_max_pool=model.no_max_pool,
+            stc_reduction=model.stc_reduction,
+        ),
+    )
+
+
+def _differences(saved, current, prefix=""):
+    for key in sorted(set(saved) | set(current)):
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            yield from _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            yield f"{prefix}{key}: {a!r} -> {b!r}"
+
+
+class Trainer:
+    """Trains ``config`` in ``model_dir``; resumes what a previous run left there."""
+
+    def __init__(self, config, model_dir, *, strategy=None, init_from=None, overwrite=False, progress=True):
+        self.config = config
+        self.model_dir = Path(model_dir)
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.progress = progress
+        check_against_runtime(config, self.strategy.num_replicas_in_sync)
+        if config.train.stage == "finetune" and init_from is None and not self._has_checkpoint():
+            raise TrainingError(
+                "train.stage 'finetune' starts from an earlier run: pass --init-from with its "
+                "model dir or checkpoint."
+            )
+        self._claim_model_dir(overwrite)
+        keras.mixed_precision.set_global_policy(config.train.mixed_precision)
+        keras.utils.set_random_seed(config.train.seed)
+        with self.strategy.scope():
+            self.model = build_model(config)
+            self.optimizer, self.schedule = make_optimizer(config)
+            self.optimizer.build(self.model.trainable_variables)
+            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+            self.step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+            self.best_val_loss = tf.Variable(math.inf, dtype=tf.float32, trainable=False)
+            self.plateau_wait = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.checkpoint = tf.train.Checkpoint(
+            model=self.model,
+            optimizer=self.optimizer,
+            plateau_scale=self.schedule.plateau_scale,
+            epoch=self.epoch,
+            step_in_epoch=self.step_in_epoch,
+            best_val_loss=self.best_val_loss,
+            plateau_wait=self.plateau_wait,
+        )
+        self.manager = tf.train.CheckpointManager(self.checkpoint, self.model_dir / "checkpoints", max_to_keep=3)
+        self.best_manager = tf.train.CheckpointManager(
+            tf.train.Checkpoint(model=self.model), self.model_dir / "best", max_to_keep=1
+        )
+        self.init_report = None
+        if self.manager.latest_checkpoint:
+            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+        elif init_from is not None:
+            self.init_report = self._initialise_from(init_from)
+        self._fp_loss = FramePredictionLoss(config.loss.huber_delta, reduction=None)
+        self._kernels = [w for w in self.model.trainable_weights if w.path.endswith("kernel")]
+        self._train_step = self._make_train_step()
+
+    # ------------------------------------------------------------------ set-up
+
+    def _has_checkpoint(self):
+        return tf.train.latest_checkpoint(self.model_dir / "checkpoints") is not None
+
+    def _claim_model_dir(self, overwrite):
+        """Refuses a model dir that holds a run of another stage or config."""
+        saved_path = self.model_dir / CONFIG_FILE
+        current = to_dict(self.config)
+        if saved_path.exists():
+            saved = yaml.safe_load(saved_path.read_text())
+            differences = list(_differences(saved, current))
+            if differences and not overwrite:
+                raise TrainingError(
+                    f"{self.model_dir} holds a run with another config ({'; '.join(differences)}); "
+                    "use another --model-dir, or --overwrite to start it afresh."
+                )
+            if differences:
+                for name in ("checkpoints", "best", "tensorboard"):
+                    shutil.rmtree(self.model_dir / name, ignore_errors=True)
+                for name in ("log.csv", "report.json", "init_report.json"):
+                    (self.model_dir / name).unlink(missing_ok=True)
+        self.model_dir.mkdir(parents=True, exist_ok=True)
+        saved_path.write_text(yaml.safe_dump(current, sort_keys=False))
+
+    def _initialise_from(self, source):
+        """Loads weights by layer name from another run (its model dir or a checkpoint)."""
+        source = Path(source)
+        run_dir = source if source.is_dir() else source.parent.parent
+        config_path = run_dir / CONFIG_FILE
+        if not config_path.exists():
+            raise TrainingError(f"--init-from {source}: no {CONFIG_FILE} in {run_dir}; expected a run's model dir.")
+        from dynamonet_tf.config import load_config
+
+        source_config = load_config(config_path)
+        prefix = source if not source.is_dir() else None
+        if prefix is None:
+            # The run's final state; pass a checkpoint of best/ to start from the best one.
+            prefix = tf.train.latest_checkpoint(run_dir / "checkpoints")
+        if prefix is None:
+            raise TrainingError(f"--init-from {source}: no checkpoint in {run_dir / 'checkpoints'}.")
+        source_model = build_model(source_config)
+        tf.train.Checkpoint(model=source_model).restore(str(prefix)).expect_partial()
+        report = transfer_weights(source_model, self.model)
+        summary = {
+            "source": str(prefix),
+            "loaded": report.loaded,
+            "new": report.new,
+            "mismatched": report.mismatched,
+            "unused": report.unused,
+        }
+        (self.model_dir / "init_report.json").write_text(json.dumps(summary, indent=2))
+        print(f"initialised from {prefix}: {report}")
+        return summary
+
+    # ------------------------------------------------------------------ steps
+
+    def _per_example_losses(self, outputs, targets):
+        parts = {}
+        if PREDICTED_FRAMES in outputs:
+            parts["frame_prediction_loss"] = self._fp_loss(targets[PREDICTED_FRAMES], outputs[PREDICTED_FRAMES])
+        if LOGITS in outputs:
+            parts["classification_loss"] = keras.losses.sparse_categorical_crossentropy(
+                targets[LOGITS], tf.cast(outputs[LOGITS], tf.float32), from_logits=True
+            )
+        if self.config.train.stage == "pretrain":
+            total = parts["frame_prediction_loss"]
+        else:
+            total = self.config.loss.beta * parts["classification_loss"]
+            if "frame_prediction_loss" in parts:
+                total += self.config.loss.alpha * parts["frame_prediction_loss"]
+        return total, parts
+
+    def _batch_sums(self, outputs, targets, total, parts):
+        """Sums over the replica's batch, for metrics averaged over the global batch."""
+        sums = {"loss": tf.reduce_sum(total), "examples": tf.cast(tf.shape(total)[0], tf.float32)}
+        sums.update({name: tf.reduce_sum(value) for name, value in parts.items()})
+        if LOGITS in outputs:
+            labels = targets[LOGITS]
+            logits = tf.cast(outputs[LOGITS], tf.float32)
+            k = min(5, logits.shape[-1])
+            sums["top1_correct"] = tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, logits, 1), tf.float32))
+            sums["top5_correct"] = tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, logits, k), tf.float32))
+        return sums
+
+    def _make_train_step(self):
+        global_batch = self.config.train.batch_size
+        weight_decay = self.config.optimizer.weight_decay
+        replicas = self.strategy.num_replicas_in_sync
+        scales_loss = isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
+
+        def replica_step(frames, targets):
+            with tf.GradientTape() as tape:
+                outputs = self.model(frames, training=True)
+                total, parts = self._per_example_losses(outputs, targets)
+                loss = tf.nn.compute_average_loss(total, global_batch_size=global_batch)
+                if weight_decay:
+                    # PyTorch-style L2: decay flows through the momentum (paper's setting).
+                    loss += 0.5 * weight_decay * tf.add_n([tf.reduce_sum(tf.square(tf.cast(k, tf.float32))) for k in self._kernels]) / replicas
+                scaled = self.optimizer.scale_loss(loss) if scales_loss else loss
+            gradients = tape.gradient(scaled, self.model.trainable_variables)
+            self.optimizer.apply(gradients, self.model.trainable_variables)
+            return self._batch_sums(outputs, targets, total, parts)
+
+        @tf.function(jit_compile=None)
+        def train_step(iterator):
+            frames, targets = next(iterator)
+            sums = self.strategy.run(replica_step, args=(frames, targets))
+            return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in sums.items()}
+
+        return train_step
+
+    # ------------------------------------------------------------------ data
+
+    def _epoch_dataset(self, epoch, skip):
+        data, train = self.config.data, self.config.train
+        steps = train.steps_per_epoch - skip
+
+        def dataset_fn(context):
+            dataset = train_dataset(
+                data.train_files,
+                num_frames=data.num_frames,
+                frame_stride=data.frame_stride,
+                crop_size=data.crop_size,
+                short_side=data.short_side,
+                batch_size=train.batch_size,
+                labeled=train.labeled,
+                shuffle_buffer=data.shuffle_buffer,
+                # Each epoch's stream depends on the seed and the epoch only: a resumed run
+                # sees the same batches as an uninterrupted one.
+                seed=train.seed * 100_003 + epoch,
+                deterministic=train.deterministic,
+                input_context=context,
+            )
+            return dataset.skip(skip).take(steps)
+
+        return self.strategy.distribute_datasets_from_function(dataset_fn)
+
+    def _eval_clips(self, limit):
+        """Held-out clips of T + 1 frames as ``(frames, targets)`` batches (centre crop)."""
+        data = self.config.data
+        dataset = eval_dataset(
+            data.eval_files,
+            num_frames=data.num_frames + 1,
+            crop_size=data.crop_size,
+            short_side=data.short_side,
+            batch_size=max(1, self.config.train.batch_size // self.strategy.num_replicas_in_sync),
+        )
+        if limit:
+            dataset = dataset.take(limit)
+        for clips, info in dataset:
+            frames, next_frames = split_clip(clips)
+            yield frames, {PREDICTED_FRAMES: next_frames, LOGITS: info["label"]}, info
+
+    # ------------------------------------------------------------------ evaluation
+
+    def validate(self):
+        """Mean losses (and accuracy) over the eval clips; ``{}`` without eval files."""
+        if not self.config.data.eval_files:
+            return {}
+        totals = {}
+        for frames, targets, _ in self._eval_clips(self.config.train.eval_steps):
+            outputs = self.model(frames, training=False)
+            total, parts = self._per_example_losses(outputs, targets)
+            for name, value in self._batch_sums(outputs, targets, total, parts).items():
+                totals[name] = totals.get(name, 0.0) + float(value)
+        return _averages(totals, prefix="val_")
+
+    def frame_prediction_report(self, max_batches=8):
+        """FP loss and SSIM/PSNR against copying the last frame, on held-out clips."""
+        predicted, targets, previous = [], [], []
+        for frames, batch_targets, _ in self._eval_clips(max_batches):
+            predicted.append(np.asarray(self.model(frames, training=False)[PREDICTED_FRAMES]))
+            targets.append(np.asarray(batch_targets[PREDICTED_FRAMES]))
+            previous.append(np.asarray(frames))
+        predicted, targets, previous = (np.concatenate(a) for a in (predicted, targets, previous))
+        report = frame_prediction_scores(targets, predicted, previous)
+        report["model"]["frame_prediction_loss"] = float(tf.reduce_mean(self._fp_loss(targets, predicted)))
+        report["copy_last_frame"]["frame_prediction_loss"] = float(tf.reduce_mean(self._fp_loss(targets, previous)))
+        report["clips"] = int(len(targets))
+        return report
+
+    # ------------------------------------------------------------------ the loop
+
+    def _save(self):
+        self.manager.save(checkpoint_number=int(self.optimizer.iterations.numpy()))
+
+    def _end_epoch(self, logs):
+        val_loss = logs.get("val_loss")
+        if val_loss is not None:
+            if val_loss < float(self.best_val_loss.numpy()):
+                self.best_val_loss.assign(val_loss)
+                self.plateau_wait.assign(0)
+                self.best_manager.save(checkpoint_number=int(self.epoch.numpy()))
+            else:
+                self.plateau_wait.assign_add(1)
+                optimizer = self.config.optimizer
+                if optimizer.schedule == "plateau" and self.plateau_wait.numpy() > optimizer.plateau_patience:
+                    floor = optimizer.min_learning_rate / max(self.schedule.initial, 1e-30)
+                    self.schedule.plateau_scale.assign(
+                        max(floor, float(self.schedule.plateau_scale.numpy()) * optimizer.plateau_factor)
+                    )
+                    self.plateau_wait.assign(0)
+        self.epoch.assign_add(1)
+        self.step_in_epoch.assign(0)
+        self._save()
+
+    def train(self):
+        """Runs the remaining epochs; returns the final report (also in ``report.json``)."""
+        train = self.config.train
+        writer = tf.summary.create_file_writer(str(self.model_dir / "tensorboard"))
+        log_path = self.model_dir / "log.csv"
+        while int(self.epoch.numpy()) < train.epochs:
+            epoch = int(self.epoch.numpy())
+            skip = int(self.step_in_epoch.numpy())
+            iterator = iter(self._epoch_dataset(epoch, skip))
+            bar = keras.utils.Progbar(train.steps_per_epoch, verbose=1 if self.progress else 0, unit_name="step")
+            bar.update(skip)
+            totals, started = {}, time.perf_counter()
+            for step in range(skip, train.steps_per_epoch):
+                sums = {k: float(v) for k, v in self._train_step(iterator).items()}
+                if not math.isfinite(sums["loss"]):
+                    raise TrainingError(
+                        f"the loss became {sums['loss']} at epoch {epoch}, step {step}; training "
+                        f"stopped. The last good checkpoint is kept: {self.manager.latest_checkpoint}. "
+                        "Lower optimizer.base_learning_rate or check the data."
+                    )
+                for name, value in sums.items():
+                    totals[name] = totals.get(name, 0.0) + value
+                self.step_in_epoch.assign(step + 1)
+                iterations = int(self.optimizer.iterations.numpy())
+                rate = float(self.schedule(iterations))
+                bar.update(step + 1, [("loss", sums["loss"] / sums["examples"]), ("lr", rate)])
+                if (step + 1) % train.checkpoint_every_steps == 0 and step + 1 < train.steps_per_epoch:
+                    self._save()
+                with writer.as_default(step=iterations):
+                    tf.summary.scalar("train/loss", sums["loss"] / sums["examples"])
+                    tf.summary.scalar("train/learning_rate", rate)
+            elapsed = time.perf_counter() - started
+            logs = _averages(totals, prefix="")
+            logs["clips_per_second"] = totals.get("examples", 0.0) / max(elapsed, 1e-9)
+            logs["learning_rate"] = float(self.schedule(int(self.optimizer.iterations.numpy())))
+            logs.update(self.validate())
+            with writer.as_default(step=int(self.optimizer.iterations.numpy())):
+                for name, value in logs.items():
+                    tf.summary.scalar(f"epoch/{name}", value)
+            self._append_csv(log_path, dict(epoch=epoch + 1, step=int(self.optimizer.iterations.numpy()), **logs))
+            self._end_epoch(logs)
+        writer.flush()
+        report = self.final_report()
+        (self.model_dir / "report.json").write_text(json.dumps(report, indent=2))
+        return report
+
+    def final_report(self):
+        report = {"stage": self.config.train.stage, "steps": int(self.optimizer.iterations.numpy())}
+        if self.init_report:
+            report["initialised_from"] = self.init_report["source"]
+        if self.config.data.eval_files and model_kind(self.config) != "classifier" and self.config.train.stage == "pretrain":
+            report["frame_prediction"] = self.frame_prediction_report()
+        if self.config.data.eval_files:
+            report.update(self.validate())
+            if self.config.train.labeled:
+                report["video_accuracy"] = self.video_accuracy_report()
+        return report
+
+    def video_accuracy_report(self):
+        """Video-level accuracy on the eval set: the paper's protocol (every T-frame clip,
+        centre crop, softmax averaged per video)."""
+        data = self.config.data
+        manifest = Path(data.eval_files).parent / "manifest.json"
+        classes = (
+            json.loads(manifest.read_text())["classes"]
+            if manifest.exists()
+            else [str(i) for i in range(data.num_classes)]
+        )
+        media_ids, labels, probabilities = [], [], []
+        for frames, info in eval_dataset(
+            data.eval_files,
+            num_frames=data.num_frames,
+            crop_size=data.crop_size,
+            short_side=data.short_side,
+            batch_size=self.config.train.batch_size,
+        ):
+            logits = tf.cast(self.model(frames, training=False)[LOGITS], tf.float32)
+            probabilities.append(tf.nn.softmax(logits).numpy())
+            media_ids.extend(info["media_id"].numpy().tolist())
+            labels.extend(info["label"].numpy().tolist())
+        report = accuracy_report(media_ids, labels, np.concatenate(probabilities), classes)
+        return {k: report[k] for k in ("videos", "clips", "video_top1", "video_top5", "clip_top1", "mean_class_accuracy")}
+
+    @staticmethod
+    def _append_csv(path, row):
+        new = not path.exists()
+        with path.open("a", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+
+def _averages(totals, prefix):
+    examples = totals.get("examples", 0.0)
+    averages = {}
+    for name, value in totals.items():
+        if name == "examples" or not examples:
+            continue
+        label = {"top1_correct": "top1_accuracy", "top5_correct": "top5_accuracy"}.get(name, name)
+        averages[prefix + label] = value / examples
+    return averages

@@ -1,0 +1,139 @@
+"""Every stage end to end on tiny generated data; resumption; refusals."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dynamonet_tf.config import load_config
+from dynamonet_tf.data.schema import encode_video_example
+from dynamonet_tf.training.trainer import Trainer, TrainingError
+from synthetic import translation_clips
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """Labeled TFRecords of panning textures: class = pan direction (8 classes)."""
+    root = tmp_path_factory.mktemp("tiny_data")
+    clips, labels = translation_clips(16, 20, 40, seed=3)
+    for subset, indices in (("train", range(0, 12)), ("test", range(12, 16))):
+        with tf.io.TFRecordWriter(str(root / f"{subset}-00000-of-00001.tfrecord")) as writer:
+            for i in indices:
+                jpegs = [tf.io.encode_jpeg(tf.constant((f * 255).astype(np.uint8)), quality=95).numpy() for f in clips[i]]
+                writer.write(encode_video_example(jpegs, int(labels[i]), f"dir{labels[i]}", f"video{i}"))
+    return root
+
+
+def tiny_config(data_dir, stage="pretrain", *overrides):
+    return load_config(
+        None,
+        [
+            f"train.stage={stage}",
+            f"data.train_files={data_dir}/train-*.tfrecord",
+            f"data.eval_files={data_dir}/test-*.tfrecord",
+            "data.num_classes=8",
+            "data.num_frames=8",
+            "data.crop_size=32",
+            "data.short_side=32",
+            "data.shuffle_buffer=4",
+            "model.backbone=resnet10",
+            "model.width_multiplier=0.125",
+            "model.head_filters=8",
+            "model.ar_units=16",
+            "model.dmr_units=16",
+            "train.batch_size=4",
+            "train.epochs=2",
+            "train.steps_per_epoch=3",
+            "train.checkpoint_every_steps=2",
+            "train.deterministic=true",
+            "train.eval_steps=1",
+            *overrides,
+        ],
+    )
+
+
+def weights(model):
+    return [w.numpy().copy() for w in model.weights]
+
+
+def test_pretrain_then_joint_then_finetune(tiny_data, tmp_path):
+    pretrain = Trainer(tiny_config(tiny_data), tmp_path / "pretrain", progress=False)
+    report = pretrain.train()
+    assert report["steps"] == 6
+    fp = report["frame_prediction"]
+    assert set(fp) == {"model", "copy_last_frame", "clips"} and fp["clips"] >= 1
+    assert (tmp_path / "pretrain" / "log.csv").read_text().count("\n") == 3  # header + 2 epochs
+    assert list((tmp_path / "pretrain" / "tensorboard").glob("events.out.tfevents.*"))
+
+    finetune = Trainer(
+        tiny_config(tiny_data, "finetune"), tmp_path / "finetune", init_from=tmp_path / "pretrain", progress=False
+    )
+    init = json.loads((tmp_path / "finetune" / "init_report.json").read_text())
+    assert {"backbone/conv1", "fp_filter_fc", "fp_conv1"} <= set(init["loaded"])
+    assert {"logits", "dmr", "ar_fc"} <= set(init["new"])
+    for name in ("fp_filter_fc", "fp_bn1"):
+        for a, b in zip(pretrain.model.get_layer(name).get_weights(), finetune.model.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    report = finetune.train()
+    accuracy = report["video_accuracy"]
+    assert accuracy["videos"] == 4 and 0.0 <= accuracy["video_top1"] <= 1.0
+    assert "val_top1_accuracy" in report
+
+
+def test_joint_stage_runs(tiny_data, tmp_path):
+    report = Trainer(tiny_config(tiny_data, "joint", "train.epochs=1"), tmp_path / "joint", progress=False).train()
+    assert report["steps"] == 3 and "val_classification_loss" in report
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tiny_data, tmp_path):
+    config = tiny_config(tiny_data)
+    reference = Trainer(config, tmp_path / "reference", progress=False)
+    reference.train()
+
+    interrupted = Trainer(config, tmp_path / "resumed", progress=False)
+    step = interrupted._train_step
+
+    def stop_after_five(iterator):
+        if int(interrupted.optimizer.iterations.numpy()) == 5:
+            raise KeyboardInterrupt  # right after the mid-epoch checkpoint of epoch 2
+        return step(iterator)
+
+    interrupted._train_step = stop_after_five
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.train()
+    resumed = Trainer(config, tmp_path / "resumed", progress=False)
+    # Restored mid-epoch: the second epoch's first two batches are skipped, not retrained.
+    assert int(resumed.optimizer.iterations.numpy()) == 5
+    assert (int(resumed.epoch.numpy()), int(resumed.step_in_epoch.numpy())) == (1, 2)
+    resumed.train()
+    assert int(resumed.optimizer.iterations.numpy()) == int(reference.optimizer.iterations.numpy()) == 6
+    for a, b in zip(weights(reference.model), weights(resumed.model)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_model_dir_of_another_config_is_refused(tiny_data, tmp_path):
+    Trainer(tiny_config(tiny_data, "pretrain", "train.epochs=1"), tmp_path / "run", progress=False)
+    with pytest.raises(TrainingError, match=r"another config \(.*train.stage: 'pretrain' -> 'joint'.*--overwrite"):
+        Trainer(tiny_config(tiny_data, "joint"), tmp_path / "run", progress=False)
+
+
+def test_finetune_needs_a_starting_point(tiny_data, tmp_path):
+    with pytest.raises(TrainingError, match="--init-from"):
+        Trainer(tiny_config(tiny_data, "finetune"), tmp_path / "run", progress=False)
+
+
+def test_nan_loss_stops_with_the_last_good_checkpoint(tiny_data, tmp_path):
+    trainer = Trainer(tiny_config(tiny_data, "pretrain", "train.epochs=2"), tmp_path / "run", progress=False)
+    step = trainer._train_step
+
+    def poisoned(iterator):
+        sums = step(iterator)
+        if int(trainer.optimizer.iterations.numpy()) == 5:
+            sums = dict(sums, loss=tf.constant(float("nan")))
+        return sums
+
+    trainer._train_step = poisoned
+    with pytest.raises(TrainingError, match=r"loss became nan at epoch 1, step 1.*last good checkpoint is kept"):
+        trainer.train()
+    assert trainer.manager.latest_checkpoint.endswith("ckpt-3")  # the end of epoch 1
