@@ -32,10 +32,11 @@ names, signatures) is the asset ``assets/dynamonet_export.json``, readable witho
 TensorFlow.
 
 The export is a ``tf.Module`` saved with ``tf.saved_model.save`` rather than Keras'
-``ExportArchive``: the label names and the metadata asset must be tracked objects of the
-exported module, which ``ExportArchive`` only allows through its private trackable, and
-plain ``tf.function`` s keep every signature's preprocessing and outputs in one readable
-place.
+``ExportArchive`` (``model.export``), because ``ExportArchive.write_out`` always adds a
+``serving_default`` signature, aliasing the first endpoint when none has that name: a
+pretrain export would then answer ``serving_default`` with predicted frames, where clients
+expect classification or no such signature. A ``tf.Module`` also keeps the metadata asset
+and the signatures as named attributes of the loaded object.
 """
 
 import json
@@ -267,7 +268,7 @@ class _ServingModule(tf.Module):
 
 
 def _as_float32(outputs):
-    # Under mixed precision some layers (ar_fc, dmr) compute in float16; serving is float32.
+    # Under mixed precision ar_fc and dmr compute in (b)float16; every output is float32.
     return {name: tf.cast(value, tf.float32) for name, value in outputs.items()}
 
 

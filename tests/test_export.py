@@ -22,10 +22,9 @@ LABELS = ["walk", "run", "Käse rollen", "jump rope", "sit down"]
 # Two calls of the same loaded signatures: (batch, height, width). The second is portrait
 # and its long side, 101 * 72 / 75 = 96.96, checks that it is floored as in the pipelines.
 VIDEO_SHAPES = {"landscape": (2, 80, 100), "portrait": (3, 101, 75)}
-CLASSIFY_OUTPUTS = ("probabilities", "top_k_indices", "top_k_probabilities")
 
-# Runs with its working directory in tmp_path and no PYTHONPATH: only TensorFlow and
-# NumPy are importable, as for a client of the export.
+# Runs with its working directory in tmp_path and no PYTHONPATH, so that, as for a client
+# of the export, the project cannot be imported.
 LOAD_IN_FRESH_PROCESS = textwrap.dedent(
     """
     import json, sys
@@ -41,6 +40,8 @@ LOAD_IN_FRESH_PROCESS = textwrap.dedent(
 
     export_dir, names = sys.argv[1], sys.argv[2:]
     loaded = tf.saved_model.load(export_dir)
+
+
     def strings(tensor):
         return [value.decode() for value in tensor.numpy()]
 
@@ -278,7 +279,7 @@ def test_pretrain_export_predicts_frames_and_does_not_classify(tmp_path):
         None,
         None,
     )
-    video = random_video(2, 72, 72)
+    video = random_video(2, 90, 72)
     predicted = loaded.signatures["predict_frames"](video=tf.constant(video))
     expected = model(reference_frames(video), training=False)
     np.testing.assert_allclose(
@@ -373,7 +374,11 @@ def test_failed_final_rename_keeps_the_earlier_export(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "rename", rename_failing_for_the_new_export)
     with pytest.raises(OSError, match="busy"):
         export.export_saved_model(
-            tiny_model("pretrain"), export_dir, short_side=SHORT_SIDE, crop_size=CROP, overwrite=True
+            tiny_model("pretrain"),
+            export_dir,
+            short_side=SHORT_SIDE,
+            crop_size=CROP,
+            overwrite=True,
         )
     assert [path.name for path in tmp_path.iterdir()] == ["export"]
     assert [path.name for path in export_dir.iterdir()] == ["old.txt"]
