@@ -137,3 +137,13 @@ def test_nan_loss_stops_with_the_last_good_checkpoint(tiny_data, tmp_path):
     with pytest.raises(TrainingError, match=r"loss became nan at epoch 1, step 1.*last good checkpoint is kept"):
         trainer.train()
     assert trainer.manager.latest_checkpoint.endswith("ckpt-3")  # the end of epoch 1
+
+
+def test_xla_and_bfloat16_switches_train(tiny_data, tmp_path):
+    config = tiny_config(tiny_data, "joint", "train.epochs=1", "train.jit_compile=true", "train.mixed_precision=mixed_bfloat16")
+    trainer = Trainer(config, tmp_path / "run", progress=False)
+    before = weights(trainer.model)
+    report = trainer.train()
+    assert report["steps"] == 3
+    assert trainer.model.get_layer("backbone").get_layer("conv1").compute_dtype == "bfloat16"
+    assert any(not np.array_equal(a, b) for a, b in zip(before, weights(trainer.model)))

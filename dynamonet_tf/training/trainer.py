@@ -245,7 +245,7 @@ class Trainer:
         replicas = self.strategy.num_replicas_in_sync
         scales_loss = isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
 
-        def replica_step(frames, targets):
+        def gradients_and_sums(frames, targets):
             with tf.GradientTape() as tape:
                 outputs = self.model(frames, training=True)
                 total, parts = self._per_example_losses(outputs, targets)
@@ -255,10 +255,19 @@ class Trainer:
                     loss += 0.5 * weight_decay * tf.add_n([tf.reduce_sum(tf.square(tf.cast(k, tf.float32))) for k in self._kernels]) / replicas
                 scaled = self.optimizer.scale_loss(loss) if scales_loss else loss
             gradients = tape.gradient(scaled, self.model.trainable_variables)
-            self.optimizer.apply(gradients, self.model.trainable_variables)
-            return self._batch_sums(outputs, targets, total, parts)
+            return gradients, self._batch_sums(outputs, targets, total, parts)
 
-        @tf.function(jit_compile=None)
+        if self.config.train.jit_compile:
+            # XLA compiles the forward and backward passes; the update stays outside, where
+            # the distribution strategy aggregates gradients across replicas.
+            gradients_and_sums = tf.function(gradients_and_sums, jit_compile=True)
+
+        def replica_step(frames, targets):
+            gradients, sums = gradients_and_sums(frames, targets)
+            self.optimizer.apply(gradients, self.model.trainable_variables)
+            return sums
+
+        @tf.function
         def train_step(iterator):
             frames, targets = next(iterator)
             sums = self.strategy.run(replica_step, args=(frames, targets))
