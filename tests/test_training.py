@@ -64,7 +64,18 @@ def test_pretrain_then_joint_then_finetune(tiny_data, tmp_path):
     fp = report["frame_prediction"]
     assert set(fp) == {"model", "copy_last_frame", "clips"} and fp["clips"] >= 1
     assert (tmp_path / "pretrain" / "log.csv").read_text().count("\n") == 3  # header + 2 epochs
-    assert list((tmp_path / "pretrain" / "tensorboard").glob("events.out.tfevents.*"))
+    events = list((tmp_path / "pretrain" / "tensorboard").glob("events.out.tfevents.*"))
+    images, scalars = {}, set()
+    for event in tf.compat.v1.train.summary_iterator(str(events[0])):
+        for value in event.summary.value:
+            if value.tag in ("frame_prediction", "filters"):
+                image = tf.io.decode_png(tf.make_ndarray(value.tensor)[2])
+                images[value.tag] = tuple(image.shape)
+            else:
+                scalars.add(value.tag)
+    # Ground truth | predicted | difference for 8 frames of 32x32; 8 filters of 5x5 at x8.
+    assert images == {"frame_prediction": (96, 256, 3), "filters": (42, 336, 1)}
+    assert {"train/loss", "train/learning_rate", "epoch/val_loss", "epoch/clips_per_second"} <= scalars
 
     finetune = Trainer(
         tiny_config(tiny_data, "finetune"), tmp_path / "finetune", init_from=tmp_path / "pretrain", progress=False

@@ -345,6 +345,28 @@ class Trainer:
         report["clips"] = int(len(targets))
         return report
 
+    def log_prediction_images(self, writer, step):
+        """TensorBoard images of the first eval clip (the paper's Figure 3) and its filters.
+
+        ``frame_prediction``: rows ground truth | predicted | 4 x |difference|, one column
+        per frame. ``filters``: each frame's k x k filter, scaled to its own maximum.
+        """
+        if not self.config.data.eval_files or model_kind(self.config) == "classifier":
+            return
+        frames, targets, _ = next(self._eval_clips(1))
+        outputs = self.model(frames[:1], training=False)
+        truth = targets[PREDICTED_FRAMES][0]
+        predicted = tf.cast(outputs[PREDICTED_FRAMES][0], tf.float32)
+        difference = tf.clip_by_value(4.0 * tf.abs(truth - predicted), 0.0, 1.0)
+        rows = [tf.concat(tf.unstack(row), axis=1) for row in (truth, predicted, difference)]
+        filters = tf.cast(outputs["filters"][0], tf.float32)
+        filters = filters / tf.reduce_max(filters, axis=(1, 2), keepdims=True)
+        filters = tf.repeat(tf.repeat(filters, 8, axis=1), 8, axis=2)  # nearest-neighbour x8
+        padded = tf.pad(filters, [[0, 0], [1, 1], [1, 1]], constant_values=1.0)
+        with writer.as_default(step=step):
+            tf.summary.image("frame_prediction", tf.concat(rows, axis=0)[None])
+            tf.summary.image("filters", tf.concat(tf.unstack(padded), axis=1)[None, ..., None])
+
     # ------------------------------------------------------------------ the loop
 
     def _save(self):
@@ -409,6 +431,7 @@ class Trainer:
             with writer.as_default(step=int(self.optimizer.iterations.numpy())):
                 for name, value in logs.items():
                     tf.summary.scalar(f"epoch/{name}", value)
+            self.log_prediction_images(writer, int(self.optimizer.iterations.numpy()))
             self._append_csv(log_path, dict(epoch=epoch + 1, step=int(self.optimizer.iterations.numpy()), **logs))
             self._end_epoch(logs)
         writer.flush()
