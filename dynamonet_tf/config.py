@@ -104,6 +104,9 @@ class ModelConfig(_Section):
     dmr_units: int = 512
     dropout_rate: float = 0.0
     initial_centre_weight: Optional[float] = 0.5  # None: filters start uniform
+    # BatchNorm statistics over the global batch of all replicas. Off by default: each
+    # replica normalises its own share, as the paper's PyTorch DataParallel training did.
+    sync_batch_norm: bool = False
 
     def _check_values(self):
         if self.backbone not in BACKBONES:

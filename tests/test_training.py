@@ -158,3 +158,25 @@ def test_xla_and_bfloat16_switches_train(tiny_data, tmp_path):
     assert report["steps"] == 3
     assert trainer.model.get_layer("backbone").get_layer("conv1").compute_dtype == "bfloat16"
     assert any(not np.array_equal(a, b) for a, b in zip(before, weights(trainer.model)))
+
+
+def test_mirrored_over_two_devices_equals_one_device(tiny_data, tmp_path):
+    """Same global batch, synchronised BatchNorm: same validation loss and weights."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).with_name("distributed_equivalence.py")
+    result = subprocess.run(
+        [sys.executable, str(script), str(tiny_data), str(tmp_path), "train.steps_per_epoch=1"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "replicas 2" in result.stdout
+    one, mirrored = np.load(tmp_path / "one_device.npz"), np.load(tmp_path / "mirrored.npz")
+    assert set(one.files) == set(mirrored.files) and len(one.files) > 10
+    np.testing.assert_allclose(one["loss"], mirrored["loss"], rtol=1e-5)
+    for name in one.files:
+        np.testing.assert_allclose(one[name], mirrored[name], rtol=0, atol=1e-6, err_msg=name)
+    # The update itself moved the weights far more than the tolerance.
+    assert not np.allclose(one["arr_0"], np.load(tmp_path / "one_device_initial.npz")["arr_0"], atol=1e-5)

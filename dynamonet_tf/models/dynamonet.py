@@ -51,13 +51,15 @@ def split_clip(clip):
     return clip[:, :-1], clip[:, 1:]
 
 
-def _conv_head(features, prefix, filters):
+def _conv_head(features, prefix, filters, synchronized):
     x = features
     for index in (1, 2):
         x = keras.layers.Conv3D(
             filters, 3, padding="same", use_bias=False, name=f"{prefix}_conv{index}"
         )(x)
-        x = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{prefix}_bn{index}")(x)
+        x = keras.layers.BatchNormalization(
+            momentum=0.9, epsilon=1e-5, synchronized=synchronized, name=f"{prefix}_bn{index}"
+        )(x)
         x = keras.layers.ReLU(name=f"{prefix}_relu{index}")(x)
     return keras.layers.GlobalAveragePooling3D(name=f"{prefix}_pool")(x)
 
@@ -96,7 +98,8 @@ def build_dynamonet(
         filter_implementation, filter_padding: passed to :class:`DynamicFilter`.
         mean, std: per-channel statistics used to normalise frames for the backbone.
         backbone_options: extra options for :func:`build_backbone` (``width_multiplier``,
-            ``shortcut_type``, ``conv1_t_size``, ``no_max_pool``, ...).
+            ``shortcut_type``, ``conv1_t_size``, ``no_max_pool``, ...);
+            ``synchronized_batch_norm`` applies to the heads' BatchNorm too.
 
     Returns:
         A ``keras.Model`` whose input is ``frames`` and whose outputs are a dict.
@@ -126,17 +129,19 @@ def build_dynamonet(
     if not classifies and num_classes is not None:
         raise ValueError("A 'pretrain' DynamoNet has no classifier: leave num_classes unset.")
 
+    backbone_options = dict(backbone_options or {})
+    synchronized = backbone_options.get("synchronized_batch_norm", False)
     frames = keras.Input(shape=input_shape, name="frames")
     normalized = normalize(frames)
     features = build_backbone(
-        backbone, input_shape=input_shape, name="backbone", **(backbone_options or {})
+        backbone, input_shape=input_shape, name="backbone", **backbone_options
     )(normalized)
 
     outputs = {}
     if kind != "classifier":
         time = input_shape[0]
         taps = kernel_size * kernel_size
-        filter_features = _conv_head(features, "fp", head_filters)
+        filter_features = _conv_head(features, "fp", head_filters, synchronized)
         filter_logits = keras.layers.Dense(
             time * taps,
             bias_initializer=(
@@ -167,7 +172,7 @@ def build_dynamonet(
 
     if classifies:
         action = keras.layers.Dense(ar_units, activation="relu", name="ar_fc")(
-            _conv_head(features, "ar", head_filters)
+            _conv_head(features, "ar", head_filters, synchronized)
         )
         if kind == "joint":
             dmr = keras.layers.Dense(dmr_units, activation="relu", name=DMR)(

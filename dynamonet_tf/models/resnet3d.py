@@ -44,8 +44,10 @@ _KERNEL_INITIALIZER = {
 }
 
 
-def _batch_norm(name):
-    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
+def _batch_norm(name, synchronized=False):
+    return keras.layers.BatchNormalization(
+        momentum=0.9, epsilon=1e-5, synchronized=synchronized, name=name
+    )
 
 
 def _conv(x, filters, kernel_size, strides, name, groups=1):
@@ -69,37 +71,37 @@ def _conv(x, filters, kernel_size, strides, name, groups=1):
     )(x)
 
 
-def _shortcut(x, channels, strides, shortcut_type, name):
+def _shortcut(x, channels, strides, shortcut_type, name, synchronized):
     if strides == 1 and x.shape[-1] == channels:
         return x
     if shortcut_type == "A":
         return ZeroPadShortcut(channels, strides, name=f"{name}_downsample")(x)
     x = _conv(x, channels, (1, 1, 1), strides, name=f"{name}_downsample_conv")
-    return _batch_norm(f"{name}_downsample_bn")(x)
+    return _batch_norm(f"{name}_downsample_bn", synchronized)(x)
 
 
-def _basic_block(x, width, strides, shortcut_type, stc_reduction, name, **_):
-    shortcut = _shortcut(x, width, strides, shortcut_type, name)
+def _basic_block(x, width, strides, shortcut_type, stc_reduction, name, synchronized, **_):
+    shortcut = _shortcut(x, width, strides, shortcut_type, name, synchronized)
     y = _conv(x, width, (3, 3, 3), strides, name=f"{name}_conv1")
-    y = _batch_norm(f"{name}_bn1")(y)
+    y = _batch_norm(f"{name}_bn1", synchronized)(y)
     y = keras.layers.ReLU(name=f"{name}_relu1")(y)
     y = _conv(y, width, (3, 3, 3), 1, name=f"{name}_conv2")
-    y = _batch_norm(f"{name}_bn2")(y)
+    y = _batch_norm(f"{name}_bn2", synchronized)(y)
     return _merge(shortcut, y, stc_reduction, name)
 
 
 def _bottleneck_block(
-    x, width, strides, shortcut_type, stc_reduction, name, expansion, inner_width, groups
+    x, width, strides, shortcut_type, stc_reduction, name, synchronized, expansion, inner_width, groups
 ):
-    shortcut = _shortcut(x, width * expansion, strides, shortcut_type, name)
+    shortcut = _shortcut(x, width * expansion, strides, shortcut_type, name, synchronized)
     y = _conv(x, inner_width, (1, 1, 1), 1, name=f"{name}_conv1")
-    y = _batch_norm(f"{name}_bn1")(y)
+    y = _batch_norm(f"{name}_bn1", synchronized)(y)
     y = keras.layers.ReLU(name=f"{name}_relu1")(y)
     y = _conv(y, inner_width, (3, 3, 3), strides, name=f"{name}_conv2", groups=groups)
-    y = _batch_norm(f"{name}_bn2")(y)
+    y = _batch_norm(f"{name}_bn2", synchronized)(y)
     y = keras.layers.ReLU(name=f"{name}_relu2")(y)
     y = _conv(y, width * expansion, (1, 1, 1), 1, name=f"{name}_conv3")
-    y = _batch_norm(f"{name}_bn3")(y)
+    y = _batch_norm(f"{name}_bn3", synchronized)(y)
     return _merge(shortcut, y, stc_reduction, name)
 
 
@@ -141,6 +143,7 @@ def build_resnet3d(
     width_multiplier=1.0,
     cardinality=32,
     stc_reduction=16,
+    synchronized_batch_norm=False,
     name=None,
 ):
     """Builds a 3D ResNet/ResNeXt (optionally with STC blocks) as a functional model.
@@ -157,6 +160,8 @@ def build_resnet3d(
         width_multiplier: scales conv1 and every stage width (tiny models for CPUs).
         cardinality: ResNeXt groups.
         stc_reduction: the STC blocks' reduction ratio ``r``.
+        synchronized_batch_norm: BatchNorm statistics over the global batch of all replicas
+            of a ``tf.distribute`` strategy rather than each replica's share.
 
     Returns:
         A ``keras.Model`` from clips ``(batch, time, height, width, channels)`` to the last
@@ -193,7 +198,7 @@ def build_resnet3d(
         kernel_initializer=_KERNEL_INITIALIZER,
         name="conv1",
     )(x)
-    x = _batch_norm("bn1")(x)
+    x = _batch_norm("bn1", synchronized_batch_norm)(x)
     x = keras.layers.ReLU(name="relu1")(x)
     if not no_max_pool:
         # Zero padding equals PyTorch's -inf padding here: the inputs follow a ReLU.
@@ -209,6 +214,7 @@ def build_resnet3d(
                 shortcut_type=shortcut_type,
                 stc_reduction=stc_reduction if stc else 0,
                 name=f"layer{stage}_block{index}",
+                synchronized=synchronized_batch_norm,
             )
             if bottleneck:
                 expansion = 2 if resnext else 4

@@ -94,6 +94,7 @@ def build_model(config):
             conv1_t_stride=model.conv1_t_stride,
             no_max_pool=model.no_max_pool,
             stc_reduction=model.stc_reduction,
+            synchronized_batch_norm=model.sync_batch_norm,
         ),
     )
 
@@ -297,7 +298,9 @@ class Trainer:
                 deterministic=train.deterministic,
                 input_context=context,
             )
-            return dataset.skip(skip).take(steps)
+            # One pipeline feeds every replica of its worker: a step takes one batch per replica.
+            batches_per_step = context.num_replicas_in_sync // context.num_input_pipelines
+            return dataset.skip(skip * batches_per_step).take(steps * batches_per_step)
 
         return self.strategy.distribute_datasets_from_function(dataset_fn)
 
@@ -309,7 +312,7 @@ class Trainer:
             num_frames=data.num_frames + 1,
             crop_size=data.crop_size,
             short_side=data.short_side,
-            batch_size=max(1, self.config.train.batch_size // self.strategy.num_replicas_in_sync),
+            batch_size=self.config.train.batch_size,
         )
         if limit:
             dataset = dataset.take(limit)
