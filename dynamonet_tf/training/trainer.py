@@ -113,8 +113,13 @@ class Trainer:
 
     def __init__(self, config, model_dir, *, strategy=None, init_from=None, overwrite=False, progress=True):
         self.config = config
-        self.model_dir = Path(model_dir)
         self.strategy = strategy or tf.distribute.get_strategy()
+        self.model_dir = Path(model_dir)
+        resolver = getattr(self.strategy, "cluster_resolver", None)
+        if resolver is not None and resolver.task_type == "worker" and resolver.task_id:
+            # Every worker must save (checkpoints are collective); only the chief (worker 0)
+            # writes the run's model dir, the others their own folder inside it.
+            self.model_dir = self.model_dir / "workers" / str(resolver.task_id)
         self.progress = progress
         check_against_runtime(config, self.strategy.num_replicas_in_sync)
         if config.train.stage == "finetune" and init_from is None and not self._has_checkpoint():
