@@ -215,3 +215,18 @@ def test_two_worker_processes_train_to_identical_weights(tiny_data, tmp_path):
         np.testing.assert_array_equal(chief[name], other[name], err_msg=name)
     assert (tmp_path / "worker0" / "checkpoints" / "checkpoint").exists()
     assert (tmp_path / "worker1" / "workers" / "1" / "checkpoints" / "checkpoint").exists()
+
+
+def test_train_command_names_a_bad_override(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    result = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve().parents[1] / "train.py"), "--set", "train.batch_sise=4",
+         "--model-dir", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+    assert result.returncode != 0
+    assert "train.batch_sise" in result.stderr and "batch_size" in result.stderr
+    assert "Traceback" not in result.stderr
