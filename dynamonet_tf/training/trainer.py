@@ -310,14 +310,24 @@ class Trainer:
         return self.strategy.distribute_datasets_from_function(dataset_fn)
 
     def _eval_clips(self, limit):
-        """Held-out clips of T + 1 frames as ``(frames, targets)`` batches (centre crop)."""
+        """Held-out clips of T + 1 frames as ``(frames, targets)`` batches (centre crop).
+
+        Only whole clips: the last clip of a video is padded by repeating its final frame,
+        a stillness that copying the last frame would predict for free.
+        """
         data = self.config.data
-        dataset = eval_dataset(
-            data.eval_files,
-            num_frames=data.num_frames + 1,
-            crop_size=data.crop_size,
-            short_side=data.short_side,
-            batch_size=self.config.train.batch_size,
+        clip_length = data.num_frames + 1
+        dataset = (
+            eval_dataset(
+                data.eval_files,
+                num_frames=clip_length,
+                crop_size=data.crop_size,
+                short_side=data.short_side,
+                batch_size=self.config.train.batch_size,
+            )
+            .unbatch()
+            .filter(lambda frames, info: info["valid_frames"] == clip_length)
+            .batch(self.config.train.batch_size)
         )
         if limit:
             dataset = dataset.take(limit)
