@@ -1,0 +1,191 @@
+"""Training throughput of the plain classifier against the full DynamoNet, per backbone.
+
+    python bench/training.py [--backbones resnet18,resnext101] [--frames 16 --size 112]
+                             [--batch 2 --steps 3] [--num-classes 400] [--json PATH]
+
+For each backbone, times a training step of ``build_dynamonet("classifier")`` (backbone +
+action head) and of ``build_dynamonet("joint")`` (the same plus the frame-prediction branch
+and the DMR), so that the branch's cost shows as the ratio of the two step times, measured
+side by side in one run. Each timed step is one SGD step (the trainer's Nesterov momentum) in
+a ``tf.function`` on the trainer's losses, without weight decay: sparse categorical
+cross-entropy on the logits, plus for the joint model alpha x the frame-prediction Huber loss
+of the predicted against the next frames (alpha, beta and delta: the config's defaults). Data
+are random: frames and next frames uniform in [0, 1], random labels. Step time is the median
+over ``--steps`` steps after one warm-up step. Achieved GFLOP/s assume a training step costs
+3x the forward FLOPs, as in bench/backbones.py.
+"""
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from dynamonet_tf.config import LossConfig, OptimizerConfig  # noqa: E402
+from dynamonet_tf.losses import FramePredictionLoss  # noqa: E402
+from dynamonet_tf.models import BACKBONES  # noqa: E402
+from dynamonet_tf.models.dynamonet import LOGITS, PREDICTED_FRAMES, build_dynamonet  # noqa: E402
+from dynamonet_tf.models.flops import forward_flops  # noqa: E402
+from machine import describe, machine  # noqa: E402
+
+KINDS = ("classifier", "joint")
+
+
+def time_training_steps(model, batch, steps, num_classes):
+    """Seconds of each of ``steps`` SGD steps on random clips, after one warm-up step."""
+    loss_config, optimizer_config = LossConfig(), OptimizerConfig()
+    # The learning rate does not change the cost of a step.
+    optimizer = keras.optimizers.SGD(
+        learning_rate=0.01, momentum=optimizer_config.momentum, nesterov=optimizer_config.nesterov
+    )
+    optimizer.build(model.trainable_variables)
+    frame_prediction_loss = FramePredictionLoss(loss_config.huber_delta, reduction=None)
+
+    @tf.function
+    def train_step(frames, next_frames, labels):
+        with tf.GradientTape() as tape:
+            outputs = model(frames, training=True)
+            per_example = loss_config.beta * keras.losses.sparse_categorical_crossentropy(
+                labels, outputs[LOGITS], from_logits=True
+            )
+            if PREDICTED_FRAMES in outputs:
+                per_example += loss_config.alpha * frame_prediction_loss(
+                    next_frames, outputs[PREDICTED_FRAMES]
+                )
+            loss = tf.reduce_mean(per_example)
+        gradients = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply(gradients, model.trainable_variables)
+        return loss
+
+    shape = (batch,) + tuple(model.input.shape[1:])
+    frames = tf.random.uniform(shape)
+    next_frames = tf.random.uniform(shape)
+    labels = tf.random.uniform((batch,), maxval=num_classes, dtype=tf.int32)
+    train_step(frames, next_frames, labels)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        # .numpy() waits for asynchronous devices (GPUs) to finish.
+        train_step(frames, next_frames, labels).numpy()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def measure(backbone, kind, args):
+    model = build_dynamonet(
+        kind,
+        backbone=backbone,
+        input_shape=(args.frames, args.size, args.size, 3),
+        num_classes=args.num_classes,
+    )
+    flops_per_clip = forward_flops(model)
+    times = time_training_steps(model, args.batch, args.steps, args.num_classes)
+    step_seconds = statistics.median(times)
+    achieved = 3 * flops_per_clip * args.batch / step_seconds / 1e9
+    return {
+        "backbone": backbone,
+        "model": kind,
+        "forward_gflops_per_clip": flops_per_clip / 1e9,
+        "step_seconds": step_seconds,
+        "step_seconds_all": times,
+        "clips_per_second": args.batch / step_seconds,
+        "achieved_gflops_per_second": achieved,
+        "utilisation": achieved / args.peak_gflops,
+    }
+
+
+def overheads(results):
+    """Per backbone, joint step time / classifier step time - 1: the branch's cost."""
+    step_seconds = {(r["backbone"], r["model"]): r["step_seconds"] for r in results}
+    return {
+        backbone: step_seconds[backbone, "joint"] / step_seconds[backbone, "classifier"] - 1
+        for backbone in dict.fromkeys(r["backbone"] for r in results)
+    }
+
+
+def print_table(results, overhead, args):
+    print(
+        f"\n{args.frames}x{args.size}x{args.size}x3 clips, batch {args.batch}, median of "
+        f"{args.steps} SGD steps, utilisation against {args.peak_gflops:g} GFLOP/s\n"
+    )
+    print(
+        "| backbone | model | forward GFLOPs per clip | step s | clips/s "
+        "| achieved GFLOP/s | utilisation |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for result in results:
+        print(
+            f"| {result['backbone']} | {result['model']} "
+            f"| {result['forward_gflops_per_clip']:.2f} | {result['step_seconds']:.2f} "
+            f"| {result['clips_per_second']:.2f} | {result['achieved_gflops_per_second']:.1f} "
+            f"| {100 * result['utilisation']:.0f}% |"
+        )
+    print()
+    for backbone, ratio in overhead.items():
+        print(f"{backbone}: the frame-prediction branch adds {100 * ratio:+.1f}% to the step time")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--backbones",
+        default="resnet18,resnext101",
+        help="comma-separated backbone names (default: resnet18,resnext101)",
+    )
+    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--size", type=int, default=112)
+    parser.add_argument("--batch", type=int, default=2)
+    # Few steps: a ResNeXt-101 step takes ~5-6 s on the 2-core development CPU.
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--num-classes", type=int, default=400)
+    parser.add_argument(
+        "--peak-gflops",
+        type=float,
+        default=220.0,
+        help="peak for the utilisation column (default: the float32 GEMM peak of the "
+        "2-core development CPU, DESIGN.md section 6)",
+    )
+    parser.add_argument("--json", metavar="PATH", help="also write the results here")
+    args = parser.parse_args()
+
+    names = args.backbones.split(",")
+    unknown = [name for name in names if name not in BACKBONES]
+    if unknown:
+        parser.error(f"unknown backbones {', '.join(unknown)}; valid: {', '.join(BACKBONES)}")
+
+    info = machine()
+    print(describe(info))
+    results = []
+    for name in names:
+        for kind in KINDS:
+            results.append(measure(name, kind, args))
+            # Each model's graph, variables and traced step would otherwise stay alive.
+            keras.backend.clear_session()
+            gc.collect()
+    overhead = overheads(results)
+    print_table(results, overhead, args)
+
+    if args.json:
+        with open(args.json, "w") as file:
+            json.dump(
+                {
+                    "machine": info,
+                    "config": vars(args),
+                    "results": results,
+                    "frame_prediction_overhead": overhead,
+                },
+                file,
+                indent=2,
+            )
+
+
+if __name__ == "__main__":
+    main()
