@@ -230,3 +230,43 @@ def test_train_command_names_a_bad_override(tmp_path):
     assert result.returncode != 0
     assert "train.batch_sise" in result.stderr and "batch_size" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_train_command_killed_with_sigkill_resumes_to_the_same_weights(tiny_data, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    overrides = [
+        f"data.train_files={tiny_data}/train-*.tfrecord", f"data.eval_files={tiny_data}/test-*.tfrecord",
+        "data.num_frames=8", "data.crop_size=32", "data.short_side=32", "data.shuffle_buffer=4",
+        "model.backbone=resnet10", "model.width_multiplier=0.125", "model.head_filters=8",
+        "train.batch_size=4", "train.epochs=3", "train.steps_per_epoch=8", "train.checkpoint_every_steps=2",
+        "train.deterministic=true", "train.eval_steps=1",
+    ]
+    command = [sys.executable, str(repo / "train.py"), "--stage", "pretrain", "--model-dir", str(tmp_path / "run")]
+    for override in overrides:
+        command += ["--set", override]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    index = tmp_path / "run" / "checkpoints" / "checkpoint"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (index.exists() and "ckpt-6" in index.read_text()):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (tmp_path / "run" / "report.json").exists(), "the run ended before it could be killed"
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert json.loads((tmp_path / "run" / "report.json").read_text())["steps"] == 24
+    assert [line.split(",")[0] for line in (tmp_path / "run" / "log.csv").read_text().splitlines()[1:]] == ["1", "2", "3"]
+
+    from dynamonet_tf.config import load_config
+
+    reference = Trainer(load_config(repo / "configs" / "default.yaml", overrides), tmp_path / "reference", progress=False)
+    reference.train()
+    resumed = Trainer(load_config(repo / "configs" / "default.yaml", overrides), tmp_path / "run", progress=False)
+    for a, b in zip(weights(reference.model), weights(resumed.model)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -496,12 +496,19 @@ class Trainer:
 
     @staticmethod
     def _append_csv(path, row):
-        new = not path.exists()
-        with path.open("a", newline="") as file:
+        """Adds ``row`` (an epoch's logs) to the CSV log, replacing any row of that epoch or
+        later: a run killed after logging an epoch but before checkpointing it redoes it."""
+        rows = []
+        if path.exists():
+            with path.open(newline="") as file:
+                rows = [r for r in csv.DictReader(file) if int(r["epoch"]) < row["epoch"]]
+        rows.append(row)
+        temporary = path.with_suffix(".csv.tmp")
+        with temporary.open("w", newline="") as file:
             writer = csv.DictWriter(file, fieldnames=list(row))
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+            writer.writeheader()
+            writer.writerows(rows)
+        temporary.replace(path)
 
 
 def _averages(totals, prefix):
