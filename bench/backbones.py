@@ -26,7 +26,7 @@ import tensorflow as tf  # noqa: E402
 
 from dynamonet_tf.models import BACKBONES, build_backbone  # noqa: E402
 from dynamonet_tf.models.flops import forward_flops, trainable_parameter_count  # noqa: E402
-from machine import describe, machine  # noqa: E402
+from machine import add_utilisation_arguments, backbone_names, describe, machine  # noqa: E402
 
 NUM_CLASSES = 400
 
@@ -124,20 +124,9 @@ def main():
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--skip-timing", action="store_true", help="parameters and FLOPs only")
-    parser.add_argument(
-        "--peak-gflops",
-        type=float,
-        default=220.0,
-        help="peak for the utilisation column (default: the float32 GEMM peak of the "
-        "2-core development CPU, DESIGN.md section 6)",
-    )
-    parser.add_argument("--json", metavar="PATH", help="also write the results here")
+    add_utilisation_arguments(parser)
     args = parser.parse_args()
-
-    names = args.backbones.split(",")
-    unknown = [name for name in names if name not in BACKBONES]
-    if unknown:
-        parser.error(f"unknown backbones {', '.join(unknown)}; valid: {', '.join(BACKBONES)}")
+    names = backbone_names(parser, args.backbones)
 
     info = machine()
     print(describe(info))

@@ -1,9 +1,12 @@
-"""The machine line printed beside every benchmark table."""
+"""What the benchmark scripts share: the machine line beside every table, and the options
+and backbone names of the training-step benchmarks."""
 
 import os
 
 import keras
 import tensorflow as tf
+
+from dynamonet_tf.models import BACKBONES
 
 
 def machine():
@@ -33,3 +36,28 @@ def describe(info):
         f"Machine: {info['cpu']}, {info['cores']} cores{gpus}; "
         f"TensorFlow {info['tensorflow']}, Keras {info['keras']}"
     )
+
+
+# The measured float32 GEMM peak of the 2-core development CPU (DESIGN.md section 6).
+DEVELOPMENT_CPU_PEAK_GFLOPS = 220.0
+
+
+def add_utilisation_arguments(parser):
+    """``--peak-gflops`` and ``--json``, as the training-step benchmarks take them."""
+    parser.add_argument(
+        "--peak-gflops",
+        type=float,
+        default=DEVELOPMENT_CPU_PEAK_GFLOPS,
+        help="peak for the utilisation column (default: the float32 GEMM peak of the "
+        "2-core development CPU, DESIGN.md section 6)",
+    )
+    parser.add_argument("--json", metavar="PATH", help="also write the results here")
+
+
+def backbone_names(parser, text):
+    """The comma-separated backbone names of ``text``; an unknown one ends the script."""
+    names = text.split(",")
+    unknown = [name for name in names if name not in BACKBONES]
+    if unknown:
+        parser.error(f"unknown backbones {', '.join(unknown)}; valid: {', '.join(BACKBONES)}")
+    return names

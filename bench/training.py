@@ -31,10 +31,9 @@ import tensorflow as tf  # noqa: E402
 
 from dynamonet_tf.config import LossConfig, OptimizerConfig  # noqa: E402
 from dynamonet_tf.losses import FramePredictionLoss  # noqa: E402
-from dynamonet_tf.models import BACKBONES  # noqa: E402
 from dynamonet_tf.models.dynamonet import LOGITS, PREDICTED_FRAMES, build_dynamonet  # noqa: E402
 from dynamonet_tf.models.flops import forward_flops  # noqa: E402
-from machine import describe, machine  # noqa: E402
+from machine import add_utilisation_arguments, backbone_names, describe, machine  # noqa: E402
 
 KINDS = ("classifier", "joint")
 
@@ -146,20 +145,9 @@ def main():
     # Few steps: a ResNeXt-101 step takes ~5-6 s on the 2-core development CPU.
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--num-classes", type=int, default=400)
-    parser.add_argument(
-        "--peak-gflops",
-        type=float,
-        default=220.0,
-        help="peak for the utilisation column (default: the float32 GEMM peak of the "
-        "2-core development CPU, DESIGN.md section 6)",
-    )
-    parser.add_argument("--json", metavar="PATH", help="also write the results here")
+    add_utilisation_arguments(parser)
     args = parser.parse_args()
-
-    names = args.backbones.split(",")
-    unknown = [name for name in names if name not in BACKBONES]
-    if unknown:
-        parser.error(f"unknown backbones {', '.join(unknown)}; valid: {', '.join(BACKBONES)}")
+    names = backbone_names(parser, args.backbones)
 
     info = machine()
     print(describe(info))

@@ -35,7 +35,7 @@ import numpy as np
 import tensorflow as tf
 import yaml
 
-from dynamonet_tf.config import check_against_runtime, to_dict
+from dynamonet_tf.config import check_against_runtime, load_config, to_dict
 from dynamonet_tf.data.pipelines import eval_dataset, train_dataset
 from dynamonet_tf.frame_metrics import frame_prediction_scores
 from dynamonet_tf.losses import FramePredictionLoss
@@ -192,8 +192,6 @@ class Trainer:
         config_path = run_dir / CONFIG_FILE
         if not config_path.exists():
             raise TrainingError(f"--init-from {source}: no {CONFIG_FILE} in {run_dir}; expected a run's model dir.")
-        from dynamonet_tf.config import load_config
-
         source_config = load_config(config_path)
         prefix = source if not source.is_dir() else None
         if prefix is None:
@@ -309,22 +307,26 @@ class Trainer:
 
         return self.strategy.distribute_datasets_from_function(dataset_fn)
 
+    def _eval_dataset(self, num_frames):
+        """Every ``num_frames`` clip of the eval videos, centre crop, as ``(frames, info)``."""
+        data = self.config.data
+        return eval_dataset(
+            data.eval_files,
+            num_frames=num_frames,
+            crop_size=data.crop_size,
+            short_side=data.short_side,
+            batch_size=self.config.train.batch_size,
+        )
+
     def _eval_clips(self, limit):
         """Held-out clips of T + 1 frames as ``(frames, targets)`` batches (centre crop).
 
         Only whole clips: the last clip of a video is padded by repeating its final frame,
         a stillness that copying the last frame would predict for free.
         """
-        data = self.config.data
-        clip_length = data.num_frames + 1
+        clip_length = self.config.data.num_frames + 1
         dataset = (
-            eval_dataset(
-                data.eval_files,
-                num_frames=clip_length,
-                crop_size=data.crop_size,
-                short_side=data.short_side,
-                batch_size=self.config.train.batch_size,
-            )
+            self._eval_dataset(clip_length)
             .unbatch()
             .filter(lambda frames, info: info["valid_frames"] == clip_length)
             .batch(self.config.train.batch_size)
@@ -461,7 +463,7 @@ class Trainer:
         report = {"stage": self.config.train.stage, "steps": int(self.optimizer.iterations.numpy())}
         if self.init_report:
             report["initialised_from"] = self.init_report["source"]
-        if self.config.data.eval_files and model_kind(self.config) != "classifier" and self.config.train.stage == "pretrain":
+        if self.config.data.eval_files and self.config.train.stage == "pretrain":
             report["frame_prediction"] = self.frame_prediction_report()
         if self.config.data.eval_files:
             report.update(self.validate())
@@ -480,13 +482,7 @@ class Trainer:
             else [str(i) for i in range(data.num_classes)]
         )
         media_ids, labels, probabilities = [], [], []
-        for frames, info in eval_dataset(
-            data.eval_files,
-            num_frames=data.num_frames,
-            crop_size=data.crop_size,
-            short_side=data.short_side,
-            batch_size=self.config.train.batch_size,
-        ):
+        for frames, info in self._eval_dataset(data.num_frames):
             logits = tf.cast(self.model(frames, training=False)[LOGITS], tf.float32)
             probabilities.append(tf.nn.softmax(logits).numpy())
             media_ids.extend(info["media_id"].numpy().tolist())
