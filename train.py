@@ -8,6 +8,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from dynamonet_tf.config import ConfigError, load_config  # noqa: E402
+from dynamonet_tf.data.prepare import PrepareError  # noqa: E402
 from dynamonet_tf.training.demo_data import with_demo_data  # noqa: E402
 from dynamonet_tf.training.trainer import STRATEGIES, Trainer, TrainingError, make_strategy  # noqa: E402
 
@@ -41,8 +42,10 @@ def main(argv=None):
             init_from = default_pretrain  # the demo's joint run continues from its pretraining
         trainer = Trainer(config, model_dir, strategy=make_strategy(args.strategy), init_from=init_from, overwrite=args.overwrite)
         report = trainer.train()
-    except (ConfigError, TrainingError) as error:
+    except (ConfigError, TrainingError, PrepareError) as error:
         sys.exit(f"error: {error}")
+    except FileNotFoundError as error:  # data.train_files / eval_files matching nothing
+        sys.exit(f"error: {error} Check data.train_files and data.eval_files.")
     except KeyboardInterrupt:
         sys.exit("interrupted: the last checkpoint is kept; run the same command again to resume")
     print_report(report, model_dir)

@@ -270,3 +270,18 @@ def test_train_command_killed_with_sigkill_resumes_to_the_same_weights(tiny_data
     resumed = Trainer(load_config(repo / "configs" / "default.yaml", overrides), tmp_path / "run", progress=False)
     for a, b in zip(weights(reference.model), weights(resumed.model)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_train_command_names_data_files_that_match_nothing(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    result = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve().parents[1] / "train.py"), "--model-dir", str(tmp_path / "run"),
+         "--set", f"data.train_files={tmp_path}/none-*.tfrecord", "--set", f"data.eval_files={tmp_path}/none-*.tfrecord"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert result.returncode != 0
+    assert f"No TFRecord files match '{tmp_path}/none-*.tfrecord'" in result.stderr
+    assert "Traceback" not in result.stderr
