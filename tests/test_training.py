@@ -6,51 +6,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dynamonet_tf.config import load_config
-from dynamonet_tf.data.schema import encode_video_example
 from dynamonet_tf.training.trainer import Trainer, TrainingError
-from synthetic import translation_clips
+from tiny_run import tiny_config, write_tiny_data
 
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
-    """Labeled TFRecords of panning textures: class = pan direction (8 classes)."""
-    root = tmp_path_factory.mktemp("tiny_data")
-    clips, labels = translation_clips(16, 20, 40, seed=3)
-    for subset, indices in (("train", range(0, 12)), ("test", range(12, 16))):
-        with tf.io.TFRecordWriter(str(root / f"{subset}-00000-of-00001.tfrecord")) as writer:
-            for i in indices:
-                jpegs = [tf.io.encode_jpeg(tf.constant((f * 255).astype(np.uint8)), quality=95).numpy() for f in clips[i]]
-                writer.write(encode_video_example(jpegs, int(labels[i]), f"dir{labels[i]}", f"video{i}"))
-    return root
-
-
-def tiny_config(data_dir, stage="pretrain", *overrides):
-    return load_config(
-        None,
-        [
-            f"train.stage={stage}",
-            f"data.train_files={data_dir}/train-*.tfrecord",
-            f"data.eval_files={data_dir}/test-*.tfrecord",
-            "data.num_classes=8",
-            "data.num_frames=8",
-            "data.crop_size=32",
-            "data.short_side=32",
-            "data.shuffle_buffer=4",
-            "model.backbone=resnet10",
-            "model.width_multiplier=0.125",
-            "model.head_filters=8",
-            "model.ar_units=16",
-            "model.dmr_units=16",
-            "train.batch_size=4",
-            "train.epochs=2",
-            "train.steps_per_epoch=3",
-            "train.checkpoint_every_steps=2",
-            "train.deterministic=true",
-            "train.eval_steps=1",
-            *overrides,
-        ],
-    )
+    return write_tiny_data(tmp_path_factory.mktemp("tiny_data"))
 
 
 def weights(model):

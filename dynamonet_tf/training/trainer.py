@@ -35,16 +35,16 @@ import numpy as np
 import tensorflow as tf
 import yaml
 
-from dynamonet_tf.config import check_against_runtime, load_config, to_dict
+from dynamonet_tf.config import check_against_runtime, to_dict
 from dynamonet_tf.data.pipelines import eval_dataset, train_dataset
 from dynamonet_tf.frame_metrics import frame_prediction_scores
 from dynamonet_tf.losses import FramePredictionLoss
-from dynamonet_tf.models import LOGITS, PREDICTED_FRAMES, build_dynamonet, split_clip, transfer_weights
+from dynamonet_tf.models import LOGITS, PREDICTED_FRAMES, split_clip, transfer_weights
+from dynamonet_tf.runs import CONFIG_FILE, RunError, build_model, load_run_config, model_kind, resolve_checkpoint
 from dynamonet_tf.training.optimization import make_optimizer
 from dynamonet_tf.video_accuracy import accuracy_report
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
-CONFIG_FILE = "config.yaml"
 
 
 class TrainingError(Exception):
@@ -65,38 +65,6 @@ def make_strategy(name):
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
     raise TrainingError(f"unknown strategy {name!r}; valid: {', '.join(STRATEGIES)}")
-
-
-def model_kind(config):
-    if config.train.stage == "pretrain":
-        return "pretrain"
-    return "classifier" if config.train.classifier_only else "joint"
-
-
-def build_model(config):
-    """The Keras model that ``config`` trains."""
-    model, data = config.model, config.data
-    return build_dynamonet(
-        model_kind(config),
-        backbone=model.backbone,
-        input_shape=(data.num_frames, data.crop_size, data.crop_size, 3),
-        num_classes=data.num_classes if config.train.labeled else None,
-        kernel_size=model.kernel_size,
-        head_filters=model.head_filters,
-        ar_units=model.ar_units,
-        dmr_units=model.dmr_units,
-        dropout_rate=model.dropout_rate,
-        initial_centre_weight=model.initial_centre_weight,
-        backbone_options=dict(
-            width_multiplier=model.width_multiplier,
-            shortcut_type=model.shortcut_type,
-            conv1_t_size=model.conv1_t_size,
-            conv1_t_stride=model.conv1_t_stride,
-            no_max_pool=model.no_max_pool,
-            stc_reduction=model.stc_reduction,
-            synchronized_batch_norm=model.sync_batch_norm,
-        ),
-    )
 
 
 def _differences(saved, current, prefix=""):
@@ -186,19 +154,16 @@ class Trainer:
         saved_path.write_text(yaml.safe_dump(current, sort_keys=False))
 
     def _initialise_from(self, source):
-        """Loads weights by layer name from another run (its model dir or a checkpoint)."""
-        source = Path(source)
-        run_dir = source if source.is_dir() else source.parent.parent
-        config_path = run_dir / CONFIG_FILE
-        if not config_path.exists():
-            raise TrainingError(f"--init-from {source}: no {CONFIG_FILE} in {run_dir}; expected a run's model dir.")
-        source_config = load_config(config_path)
-        prefix = source if not source.is_dir() else None
-        if prefix is None:
-            # The run's final state; pass a checkpoint of best/ to start from the best one.
-            prefix = tf.train.latest_checkpoint(run_dir / "checkpoints")
-        if prefix is None:
-            raise TrainingError(f"--init-from {source}: no checkpoint in {run_dir / 'checkpoints'}.")
+        """Loads weights by layer name from another run (its model dir or a checkpoint).
+
+        A model dir gives its final state; pass a checkpoint of its ``best/`` to start from
+        the best one.
+        """
+        try:
+            source_config = load_run_config(source)
+            prefix = resolve_checkpoint(source)
+        except RunError as error:
+            raise TrainingError(f"--init-from {error}") from None
         source_model = build_model(source_config)
         tf.train.Checkpoint(model=source_model).restore(str(prefix)).expect_partial()
         report = transfer_weights(source_model, self.model)

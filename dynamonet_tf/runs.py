@@ -1,0 +1,123 @@
+"""A training run on disk: its resolved config, the model that config builds, its checkpoints.
+
+A run's model dir (written by ``train.py``) holds ``config.yaml``, ``checkpoints/`` (the
+last states, with optimizer) and ``best/`` (the weights of the lowest validation loss).
+Evaluation, export and inference load models from it with :func:`load_run`.
+"""
+
+import dataclasses
+from pathlib import Path
+
+import tensorflow as tf
+
+from dynamonet_tf.config import load_config
+from dynamonet_tf.models import build_dynamonet
+
+CONFIG_FILE = "config.yaml"
+
+
+class RunError(Exception):
+    """A model dir or checkpoint that cannot be loaded; the message names the path."""
+
+
+def model_kind(config):
+    """``"pretrain"``, ``"joint"`` or ``"classifier"``: the model ``config`` trains."""
+    if config.train.stage == "pretrain":
+        return "pretrain"
+    return "classifier" if config.train.classifier_only else "joint"
+
+
+def build_model(config):
+    """The Keras model that ``config`` trains (fresh weights)."""
+    model, data = config.model, config.data
+    return build_dynamonet(
+        model_kind(config),
+        backbone=model.backbone,
+        input_shape=(data.num_frames, data.crop_size, data.crop_size, 3),
+        num_classes=data.num_classes if config.train.labeled else None,
+        kernel_size=model.kernel_size,
+        head_filters=model.head_filters,
+        ar_units=model.ar_units,
+        dmr_units=model.dmr_units,
+        dropout_rate=model.dropout_rate,
+        initial_centre_weight=model.initial_centre_weight,
+        backbone_options=dict(
+            width_multiplier=model.width_multiplier,
+            shortcut_type=model.shortcut_type,
+            conv1_t_size=model.conv1_t_size,
+            conv1_t_stride=model.conv1_t_stride,
+            no_max_pool=model.no_max_pool,
+            stc_reduction=model.stc_reduction,
+            synchronized_batch_norm=model.sync_batch_norm,
+        ),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedRun:
+    """``config``: the run's resolved config; ``model``: its Keras model with the
+    checkpoint's weights; ``checkpoint``: the checkpoint prefix they came from;
+    ``model_dir``: the run's folder."""
+
+    config: object
+    model: object
+    checkpoint: str
+    model_dir: Path
+
+
+def run_dir_of(source):
+    """The model dir of ``source``: a model dir itself, or a checkpoint prefix inside its
+    ``checkpoints/`` or ``best/`` folder."""
+    source = Path(source)
+    return source if source.is_dir() else source.parent.parent
+
+
+def resolve_checkpoint(source, *, best=False):
+    """The checkpoint prefix ``source`` names.
+
+    Args:
+        source: a model dir (its latest checkpoint, or its best one with ``best=True``) or a
+            checkpoint prefix such as ``runs/joint/checkpoints/ckpt-200``.
+        best: for a model dir, take ``best/`` (lowest validation loss) instead of the final state.
+
+    Raises:
+        RunError: nothing loadable at ``source``.
+    """
+    source = Path(source)
+    if source.is_dir():
+        folder = source / ("best" if best else "checkpoints")
+        prefix = tf.train.latest_checkpoint(folder)
+        if prefix is None:
+            raise RunError(f"{source}: no checkpoint in {folder}; expected the model dir of a train.py run.")
+        return prefix
+    if not Path(f"{source}.index").exists():
+        raise RunError(
+            f"{source}: neither a model dir nor a checkpoint prefix (no {source}.index); pass a "
+            "run's model dir or a prefix such as runs/joint/checkpoints/ckpt-200."
+        )
+    return str(source)
+
+
+def load_run_config(source):
+    """The resolved config saved in the run that ``source`` belongs to."""
+    run_dir = run_dir_of(source)
+    config_path = run_dir / CONFIG_FILE
+    if not config_path.exists():
+        raise RunError(f"{source}: no {CONFIG_FILE} in {run_dir}; expected the model dir of a train.py run.")
+    return load_config(config_path)
+
+
+def load_run(source, *, best=False):
+    """Builds a run's model and restores its weights: a :class:`LoadedRun`.
+
+    Only the model is restored (optimizer slots are left out), so a run of any stage loads.
+    """
+    config = load_run_config(source)
+    checkpoint = resolve_checkpoint(source, best=best)
+    model = build_model(config)
+    status = tf.train.Checkpoint(model=model).restore(checkpoint).expect_partial()
+    try:
+        status.assert_existing_objects_matched()
+    except AssertionError as error:
+        raise RunError(f"{checkpoint} does not match the model of {CONFIG_FILE}: {error}") from None
+    return LoadedRun(config=config, model=model, checkpoint=checkpoint, model_dir=run_dir_of(source))
