@@ -1,0 +1,400 @@
+"""Action recognition and next-frame prediction on whole video files.
+
+A video is decoded with PyAV at the model's short side (FFmpeg's area resampling, as
+``data/prepare.py`` stores training frames), cut into every non-overlapping clip of T frames
+as :func:`~dynamonet_tf.data.pipelines.eval_dataset` cuts evaluation videos (the last clip
+padded by repeating the final frame), and each clip is preprocessed as in evaluation (centre
+crop) and run through the model. The video's class probabilities are the mean of its clips'
+softmax scores, the paper's test protocol (:mod:`dynamonet_tf.video_accuracy`).
+
+The model comes from either of two places, with the same numbers:
+
+- :class:`ExportedModel`: a SavedModel written by :func:`dynamonet_tf.export.export_saved_model`
+  (``export.py``), through its signatures;
+- :class:`RunModel`: a training run loaded with :func:`dynamonet_tf.runs.load_run`, through
+  the Keras model and the export's own :func:`~dynamonet_tf.export.preprocess_video`.
+
+``predict.py`` is the command line over this module.
+"""
+
+import dataclasses
+import fractions
+import glob
+import json
+import os
+from pathlib import Path
+
+import av
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from dynamonet_tf import export
+from dynamonet_tf.data.prepare import MANIFEST_FILE
+from dynamonet_tf.data.video import VideoDecodeError, decode_video
+from dynamonet_tf.models.dynamonet import LOGITS, PREDICTED_FRAMES
+from dynamonet_tf.runs import model_kind, run_dir_of
+
+FRAME_FORMATS = (".mp4", ".gif")
+VALID_VIDEOS = "a video file FFmpeg can decode (.mp4, .avi, .mkv, .webm, .mov, ...)"
+VALID_EXPORTS = "a directory written by export.py"
+# Frame rate of written frames when the source video does not declare one.
+DEFAULT_FPS = 25.0
+
+
+class InferenceError(Exception):
+    """A video, model or output that cannot be used; the message names the path and what
+    would be valid, in one line."""
+
+
+def video_clips(frames, num_frames):
+    """Every non-overlapping clip of ``num_frames`` frames, as ``eval_dataset`` cuts them.
+
+    Clips start at frames 0, T, 2T, ... until one reaches the last frame; the last clip is
+    padded by repeating the final frame, and a video shorter than T gives one padded clip.
+
+    Args:
+        frames: ``(time, height, width, channels)``, at least one frame.
+        num_frames: T.
+
+    Returns:
+        ``(clips, num_frames, height, width, channels)`` with ``clips = ceil(time / T)``.
+    """
+    length = len(frames)
+    if length == 0 or num_frames < 1:
+        raise ValueError(f"need at least one frame and num_frames >= 1; got {length}, {num_frames}.")
+    num_clips = -(-length // num_frames)
+    starts = np.arange(num_clips) * num_frames
+    indices = np.minimum(starts[:, None] + np.arange(num_frames)[None, :], length - 1)
+    return frames[indices]
+
+
+class VideoModel:
+    """A DynamoNet model that takes raw ``uint8`` clips: what an export and a run share.
+
+    Attributes:
+        source: the export dir or checkpoint it was loaded from, for messages.
+        kind: ``"joint"``, ``"classifier"`` or ``"pretrain"``.
+        num_frames, short_side, crop_size: the clip geometry it was trained on.
+        label_names: the class names in class-index order; ``None`` for a model without a
+            classifier (``"pretrain"``).
+    """
+
+    source: str
+    kind: str
+    num_frames: int
+    short_side: int
+    crop_size: int
+    label_names: list
+
+    @property
+    def classifies(self):
+        return self.kind != "pretrain"
+
+    @property
+    def predicts_frames(self):
+        return self.kind != "classifier"
+
+    def probabilities(self, clips):
+        """uint8 ``(batch, time, height, width, 3)`` -> float32 ``(batch, classes)`` softmax."""
+        raise NotImplementedError
+
+    def predicted_frames(self, clips):
+        """uint8 ``(batch, time, height, width, 3)`` -> float32
+        ``(batch, time, crop_size, crop_size, 3)`` in [0, 1]: frame ``t`` predicts clip frame
+        ``t + 1``."""
+        raise NotImplementedError
+
+    def crop(self, frames):
+        """uint8 ``(batch, time, height, width, 3)`` -> the float32 model input in [0, 1],
+        ``(batch, time, crop_size, crop_size, 3)``."""
+        return export.preprocess_video(
+            tf.constant(frames), short_side=self.short_side, crop_size=self.crop_size
+        )
+
+
+class ExportedModel(VideoModel):
+    """A SavedModel of :func:`~dynamonet_tf.export.export_saved_model`, used through its
+    ``serving_default`` and ``predict_frames`` signatures."""
+
+    def __init__(self, export_dir):
+        export_dir = Path(export_dir)
+        self.source = str(export_dir)
+        metadata_path = export_dir / "assets" / export.METADATA_FILE
+        if not export_dir.is_dir():
+            raise InferenceError(f"{export_dir}: no such directory; --export takes {VALID_EXPORTS}.")
+        if not (export_dir / "saved_model.pb").is_file():
+            raise InferenceError(
+                f"{export_dir}: not a SavedModel (no saved_model.pb); --export takes {VALID_EXPORTS}."
+            )
+        if not metadata_path.is_file():
+            raise InferenceError(
+                f"{export_dir}: a SavedModel but not a DynamoNet export (no assets/"
+                f"{export.METADATA_FILE}); --export takes {VALID_EXPORTS}."
+            )
+        try:
+            metadata = json.loads(metadata_path.read_text())
+            self.kind = metadata["model_kind"]
+            self.num_frames = metadata["num_frames"]
+            self.short_side = metadata["short_side"]
+            self.crop_size = metadata["crop_size"]
+            self.label_names = metadata["label_names"]
+            signatures = metadata["signatures"]
+        except (ValueError, KeyError, TypeError) as error:
+            raise InferenceError(
+                f"{metadata_path}: unreadable DynamoNet export metadata ({type(error).__name__}: "
+                f"{error}); export the model again with export.py."
+            ) from None
+        try:
+            # Kept as an attribute: the signatures need the loaded object alive.
+            self._saved_model = tf.saved_model.load(str(export_dir))
+        except (tf.errors.OpError, ValueError, OSError) as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise InferenceError(f"{export_dir}: the SavedModel cannot be loaded ({reason}).") from None
+        missing = sorted(set(signatures) - set(self._saved_model.signatures))
+        if missing:
+            raise InferenceError(
+                f"{export_dir}: the export lacks the signatures {missing} its metadata lists; "
+                "export the model again with export.py."
+            )
+
+    def probabilities(self, clips):
+        outputs = self._saved_model.signatures[export.SERVING_DEFAULT](video=tf.constant(clips))
+        return outputs["probabilities"].numpy()
+
+    def predicted_frames(self, clips):
+        outputs = self._saved_model.signatures[export.PREDICT_FRAMES](video=tf.constant(clips))
+        return outputs[PREDICTED_FRAMES].numpy()
+
+
+class RunModel(VideoModel):
+    """The Keras model of a training run (a :class:`~dynamonet_tf.runs.LoadedRun`).
+
+    Args:
+        run: the loaded run.
+        label_names: one name per class (see :func:`run_label_names`); ignored for a
+            ``"pretrain"`` run; default the class indices.
+    """
+
+    def __init__(self, run, label_names=None):
+        config = run.config
+        self.model = run.model
+        self.source = str(run.checkpoint)
+        self.kind = model_kind(config)
+        self.num_frames = config.data.num_frames
+        self.short_side = config.data.short_side
+        self.crop_size = config.data.crop_size
+        self.label_names = None
+        if self.classifies:
+            num_classes = self.model.output[LOGITS].shape[-1]
+            self.label_names = label_names or [str(index) for index in range(num_classes)]
+            if len(self.label_names) != num_classes:
+                raise InferenceError(
+                    f"{self.source}: {len(self.label_names)} label names for a model of "
+                    f"{num_classes} classes."
+                )
+
+    def probabilities(self, clips):
+        logits = self.model(self.crop(clips), training=False)[LOGITS]
+        return tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1).numpy()
+
+    def predicted_frames(self, clips):
+        outputs = self.model(self.crop(clips), training=False)
+        return tf.cast(outputs[PREDICTED_FRAMES], tf.float32).numpy()
+
+
+def run_source(model_dir=None, checkpoint=None, best=False):
+    """What to load with :func:`~dynamonet_tf.runs.load_run` for the command-line options
+    ``--model-dir``, ``--checkpoint`` and ``--best``; contradictions raise InferenceError."""
+    if model_dir is None and checkpoint is None:
+        raise InferenceError("pass --model-dir DIR (a train.py run) or --checkpoint PREFIX.")
+    if checkpoint is None:
+        return model_dir
+    if best:
+        raise InferenceError("--best picks a model dir's best checkpoint; it cannot go with --checkpoint.")
+    if model_dir is not None and Path(run_dir_of(checkpoint)).resolve() != Path(model_dir).resolve():
+        raise InferenceError(
+            f"--checkpoint {checkpoint} is not a checkpoint of --model-dir {model_dir}; pass one "
+            "of its checkpoints/ or best/ prefixes, or only --checkpoint."
+        )
+    return checkpoint
+
+
+def run_label_names(config, labels_file=None):
+    """The class names of a run's model and where they come from: ``(names, source)``.
+
+    ``labels_file`` (one name per line) when given; else the ``"classes"`` of the
+    ``manifest.json`` that ``data/prepare.py`` wrote beside ``data.eval_files`` or
+    ``data.train_files`` (relative paths resolve against the working directory, as in
+    training); else ``(None, None)``. A run that does not classify gives ``(None, None)``.
+
+    Raises:
+        InferenceError: the file is unreadable, or its names do not match
+            ``data.num_classes``.
+    """
+    if not config.train.labeled:
+        return None, None
+    if labels_file is not None:
+        try:
+            lines = Path(labels_file).read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as error:
+            raise InferenceError(f"--labels {labels_file}: cannot be read ({error.__class__.__name__}).") from None
+        names, source = [line.strip() for line in lines if line.strip()], f"--labels {labels_file}"
+    else:
+        names, source = _manifest_classes(config)
+        if names is None:
+            return None, None
+    if len(names) != config.data.num_classes:
+        remedy = "" if labels_file is not None else "; pass --labels FILE with one name per line"
+        raise InferenceError(
+            f"{source} lists {len(names)} class names but the model has data.num_classes = "
+            f"{config.data.num_classes}{remedy}."
+        )
+    return names, source
+
+
+def _manifest_classes(config):
+    for pattern in (config.data.eval_files, config.data.train_files):
+        if not pattern:
+            continue
+        # The glob's directory may itself hold wildcards.
+        for manifest in sorted(glob.glob(os.path.join(os.path.dirname(pattern), MANIFEST_FILE))):
+            try:
+                classes = json.loads(Path(manifest).read_text()).get("classes")
+            except (OSError, ValueError) as error:
+                raise InferenceError(f"{manifest}: unreadable ({type(error).__name__}: {error}).") from None
+            if classes:
+                return list(classes), manifest
+    return None, None
+
+
+def read_video(path, short_side):
+    """Decodes every frame of a video file at ``short_side`` (area resampling).
+
+    Returns:
+        ``(frames, fps)``: uint8 ``(time, height, width, 3)`` with the short side
+        ``short_side``, and the frame rate (0.0 when the file does not say).
+
+    Raises:
+        InferenceError: a missing path, a directory, or a file that is not a decodable video.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InferenceError(f"{path}: no such file; expected {VALID_VIDEOS}.")
+    if path.is_dir():
+        raise InferenceError(f"{path}: is a directory; expected {VALID_VIDEOS}.")
+    try:
+        return decode_video(path, short_side=short_side)
+    except VideoDecodeError as error:
+        raise InferenceError(f"{path}: cannot be decoded ({error}); expected {VALID_VIDEOS}.") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoPrediction:
+    """What a model makes of one video of ``num_frames`` frames.
+
+    Attributes:
+        num_frames: frames of the video.
+        num_clips: clips it was cut into.
+        probabilities: float64 ``(classes,)``, the mean of the clips' softmax scores;
+            ``None`` for a model without a classifier.
+        label_names: the class names, ``None`` without a classifier.
+        predicted_frames: float32 ``(num_frames - 1, crop_size, crop_size, 3)`` in [0, 1],
+            the prediction of video frames 1..num_frames-1 (0-based), each from the frame
+            before it in its clip; ``None`` unless asked for.
+        true_frames: float32, the same shape: the centre-cropped frames they predict.
+    """
+
+    num_frames: int
+    num_clips: int
+    probabilities: np.ndarray = None
+    label_names: list = None
+    predicted_frames: np.ndarray = None
+    true_frames: np.ndarray = None
+
+    def top_k(self, k=5):
+        """``[(label, probability), ...]``, the ``k`` most probable classes, best first."""
+        ranked = np.argsort(-self.probabilities, kind="stable")[:k]
+        return [(self.label_names[index], float(self.probabilities[index])) for index in ranked]
+
+
+def predict_video(model, frames, *, with_frames=False, batch_size=8):
+    """Classifies a video and, with ``with_frames``, predicts its next frames.
+
+    Args:
+        model: a :class:`VideoModel` (:class:`ExportedModel` or :class:`RunModel`).
+        frames: uint8 ``(time, height, width, 3)``, the whole video, any frame size.
+        with_frames: also return the predicted next frames (a model with frame prediction).
+        batch_size: clips per model call (bounds memory, not the result).
+
+    Returns:
+        A :class:`VideoPrediction`.
+    """
+    if with_frames and not model.predicts_frames:
+        raise InferenceError(f"{model.source}: a {model.kind} model has no frame-prediction branch.")
+    clips = video_clips(frames, model.num_frames)
+    batches = [clips[start : start + batch_size] for start in range(0, len(clips), batch_size)]
+    result = {}
+    if model.classifies:
+        clip_probabilities = np.concatenate([model.probabilities(batch) for batch in batches])
+        result["probabilities"] = clip_probabilities.astype(np.float64).mean(axis=0)
+        result["label_names"] = model.label_names
+    if with_frames:
+        # Clip k's output t predicts video frame k * T + t + 1, so the clips' outputs in order
+        # predict frames 1, 2, ...; those beyond the last frame (padding) are dropped.
+        predicted = np.concatenate([model.predicted_frames(batch) for batch in batches])
+        predicted = predicted.reshape(-1, *predicted.shape[2:])
+        result["predicted_frames"] = predicted[: len(frames) - 1]
+        result["true_frames"] = model.crop(frames[None, 1:]).numpy()[0]
+    return VideoPrediction(num_frames=len(frames), num_clips=len(clips), **result)
+
+
+def write_frames(path, true_frames, predicted_frames, fps=DEFAULT_FPS):
+    """Writes true and predicted frames side by side (true left) as an MP4 or a GIF.
+
+    MP4 is H.264 (MPEG-4 Part 2 where FFmpeg lacks it) in yuv420p, which needs even sides,
+    so odd sides are padded with black. GIF: Pillow merges identical consecutive frames into
+    one longer frame, so a still stretch plays as long but counts fewer frames.
+
+    Args:
+        path: ``.mp4`` or ``.gif``; missing parent directories are created.
+        true_frames, predicted_frames: ``(time, height, width, 3)`` in [0, 1].
+        fps: frames per second of the output.
+
+    Raises:
+        InferenceError: another extension, no frames, or a file that cannot be written.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in FRAME_FORMATS:
+        raise InferenceError(f"{path}: frames are written as {' or '.join(FRAME_FORMATS)}.")
+    if len(predicted_frames) == 0:
+        raise InferenceError(f"{path}: a video of one frame has no next frame to predict.")
+    pairs = np.concatenate([true_frames, predicted_frames], axis=2)
+    pairs = np.round(np.clip(pairs, 0, 1) * 255).astype(np.uint8)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix.lower() == ".gif":
+            images = [Image.fromarray(pair) for pair in pairs]
+            images[0].save(
+                path, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0
+            )
+        else:
+            _write_mp4(path, pairs, fps)
+    except (OSError, av.FFmpegError) as error:
+        raise InferenceError(f"{path}: cannot be written ({type(error).__name__}: {error}).") from None
+
+
+def _write_mp4(path, frames, fps):
+    _, height, width, _ = frames.shape
+    frames = np.pad(frames, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)))
+    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fractions.Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        if codec == "libx264":
+            stream.options = {"crf": "18"}  # visually lossless: prediction errors stay visible
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
