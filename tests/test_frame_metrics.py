@@ -1,8 +1,19 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from skimage.metrics import structural_similarity
 
-from dynamonet_tf.frame_metrics import MAX_PSNR, frame_prediction_scores, luma, psnr, ssim, ssim_luma
+from dynamonet_tf.frame_metrics import (
+    MAX_PSNR,
+    SSIM_BORDER,
+    SSIM_SETTINGS,
+    FramePredictionScores,
+    frame_scores,
+    luma,
+    psnr,
+    ssim,
+    ssim_luma,
+)
 
 
 def smooth_frames(seed, shape=(48, 56, 3)):
@@ -34,17 +45,46 @@ def test_luma_weights():
     np.testing.assert_allclose(luma(np.array([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]])), [0.299, 0.587, 0.114])
 
 
-def test_scores_prefer_the_better_predictor():
-    frames = np.stack([np.roll(smooth_frames(3), shift, axis=1) for shift in range(4)])[None]
-    previous, targets = frames[:, :-1], frames[:, 1:]
-    scores = frame_prediction_scores(targets, targets, previous)
-    assert scores["model"] == {"ssim": pytest.approx(1.0), "ssim_luma": pytest.approx(1.0), "psnr": MAX_PSNR}
-    baseline = scores["copy_last_frame"]
-    assert baseline["ssim"] < 0.99 and baseline["psnr"] < 40
-    assert baseline["psnr"] == pytest.approx(np.mean([psnr(t, p) for t, p in zip(targets[0], previous[0])]))
+def test_an_all_true_mask_changes_nothing():
+    """Masked SSIM averages skimage's map over the same interior its mean SSIM uses."""
+    a, b = smooth_frames(3), np.clip(smooth_frames(3) + smooth_frames(4) * 0.2 - 0.1, 0, 1)
+    everywhere = np.ones(a.shape[:2], bool)
+    expected = structural_similarity(a, b, channel_axis=-1, **SSIM_SETTINGS)
+    assert ssim(a, b) == pytest.approx(expected, abs=1e-12)
+    assert ssim(a, b, everywhere) == pytest.approx(expected, abs=1e-12)
+    assert ssim_luma(a, b, everywhere) == pytest.approx(ssim_luma(a, b), abs=1e-12)
+    assert psnr(a, b, everywhere) == pytest.approx(psnr(a, b))
+    assert frame_scores(a, b, everywhere) == pytest.approx(
+        {**frame_scores(a, b), **{f"masked_{k}": v for k, v in frame_scores(a, b).items()}}
+    )
+
+
+def test_masked_scores_cover_only_the_masked_pixels():
+    a = smooth_frames(5)
+    b = a.copy()
+    b[:, 28:] = np.clip(b[:, 28:] + 0.2, 0, 1)  # errors in the right half only
+    right = np.zeros(a.shape[:2], bool)
+    right[:, 28:] = True
+    assert psnr(a, b, right) == pytest.approx(10 * np.log10(1 / np.mean((a[:, 28:] - b[:, 28:]) ** 2)))
+    assert psnr(a, b, ~right) == MAX_PSNR
+    _, full = structural_similarity(luma(a), luma(b), full=True, **SSIM_SETTINGS)
+    interior = np.zeros_like(right)
+    interior[SSIM_BORDER:-SSIM_BORDER, SSIM_BORDER:-SSIM_BORDER] = True
+    assert ssim_luma(a, b, right) == pytest.approx(full[right & interior].mean())
+    far_left = np.zeros_like(right)
+    far_left[:, : 28 - SSIM_BORDER - 1] = True  # beyond the reach of the 11 x 11 window
+    assert ssim(a, b, right) < ssim(a, b) < ssim(a, b, far_left) == pytest.approx(1.0)
+
+
+def test_a_mask_outside_the_ssim_interior_is_refused():
+    a = smooth_frames(6)
+    border = np.zeros(a.shape[:2], bool)
+    border[:SSIM_BORDER] = True
+    with pytest.raises(ValueError, match="no pixel"):
+        ssim(a, a, border)
 
 
 def test_mismatched_shapes_are_named():
-    a = np.zeros((1, 2, 8, 8, 3))
+    a = np.zeros((2, 16, 16, 3))
     with pytest.raises(ValueError, match="share one shape"):
-        frame_prediction_scores(a, a[:, :1], a)
+        FramePredictionScores().add("video", a, a[:1], a)

@@ -37,7 +37,7 @@ import yaml
 
 from dynamonet_tf.config import check_against_runtime, to_dict
 from dynamonet_tf.data.pipelines import eval_dataset, train_dataset
-from dynamonet_tf.frame_metrics import frame_prediction_scores
+from dynamonet_tf.frame_metrics import FramePredictionScores
 from dynamonet_tf.losses import FramePredictionLoss
 from dynamonet_tf.models import LOGITS, PREDICTED_FRAMES, split_clip, transfer_weights
 from dynamonet_tf.runs import CONFIG_FILE, RunError, build_model, load_run_config, model_kind, resolve_checkpoint
@@ -317,17 +317,22 @@ class Trainer:
         return _averages(totals, prefix="val_")
 
     def frame_prediction_report(self, max_batches=8):
-        """FP loss and SSIM/PSNR against copying the last frame, on held-out clips."""
-        predicted, targets, previous = [], [], []
-        for frames, batch_targets, _ in self._eval_clips(max_batches):
-            predicted.append(np.asarray(self.model(frames, training=False)[PREDICTED_FRAMES]))
-            targets.append(np.asarray(batch_targets[PREDICTED_FRAMES]))
-            previous.append(np.asarray(frames))
-        predicted, targets, previous = (np.concatenate(a) for a in (predicted, targets, previous))
-        report = frame_prediction_scores(targets, predicted, previous)
-        report["model"]["frame_prediction_loss"] = float(tf.reduce_mean(self._fp_loss(targets, predicted)))
-        report["copy_last_frame"]["frame_prediction_loss"] = float(tf.reduce_mean(self._fp_loss(targets, previous)))
-        report["clips"] = int(len(targets))
+        """FP loss and SSIM/PSNR against copying the last frame, on held-out clips, scored as
+        ``evaluate_frame_prediction.py`` scores them (means over all predicted frames)."""
+        scores, losses = FramePredictionScores(), {"model": [], "copy_last_frame": []}
+        for frames, targets, info in self._eval_clips(max_batches):
+            predicted = tf.cast(self.model(frames, training=False)[PREDICTED_FRAMES], tf.float32)
+            next_frames = targets[PREDICTED_FRAMES]
+            for video, *clip in zip(info["media_id"].numpy(), frames.numpy(), next_frames.numpy(), predicted.numpy()):
+                scores.add(video.decode(), *clip)
+            losses["model"].append(self._fp_loss(next_frames, predicted))
+            losses["copy_last_frame"].append(self._fp_loss(next_frames, frames))
+        summary = scores.summary()
+        report = {
+            name: dict(summary[name], frame_prediction_loss=float(tf.reduce_mean(tf.concat(per_clip, axis=0))))
+            for name, per_clip in losses.items()
+        }
+        report["clips"] = summary["clips"]
         return report
 
     def log_prediction_images(self, writer, step):
