@@ -247,3 +247,44 @@ def test_crop_larger_than_the_short_side_is_rejected(tmp_path):
     path = write_records(tmp_path / "v.tfrecord", [(stamped_frames(2), 0, "v")])
     with pytest.raises(ValueError, match="crop_size"):
         train_dataset(path, crop_size=160, short_side=128, batch_size=1)
+
+
+# (top, left) of the 3 crops of 16 along the long side, the short side centred.
+THREE_CROPS = {
+    (24, 41): [(4, 0), (4, 12), (4, 25)],  # landscape: left, centre, right
+    (41, 24): [(0, 4), (12, 4), (25, 4)],  # portrait: top, centre, bottom
+    (24, 24): [(4, 0), (4, 4), (4, 8)],  # square: as landscape
+}
+
+
+@pytest.mark.parametrize("height, width", list(THREE_CROPS), ids=["landscape", "portrait", "square"])
+def test_eval_three_crops_are_numpy_slices_along_the_long_side(tmp_path, height, width):
+    frames = np.random.default_rng(0).integers(0, 256, (5, height, width, 3), dtype=np.uint8)
+    jpegs = [tf.io.encode_jpeg(frame, quality=95).numpy() for frame in frames]
+    path = write_records(tmp_path / "v.tfrecord", [(jpegs, 3, "v")])
+    # Stored at the short side, so nothing is resized: the crops are slices of the decoded frames.
+    decoded = np.stack([tf.io.decode_jpeg(jpeg).numpy() for jpeg in jpegs]).astype(np.float32) / 255
+    options = dict(num_frames=4, crop_size=16, short_side=24, batch_size=16)
+    views, info = take(eval_dataset(path, num_crops=3, **options))[0]
+    centre_only, _ = take(eval_dataset(path, **options))[0]
+
+    expected = [
+        decoded[[min(start + k, 4) for k in range(4)], top : top + 16, left : left + 16]
+        for start in (0, 4)
+        for top, left in THREE_CROPS[(height, width)]
+    ]
+    np.testing.assert_array_equal(views, np.stack(expected))
+    np.testing.assert_array_equal(views[1::3], centre_only)  # the middle crop is the 1-crop
+    assert list(info["clip_index"]) == [0, 0, 0, 1, 1, 1]
+    assert list(info["valid_frames"]) == [4, 4, 4, 1, 1, 1]
+    assert set(info["media_id"]) == {b"v"} and set(info["label"]) == {3}
+
+
+def test_eval_middle_of_three_crops_equals_the_centre_crop_after_resizing(tmp_path):
+    path = write_records(tmp_path / "v.tfrecord", [(stamped_frames(6, scale=2), 0, "v")])
+    views, _ = take(eval_dataset(path, num_frames=4, num_crops=3, batch_size=8))[0]
+    centre_only, _ = take(eval_dataset(path, num_frames=4, batch_size=8))[0]
+    np.testing.assert_array_equal(views[1::3], centre_only)
+    assert [crop_and_flip(clip[0])[0] for clip in views[:3]] == [(8, 0), CENTRE, (8, 48)]
+    with pytest.raises(ValueError, match="num_crops must be 1"):
+        eval_dataset(path, num_crops=5, batch_size=8)

@@ -9,8 +9,9 @@ normalise frames themselves, and the frame-prediction targets are raw frames.
   horizontal flip, the same crop and flip for every frame of the clip. Yields
   ``(frames, {"predicted_frames": next_frames, "logits": label})``: the model input
   (frames 1..T) and its targets (frames 2..T+1, and the label when ``labeled``).
-- :func:`eval_dataset`: every non-overlapping ``num_frames`` clip of each video, centre crop,
-  in file order, with the video id so that scores can be averaged per video.
+- :func:`eval_dataset`: every non-overlapping ``num_frames`` clip of each video, centre crop
+  (or 3 crops along the long side), in file order, with the video id so that scores can be
+  averaged per video.
 
 Model Garden's framework-neutral video ops (``official.vision.ops.preprocess_ops_3d``) decode,
 resize and centre-crop. Random choices are made here instead, with stateless random ops
@@ -153,14 +154,21 @@ def eval_dataset(
     short_side=128,
     batch_size,
     clip_stride=None,
+    num_crops=1,
 ):
-    """All clips of every video, centre crop, no flip, in file order: ``(frames, info)``.
+    """All clips of every video, centre crop (or 3), no flip, in file order: ``(frames, info)``.
 
     Clips start every ``clip_stride`` frames (default ``num_frames``: non-overlapping) until
     one reaches the last frame, so they cover the whole video; the final clip is padded by
     repeating the last frame, and a video shorter than ``num_frames`` gives one clip. Frames
     are resized to ``short_side`` and centre-cropped to ``crop_size``. No shuffling, no
     repetition; the last batch may be smaller.
+
+    With ``num_crops=3`` every clip is cut at 3 positions along the longer side of the
+    resized frame: left, centre, right for landscape and square frames; top, centre, bottom
+    for portrait ones (Feichtenhofer et al.'s 3-crop testing). The other side is centred as
+    in the single crop, so the middle crop equals the ``num_crops=1`` crop. The 3 crops of a
+    clip are consecutive elements, in that order, and share the clip's ``info``.
 
     Returns:
         A ``tf.data.Dataset`` of ``(frames, info)``: ``frames`` float32 in [0, 1],
@@ -171,6 +179,8 @@ def eval_dataset(
     """
     clip_stride = num_frames if clip_stride is None else clip_stride
     _check_clip_arguments(num_frames, clip_stride, crop_size, short_side)
+    if num_crops not in (1, 3):
+        raise ValueError(f"num_crops must be 1 (centre) or 3 (along the long side); got {num_crops!r}.")
     # Read in file order; parallelism goes to decoding, which is the cost.
     videos = tf.data.TFRecordDataset(list_files(file_pattern)).map(
         parse_video_example, num_parallel_calls=AUTOTUNE
@@ -179,12 +189,20 @@ def eval_dataset(
 
     def decode_clip(clip):
         frames = _decode_and_resize(clip.pop("jpegs"), short_side)
+        if num_crops == 3:
+            # Decoded once, cut three times; unbatched below into 3 elements.
+            crops = _three_crop(frames, crop_size)
+            crops.set_shape((3, num_frames, crop_size, crop_size, 3))
+            return crops, {name: tf.fill([3], value) for name, value in clip.items()}
         # Model Garden's centre crop has the same offsets as the training "centre" position.
         frames = preprocess_ops_3d.crop_image(frames, crop_size, crop_size)
         frames.set_shape((num_frames, crop_size, crop_size, 3))
         return frames, clip
 
-    dataset = clips.map(decode_clip, num_parallel_calls=AUTOTUNE).batch(batch_size)
+    dataset = clips.map(decode_clip, num_parallel_calls=AUTOTUNE)
+    if num_crops == 3:
+        dataset = dataset.unbatch()
+    dataset = dataset.batch(batch_size)
     options = tf.data.Options()
     options.deterministic = True
     return dataset.prefetch(AUTOTUNE).with_options(options)
@@ -280,6 +298,24 @@ def _five_crop(frames, crop_size, position):
     top = tf.gather(tf.stack([bottom // 2, 0, 0, bottom, bottom]), position)
     left = tf.gather(tf.stack([right // 2, 0, right, 0, right]), position)
     return tf.slice(frames, [0, top, left, 0], [-1, crop_size, crop_size, -1])
+
+
+def _three_crop(frames, crop_size):
+    """``(time, height, width, channels)`` -> ``(3, time, crop_size, crop_size, channels)``.
+
+    Start, centre and end of the longer side (width when square), the other side centred.
+    Written here because Model Garden's 3-crop (``crop_image(num_crops=3)``) puts the short
+    side at offset 0 instead of centring it (the same only when the short side equals the
+    crop), and can round its centre offset one pixel away from its own single centre crop.
+    """
+    shape = tf.shape(frames)
+    spare_rows, spare_cols = shape[1] - crop_size, shape[2] - crop_size
+    portrait = shape[1] > shape[2]
+    tops = tf.where(portrait, tf.stack([0, spare_rows // 2, spare_rows]), tf.fill([3], spare_rows // 2))
+    lefts = tf.where(portrait, tf.fill([3], spare_cols // 2), tf.stack([0, spare_cols // 2, spare_cols]))
+    return tf.stack(
+        [tf.slice(frames, [0, tops[i], lefts[i], 0], [-1, crop_size, crop_size, -1]) for i in range(3)]
+    )
 
 
 def _video_clips(video, num_frames, clip_stride):

@@ -31,18 +31,17 @@ import time
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 import yaml
 
 from dynamonet_tf.config import check_against_runtime, to_dict
 from dynamonet_tf.data.pipelines import eval_dataset, train_dataset
+from dynamonet_tf.evaluation import HEADLINE, class_names, evaluate_clips, model_logits
 from dynamonet_tf.frame_metrics import FramePredictionScores
 from dynamonet_tf.losses import FramePredictionLoss
 from dynamonet_tf.models import LOGITS, PREDICTED_FRAMES, split_clip, transfer_weights
 from dynamonet_tf.runs import CONFIG_FILE, RunError, build_model, load_run_config, model_kind, resolve_checkpoint
 from dynamonet_tf.training.optimization import make_optimizer
-from dynamonet_tf.video_accuracy import accuracy_report
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
@@ -443,22 +442,14 @@ class Trainer:
 
     def video_accuracy_report(self):
         """Video-level accuracy on the eval set: the paper's protocol (every T-frame clip,
-        centre crop, softmax averaged per video)."""
+        centre crop, softmax averaged per video), as ``evaluate.py`` computes it."""
         data = self.config.data
-        manifest = Path(data.eval_files).parent / "manifest.json"
-        classes = (
-            json.loads(manifest.read_text())["classes"]
-            if manifest.exists()
-            else [str(i) for i in range(data.num_classes)]
+        report = evaluate_clips(
+            model_logits(self.model),
+            self._eval_dataset(data.num_frames),
+            class_names(data.eval_files, data.num_classes),
         )
-        media_ids, labels, probabilities = [], [], []
-        for frames, info in self._eval_dataset(data.num_frames):
-            logits = tf.cast(self.model(frames, training=False)[LOGITS], tf.float32)
-            probabilities.append(tf.nn.softmax(logits).numpy())
-            media_ids.extend(info["media_id"].numpy().tolist())
-            labels.extend(info["label"].numpy().tolist())
-        report = accuracy_report(media_ids, labels, np.concatenate(probabilities), classes)
-        return {k: report[k] for k in ("videos", "clips", "video_top1", "video_top5", "clip_top1", "mean_class_accuracy")}
+        return {k: report[k] for k in ("videos", "clips", *HEADLINE)}
 
     @staticmethod
     def _append_csv(path, row):
