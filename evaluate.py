@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from dynamonet_tf import evaluation  # noqa: E402
 from dynamonet_tf.config import ConfigError  # noqa: E402
 from dynamonet_tf.data.prepare import PrepareError  # noqa: E402
-from dynamonet_tf.runs import RunError  # noqa: E402
+from dynamonet_tf.runs import RunError, add_run_arguments, run_source  # noqa: E402
 
 
 def parse_args(argv):
@@ -31,14 +31,12 @@ def parse_args(argv):
     )
     parser.add_argument("--dataset", required=True, help=f"one of {', '.join(evaluation.DATASETS)}")
     parser.add_argument("--split", default="1", help="1, 2, 3 or all (UCF101, HMDB51, demo; Kinetics-400 has 1)")
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument(
-        "--model-dir",
-        help="a train.py run, {split} replaced per split (default: runs/joint for demo and "
+    add_run_arguments(
+        parser,
+        model_dir_help="a train.py run, {split} replaced per split (default: runs/joint for demo and "
         "kinetics400, runs/finetune_<dataset>_split{split} otherwise)",
+        checkpoint_help="a checkpoint prefix, e.g. runs/joint/best/ckpt-12 ({split} allowed)",
     )
-    source.add_argument("--checkpoint", help="a checkpoint prefix, e.g. runs/joint/best/ckpt-12 ({split} allowed)")
-    parser.add_argument("--best", action="store_true", help="take the model dir's best/ checkpoint, not its last")
     parser.add_argument(
         "--data",
         help="a prepared folder (its test-*.tfrecord; val-* for kinetics400) or a TFRecord glob, "
@@ -61,8 +59,8 @@ def main(argv=None):
         plans, summary_dir = evaluation.plan_splits(
             args.dataset,
             args.split,
-            model_dir=args.model_dir,
-            checkpoint=args.checkpoint,
+            source=run_source(args, required=False),
+            is_checkpoint=args.checkpoint is not None,
             data=args.data,
             out=args.out,
         )

@@ -13,19 +13,17 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from dynamonet_tf.data.datasets import VIDEO_EXTENSIONS  # noqa: E402
 from dynamonet_tf.frame_prediction import DEFAULT_FLOW_THRESHOLD, FramePredictionError, evaluate_run  # noqa: E402
-from dynamonet_tf.runs import RunError, load_run  # noqa: E402
+from dynamonet_tf.runs import RunError, add_run_arguments, load_run, run_source  # noqa: E402
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    run = parser.add_mutually_exclusive_group(required=True)
-    run.add_argument("--model-dir", type=Path, help="a train.py run (its latest checkpoint)")
-    run.add_argument("--checkpoint", type=Path, help="a checkpoint prefix, e.g. runs/pretrain/checkpoints/ckpt-200")
-    parser.add_argument("--best", action="store_true", help="with --model-dir: the best/ checkpoint (lowest val loss)")
+    add_run_arguments(parser, checkpoint_help="a checkpoint prefix, e.g. runs/pretrain/checkpoints/ckpt-200")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--data", help="TFRecord glob or prepared folder (default: the run's data.eval_files)")
-    source.add_argument("--videos", type=Path, help="a folder of video files (*.mp4 *.avi *.mkv *.webm *.mov)")
+    source.add_argument("--videos", type=Path, help=f"a folder of video files (*{' *'.join(VIDEO_EXTENSIONS)})")
     parser.add_argument("--out", type=Path, help="output folder (default: <model dir>/frame_prediction)")
     parser.add_argument("--batch-size", type=int, default=8, help="clips per model call (default 8)")
     parser.add_argument("--max-clips", type=int, help="stop after this many clips")
@@ -48,13 +46,12 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     try:
-        run = load_run(args.model_dir or args.checkpoint, best=args.best)
-        out_dir = args.out or run.model_dir / "frame_prediction"
-        metrics = evaluate_run(
+        run = load_run(run_source(args), best=args.best)
+        metrics, out_dir = evaluate_run(
             run,
             data=args.data,
             videos=args.videos,
-            out_dir=out_dir,
+            out_dir=args.out,
             batch_size=args.batch_size,
             max_clips=args.max_clips,
             max_videos=args.max_videos,

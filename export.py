@@ -13,18 +13,17 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from dynamonet_tf.config import ConfigError  # noqa: E402
+from dynamonet_tf.data.prepare import PrepareError  # noqa: E402
 from dynamonet_tf.export import export_saved_model  # noqa: E402
-from dynamonet_tf.inference import InferenceError, run_label_names, run_source  # noqa: E402
-from dynamonet_tf.runs import RunError, load_run  # noqa: E402
+from dynamonet_tf.inference import InferenceError, run_label_names  # noqa: E402
+from dynamonet_tf.runs import RunError, add_run_arguments, load_run, run_source  # noqa: E402
 
 DEFAULT_TOP_K = 5
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-dir", type=Path, help="a train.py run (its latest checkpoint)")
-    parser.add_argument("--checkpoint", help="a checkpoint prefix of a run, e.g. runs/joint/checkpoints/ckpt-200")
-    parser.add_argument("--best", action="store_true", help="the run's best checkpoint instead of its latest")
+    add_run_arguments(parser)
     parser.add_argument("--out", type=Path, required=True, help="the export directory to create")
     parser.add_argument("--labels", type=Path, metavar="FILE",
                         help="class names, one a line (default: the manifest.json of the run's data)")
@@ -37,7 +36,7 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     try:
-        run = load_run(run_source(args.model_dir, args.checkpoint, args.best), best=args.best)
+        run = load_run(run_source(args), best=args.best)
         config = run.config
         if not config.train.labeled and (args.labels is not None or args.top_k is not None):
             raise InferenceError(f"{run.checkpoint} is a pretrain model without classes: "
@@ -59,7 +58,7 @@ def main(argv=None):
             backbone=config.model.backbone,
             overwrite=args.overwrite,
         )
-    except (InferenceError, RunError, ConfigError) as error:
+    except (InferenceError, RunError, ConfigError, PrepareError) as error:
         sys.exit(f"error: {error}")
     except FileExistsError:
         sys.exit(f"error: --out {args.out} exists and is not an empty directory; pass --overwrite to "

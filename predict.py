@@ -15,6 +15,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from dynamonet_tf.config import ConfigError  # noqa: E402
+from dynamonet_tf.data.prepare import PrepareError  # noqa: E402
 from dynamonet_tf.inference import (  # noqa: E402
     DEFAULT_FPS,
     FRAME_FORMATS,
@@ -24,19 +25,16 @@ from dynamonet_tf.inference import (  # noqa: E402
     predict_video,
     read_video,
     run_label_names,
-    run_source,
     write_frames,
 )
-from dynamonet_tf.runs import RunError, load_run  # noqa: E402
+from dynamonet_tf.runs import RunError, add_run_arguments, load_run, run_source  # noqa: E402
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("videos", nargs="+", type=Path, metavar="VIDEO")
     parser.add_argument("--export", type=Path, metavar="DIR", help="a SavedModel written by export.py")
-    parser.add_argument("--model-dir", type=Path, help="a train.py run (its latest checkpoint)")
-    parser.add_argument("--checkpoint", help="a checkpoint prefix of a run, e.g. runs/joint/checkpoints/ckpt-200")
-    parser.add_argument("--best", action="store_true", help="the run's best checkpoint instead of its latest")
+    add_run_arguments(parser)
     parser.add_argument("--labels", type=Path, metavar="FILE",
                         help="class names, one a line, for a run (default: the manifest.json of its data)")
     parser.add_argument("--top-k", type=int, default=5, help="actions to print (default 5)")
@@ -55,7 +53,7 @@ def main(argv=None):
     try:
         model = load_model(args)
         frames_out = frames_out_paths(args.frames_out, args.videos)
-    except (InferenceError, RunError, ConfigError) as error:
+    except (InferenceError, RunError, ConfigError, PrepareError) as error:
         sys.exit(f"error: {error}")
     if not model.classifies and args.frames_out is None:
         sys.exit(f"error: {model.source} is a pretrain model without a classifier: it only predicts "
@@ -100,7 +98,7 @@ def load_model(args):
         return ExportedModel(args.export)
     if not run_options:
         raise InferenceError("pass --export DIR (from export.py) or --model-dir DIR (a train.py run).")
-    run = load_run(run_source(args.model_dir, args.checkpoint, args.best), best=args.best)
+    run = load_run(run_source(args), best=args.best)
     label_names, _ = run_label_names(run.config, args.labels)
     if label_names is None and run.config.train.labeled:
         print("warning: no label names (no manifest.json with classes beside data.eval_files or "

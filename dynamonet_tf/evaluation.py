@@ -18,7 +18,6 @@ import csv
 import dataclasses
 import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +25,9 @@ import tensorflow as tf
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
+from dynamonet_tf.atomic_files import atomic_write
 from dynamonet_tf.data.pipelines import eval_dataset, list_files
-from dynamonet_tf.data.prepare import MANIFEST_FILE, prepare_demo
+from dynamonet_tf.data.prepare import MANIFEST_FILE, prepare_demo, read_manifest
 from dynamonet_tf.models import LOGITS
 from dynamonet_tf.runs import load_run, load_run_config, model_kind, resolve_checkpoint, run_dir_of
 from dynamonet_tf.training.demo_data import DEMO_DATA_DIR
@@ -141,18 +141,13 @@ def evaluate_clips(predict, dataset, class_names, *, total_videos=None, progress
 # ---------------------------------------------------------------------------- data sets
 
 
-def read_manifest(files):
-    """The ``manifest.json`` of the prepared folder holding ``files``, or None."""
-    folders = {Path(path).parent for path in files}
-    if len(folders) != 1:
-        return None
-    path = folders.pop() / MANIFEST_FILE
-    return json.loads(path.read_text()) if path.exists() else None
-
-
 def class_names(file_pattern, num_classes):
     """Class names of prepared data (its ``manifest.json``), else ``"0"`` .. ``"n-1"``."""
-    manifest = read_manifest(list_files(file_pattern))
+    return manifest_class_names(read_manifest(list_files(file_pattern)), num_classes)
+
+
+def manifest_class_names(manifest, num_classes):
+    """The ``classes`` of a manifest (None: no manifest), else ``"0"`` .. ``"n-1"``."""
     return list(manifest["classes"]) if manifest else [str(i) for i in range(num_classes)]
 
 
@@ -274,19 +269,20 @@ def default_model_dir(dataset):
     return f"runs/finetune_{dataset}_split{SPLIT_PLACEHOLDER}"
 
 
-def plan_splits(dataset, split, *, model_dir=None, checkpoint=None, data=None, out=None):
+def plan_splits(dataset, split, *, source=None, is_checkpoint=False, data=None, out=None):
     """The :class:`SplitPlan` of each split, and the folder of ``summary.json`` (None for one split).
 
-    ``model_dir``, ``checkpoint`` and ``data`` may hold a ``{split}`` placeholder, replaced by
+    ``source`` (a model dir, or a checkpoint prefix with ``is_checkpoint``; None:
+    :func:`default_model_dir`) and ``data`` may hold a ``{split}`` placeholder, replaced by
     each split's number; with several splits, the run's must. With several splits, ``out``
     (default ``eval_<dataset>_splits`` beside the split-1 run) receives ``summary.json`` and a
     ``split<N>`` folder per split.
     """
     splits = parse_splits(dataset, split)
-    template = str(checkpoint or model_dir or default_model_dir(dataset))
+    template = str(source or default_model_dir(dataset))
     several = len(splits) > 1
     if several and SPLIT_PLACEHOLDER not in template:
-        flag = "--checkpoint" if checkpoint else "--model-dir"
+        flag = "--checkpoint" if is_checkpoint else "--model-dir"
         raise EvaluationError(
             f"--split all evaluates one run per split: {flag} {template!r} needs a {SPLIT_PLACEHOLDER} "
             f"placeholder, e.g. --model-dir 'runs/finetune_{dataset}_split{SPLIT_PLACEHOLDER}'."
@@ -305,7 +301,7 @@ def plan_splits(dataset, split, *, model_dir=None, checkpoint=None, data=None, o
         SplitPlan(
             split=number,
             source=Path(for_split(template, number)),
-            is_checkpoint=checkpoint is not None,
+            is_checkpoint=is_checkpoint,
             data=for_split(data, number),
             out_dir=(Path(out) / f"split{number}" if several else Path(out)) if out else None,
         )
@@ -320,10 +316,6 @@ def plan_splits(dataset, split, *, model_dir=None, checkpoint=None, data=None, o
 def load_classifier_run(source, *, is_checkpoint, best):
     """:func:`~dynamonet_tf.runs.load_run` with the user's mistakes named first."""
     if is_checkpoint:
-        if best:
-            raise EvaluationError(
-                "--best picks a model dir's best/ checkpoint; --checkpoint already names one."
-            )
         resolve_checkpoint(source)  # a missing prefix, named before its run's config is read
     elif not source.is_dir():
         raise EvaluationError(
@@ -346,7 +338,8 @@ def evaluate_split(
 
     ``clip_stride`` defaults to the run's T (non-overlapping clips), ``batch_size`` (views
     per batch) to its ``train.batch_size``. Raises :class:`EvaluationError` or
-    :class:`~dynamonet_tf.runs.RunError` on a run or data that does not fit.
+    :class:`~dynamonet_tf.runs.RunError` on a run or data that does not fit, and
+    :class:`~dynamonet_tf.data.prepare.PrepareError` on an unreadable manifest.
     """
     if clip_stride is not None and clip_stride < 1:
         raise EvaluationError(f"--clip-stride must be >= 1; got {clip_stride}.")
@@ -359,7 +352,7 @@ def evaluate_split(
     files, pattern = resolve_data(plan.data, dataset, plan.split, run.config, plan.source)
     manifest = read_manifest(files)
     check_data(manifest, pattern, dataset, plan.split, data.num_classes, plan.source)
-    names = list(manifest["classes"]) if manifest else [str(i) for i in range(data.num_classes)]
+    names = manifest_class_names(manifest, data.num_classes)
     clip_stride = clip_stride or data.num_frames
     clips = eval_dataset(
         files,
@@ -431,7 +424,7 @@ def write_outputs(out_dir, metrics, predictions):
     """``metrics.json``, ``predictions.csv`` (one row per video) and ``confusion.png`` in ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(out_dir / "metrics.json", json.dumps(metrics, indent=2).encode())
+    atomic_write(out_dir / "metrics.json", json.dumps(metrics, indent=2))
     table = io.StringIO()
     writer = csv.writer(table, lineterminator="\n")
     writer.writerow(
@@ -447,7 +440,7 @@ def write_outputs(out_dir, metrics, predictions):
             "|".join(name for name, _ in p["top5"]),
             "|".join(f"{probability:.6f}" for _, probability in p["top5"]),
         ])
-    atomic_write(out_dir / "predictions.csv", table.getvalue().encode())
+    atomic_write(out_dir / "predictions.csv", table.getvalue())
     image = io.BytesIO()
     confusion_image(metrics["confusion"], metrics["classes"]).save(image, format="PNG")
     atomic_write(out_dir / "confusion.png", image.getvalue())
@@ -455,14 +448,7 @@ def write_outputs(out_dir, metrics, predictions):
 
 def write_summary(summary_dir, summary):
     Path(summary_dir).mkdir(parents=True, exist_ok=True)
-    atomic_write(Path(summary_dir) / "summary.json", json.dumps(summary, indent=2).encode())
-
-
-def atomic_write(path, content):
-    """Writes ``content`` (bytes) under a temporary name, then renames: never a half file."""
-    temporary = Path(f"{path}.tmp-{os.getpid()}")
-    temporary.write_bytes(content)
-    os.replace(temporary, path)
+    atomic_write(Path(summary_dir) / "summary.json", json.dumps(summary, indent=2))
 
 
 # Colour of a row fraction of 1 (matplotlib's "Blues" at its darkest); 0 is white.

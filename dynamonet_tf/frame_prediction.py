@@ -26,7 +26,6 @@ import dataclasses
 import io
 import itertools
 import json
-import os
 import re
 from pathlib import Path
 
@@ -36,13 +35,14 @@ import tensorflow as tf
 from PIL import Image
 from tqdm import tqdm
 
+from dynamonet_tf.atomic_files import atomic_write
+from dynamonet_tf.data.datasets import VIDEO_EXTENSIONS
 from dynamonet_tf.data.pipelines import eval_dataset
 from dynamonet_tf.data.video import VideoDecodeError, decode_video
 from dynamonet_tf.export import preprocess_video
 from dynamonet_tf.frame_metrics import MAX_PSNR, SSIM_BORDER, SSIM_SETTINGS, FramePredictionScores
 from dynamonet_tf.models.dynamonet import PREDICTED_FRAMES, split_clip
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov")
 # Half a pixel per frame at the evaluation resolution: above what Farneback reports on a
 # static frame under mild noise and JPEG coding (99th percentile 0.17-0.25 px, measured on
 # a 128-pixel photograph), below the motion of moving people at that size.
@@ -277,7 +277,7 @@ def evaluate_run(
         Others: as in :func:`evaluate`.
 
     Returns:
-        The metrics written to ``metrics.json`` (a dict).
+        ``(metrics, out_dir)``: the dict written to ``metrics.json`` and the folder written.
 
     Raises:
         FramePredictionError: a model without predicted frames, data that cannot be read.
@@ -328,8 +328,9 @@ def evaluate_run(
             else False
         ),
     }
-    _write_results(Path(out_dir) if out_dir else run.model_dir / "frame_prediction", evaluation, metrics)
-    return metrics
+    out_dir = Path(out_dir) if out_dir else run.model_dir / "frame_prediction"
+    _write_results(out_dir, evaluation, metrics)
+    return metrics, out_dir
 
 
 def _resolve_data(data, model_dir):
@@ -356,19 +357,12 @@ def _write_results(out_dir, evaluation, metrics):
     writer.writeheader()
     for row in rows:
         writer.writerow({key: f"{value:.6f}" if isinstance(value, float) else value for key, value in row.items()})
-    _write_atomically(out_dir / PER_VIDEO_FILE, text.getvalue().encode())
-    _write_atomically(out_dir / METRICS_FILE, (json.dumps(metrics, indent=2) + "\n").encode())
+    atomic_write(out_dir / PER_VIDEO_FILE, text.getvalue())
+    atomic_write(out_dir / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
     if evaluation.figures:
         (out_dir / FIGURES_DIR).mkdir(exist_ok=True)
     for index, (video, image) in enumerate(evaluation.figures):
         png = io.BytesIO()
         Image.fromarray(image).save(png, format="PNG")
         name = re.sub(r"[^A-Za-z0-9._-]+", "_", video)
-        _write_atomically(out_dir / FIGURES_DIR / f"{index:02d}-{name}.png", png.getvalue())
-
-
-def _write_atomically(path, content):
-    """Writes bytes to ``path`` through a temporary file and a rename: never half a file."""
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_bytes(content)
-    os.replace(temporary, path)
+        atomic_write(out_dir / FIGURES_DIR / f"{index:02d}-{name}.png", png.getvalue())

@@ -5,7 +5,7 @@ A video is decoded with PyAV at the model's short side (FFmpeg's area resampling
 as :func:`~dynamonet_tf.data.pipelines.eval_dataset` cuts evaluation videos (the last clip
 padded by repeating the final frame), and each clip is preprocessed as in evaluation (centre
 crop) and run through the model. The video's class probabilities are the mean of its clips'
-softmax scores, the paper's test protocol (:mod:`dynamonet_tf.video_accuracy`).
+softmax scores, the paper's test protocol (:func:`dynamonet_tf.video_accuracy.video_score`).
 
 The model comes from either of two places, with the same numbers:
 
@@ -19,9 +19,7 @@ The model comes from either of two places, with the same numbers:
 
 import dataclasses
 import fractions
-import glob
 import json
-import os
 from pathlib import Path
 
 import av
@@ -30,13 +28,16 @@ import tensorflow as tf
 from PIL import Image
 
 from dynamonet_tf import export
-from dynamonet_tf.data.prepare import MANIFEST_FILE
+from dynamonet_tf.data.datasets import VIDEO_EXTENSIONS
+from dynamonet_tf.data.pipelines import list_files
+from dynamonet_tf.data.prepare import MANIFEST_FILE, read_manifest
 from dynamonet_tf.data.video import VideoDecodeError, decode_video
 from dynamonet_tf.models.dynamonet import LOGITS, PREDICTED_FRAMES
-from dynamonet_tf.runs import model_kind, run_dir_of
+from dynamonet_tf.runs import model_kind
+from dynamonet_tf.video_accuracy import video_score
 
 FRAME_FORMATS = (".mp4", ".gif")
-VALID_VIDEOS = "a video file FFmpeg can decode (.mp4, .avi, .mkv, .webm, .mov, ...)"
+VALID_VIDEOS = f"a video file FFmpeg can decode ({', '.join(VIDEO_EXTENSIONS)}, ...)"
 VALID_EXPORTS = "a directory written by export.py"
 # Frame rate of written frames when the source video does not declare one.
 DEFAULT_FPS = 25.0
@@ -203,34 +204,19 @@ class RunModel(VideoModel):
         return tf.cast(outputs[PREDICTED_FRAMES], tf.float32).numpy()
 
 
-def run_source(model_dir=None, checkpoint=None, best=False):
-    """What to load with :func:`~dynamonet_tf.runs.load_run` for the command-line options
-    ``--model-dir``, ``--checkpoint`` and ``--best``; contradictions raise InferenceError."""
-    if model_dir is None and checkpoint is None:
-        raise InferenceError("pass --model-dir DIR (a train.py run) or --checkpoint PREFIX.")
-    if checkpoint is None:
-        return model_dir
-    if best:
-        raise InferenceError("--best picks a model dir's best checkpoint; it cannot go with --checkpoint.")
-    if model_dir is not None and Path(run_dir_of(checkpoint)).resolve() != Path(model_dir).resolve():
-        raise InferenceError(
-            f"--checkpoint {checkpoint} is not a checkpoint of --model-dir {model_dir}; pass one "
-            "of its checkpoints/ or best/ prefixes, or only --checkpoint."
-        )
-    return checkpoint
-
-
 def run_label_names(config, labels_file=None):
     """The class names of a run's model and where they come from: ``(names, source)``.
 
     ``labels_file`` (one name per line) when given; else the ``"classes"`` of the
-    ``manifest.json`` that ``data/prepare.py`` wrote beside ``data.eval_files`` or
-    ``data.train_files`` (relative paths resolve against the working directory, as in
-    training); else ``(None, None)``. A run that does not classify gives ``(None, None)``.
+    ``manifest.json`` (:func:`~dynamonet_tf.data.prepare.read_manifest`) of the shards of
+    ``data.eval_files`` or ``data.train_files`` (relative paths resolve against the working
+    directory, as in training); else ``(None, None)``. A run that does not classify gives
+    ``(None, None)``.
 
     Raises:
         InferenceError: the file is unreadable, or its names do not match
             ``data.num_classes``.
+        PrepareError: an unreadable manifest.
     """
     if not config.train.labeled:
         return None, None
@@ -257,14 +243,13 @@ def _manifest_classes(config):
     for pattern in (config.data.eval_files, config.data.train_files):
         if not pattern:
             continue
-        # The glob's directory may itself hold wildcards.
-        for manifest in sorted(glob.glob(os.path.join(os.path.dirname(pattern), MANIFEST_FILE))):
-            try:
-                classes = json.loads(Path(manifest).read_text()).get("classes")
-            except (OSError, ValueError) as error:
-                raise InferenceError(f"{manifest}: unreadable ({type(error).__name__}: {error}).") from None
-            if classes:
-                return list(classes), manifest
+        try:
+            files = list_files(pattern)
+        except FileNotFoundError:
+            continue  # the run's data is not on this machine: no names from it
+        manifest = read_manifest(files)
+        if manifest and manifest.get("classes"):
+            return list(manifest["classes"]), str(Path(files[0]).parent / MANIFEST_FILE)
     return None, None
 
 
@@ -337,7 +322,7 @@ def predict_video(model, frames, *, with_frames=False, batch_size=8):
     result = {}
     if model.classifies:
         clip_probabilities = np.concatenate([model.probabilities(batch) for batch in batches])
-        result["probabilities"] = clip_probabilities.astype(np.float64).mean(axis=0)
+        result["probabilities"] = video_score(clip_probabilities)
         result["label_names"] = model.label_names
     if with_frames:
         # Clip k's output t predicts video frame k * T + t + 1, so the clips' outputs in order

@@ -2,7 +2,8 @@
 
 A run's model dir (written by ``train.py``) holds ``config.yaml``, ``checkpoints/`` (the
 last states, with optimizer) and ``best/`` (the weights of the lowest validation loss).
-Evaluation, export and inference load models from it with :func:`load_run`.
+Evaluation, export and inference load models from it with :func:`load_run`; their command
+lines name the run with the options of :func:`add_run_arguments`, read by :func:`run_source`.
 """
 
 import dataclasses
@@ -121,3 +122,45 @@ def load_run(source, *, best=False):
     except AssertionError as error:
         raise RunError(f"{checkpoint} does not match the model of {CONFIG_FILE}: {error}") from None
     return LoadedRun(config=config, model=model, checkpoint=checkpoint, model_dir=run_dir_of(source))
+
+
+def add_run_arguments(
+    parser,
+    *,
+    model_dir_help="a train.py run (its latest checkpoint)",
+    checkpoint_help="a checkpoint prefix of a run, e.g. runs/joint/checkpoints/ckpt-200",
+):
+    """Adds ``--model-dir``, ``--checkpoint`` and ``--best`` to an argparse parser; see
+    :func:`run_source` for what they load."""
+    parser.add_argument("--model-dir", type=Path, help=model_dir_help)
+    parser.add_argument("--checkpoint", help=checkpoint_help)
+    parser.add_argument(
+        "--best",
+        action="store_true",
+        help="the model dir's best/ checkpoint (lowest validation loss), not its latest",
+    )
+
+
+def run_source(args, *, required=True):
+    """The ``source`` of :func:`load_run` (with ``best=args.best``) that the options of
+    :func:`add_run_arguments` name: ``--checkpoint`` when given, else ``--model-dir``; None
+    when neither is given and not ``required``.
+
+    Raises:
+        RunError: ``--best`` with ``--checkpoint``, a checkpoint of another run than
+            ``--model-dir``, or neither option when ``required``.
+    """
+    model_dir, checkpoint = args.model_dir, args.checkpoint
+    if checkpoint is None:
+        if model_dir is None and required:
+            raise RunError("pass --model-dir DIR (a train.py run) or --checkpoint PREFIX.")
+        return model_dir
+    if args.best:
+        raise RunError("--best picks a model dir's best/ checkpoint; it cannot go with --checkpoint.")
+    # Both given: allowed when they agree, so that a command can name the run and its checkpoint.
+    if model_dir is not None and run_dir_of(checkpoint).resolve() != Path(model_dir).resolve():
+        raise RunError(
+            f"--checkpoint {checkpoint} is not a checkpoint of --model-dir {model_dir}; pass one "
+            "of its checkpoints/ or best/ prefixes, or only --checkpoint."
+        )
+    return checkpoint

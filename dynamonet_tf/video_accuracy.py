@@ -9,6 +9,12 @@ import collections
 import numpy as np
 
 
+def video_score(clip_probabilities):
+    """A video's class probabilities from its clips' ``(clips, classes)`` softmax scores: their
+    mean, in float64."""
+    return np.asarray(clip_probabilities, np.float64).mean(axis=0)
+
+
 def average_clip_scores(media_ids, labels, clip_probabilities):
     """Averages clip probabilities per video.
 
@@ -36,7 +42,7 @@ def average_clip_scores(media_ids, labels, clip_probabilities):
         entry["clips"].append(index)
     video_ids = list(groups)
     video_labels = np.array([groups[v]["label"] for v in video_ids], np.int64)
-    video_probabilities = np.stack([clip_probabilities[groups[v]["clips"]].mean(0) for v in video_ids])
+    video_probabilities = np.stack([video_score(clip_probabilities[groups[v]["clips"]]) for v in video_ids])
     clips_per_video = np.array([len(groups[v]["clips"]) for v in video_ids])
     return video_ids, video_labels, video_probabilities, clips_per_video
 

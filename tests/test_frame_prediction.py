@@ -176,7 +176,12 @@ def test_a_run_on_its_eval_data(pretrain_run):
         for metric in METRICS:
             assert metrics[name][metric] == pytest.approx(fp[name][metric], abs=1e-6)
     assert len(list((model_dir / "frame_prediction" / "figures").glob("*.png"))) == 1
-    assert not list((model_dir / "frame_prediction").glob(".*tmp*"))
+    # Nothing else, such as a temporary file.
+    assert sorted(p.name for p in (model_dir / "frame_prediction").iterdir()) == [
+        "figures",
+        "metrics.json",
+        "per_video.csv",
+    ]
 
 
 def test_limits(pretrain_run, tmp_path):

@@ -1,9 +1,11 @@
 """Loading a trained run back: the weights it saved, from a model dir or a checkpoint prefix."""
 
+import argparse
+
 import numpy as np
 import pytest
 
-from dynamonet_tf.runs import RunError, load_run, resolve_checkpoint
+from dynamonet_tf.runs import RunError, add_run_arguments, load_run, resolve_checkpoint, run_source
 from dynamonet_tf.training.trainer import Trainer
 from tiny_run import tiny_config, write_tiny_data
 
@@ -39,3 +41,25 @@ def test_what_cannot_be_loaded_is_named(joint_run, tmp_path):
         load_run(tmp_path)
     with pytest.raises(RunError, match="ckpt-99.index"):
         load_run(model_dir / "checkpoints" / "ckpt-99")
+
+
+def test_run_options_name_one_source(tmp_path):
+    parser = argparse.ArgumentParser()
+    add_run_arguments(parser)
+
+    def source(*argv, required=True):
+        return run_source(parser.parse_args([str(a) for a in argv]), required=required)
+
+    run = tmp_path / "joint"
+    prefix = run / "best" / "ckpt-3"
+    assert source("--model-dir", run, "--best") == run
+    assert source("--checkpoint", prefix) == str(prefix)
+    assert source("--model-dir", run, "--checkpoint", prefix) == str(prefix)
+    assert source(required=False) is None
+    for argv, message in [
+        ((), "pass --model-dir DIR"),
+        (("--checkpoint", prefix, "--best"), "--best picks a model dir's best/ checkpoint"),
+        (("--model-dir", tmp_path / "other", "--checkpoint", prefix), "is not a checkpoint of --model-dir"),
+    ]:
+        with pytest.raises(RunError, match=message):
+            source(*argv)

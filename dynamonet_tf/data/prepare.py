@@ -10,7 +10,8 @@ Interruptions lose nothing: every shard is written under a temporary name and re
 when complete, and its record (videos written, failures) is saved in ``.progress/`` after
 that. A re-run of the same command skips the recorded shards. ``manifest.json`` (counts per
 subset and class, frames, fps, source and options) and ``failures.json`` (every video that
-could not be read or was missing, with the reason) are written at the end.
+could not be read or was missing, with the reason) are written at the end;
+:func:`read_manifest` reads the manifest back for evaluation and inference.
 """
 
 import dataclasses
@@ -27,6 +28,7 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
+from dynamonet_tf.atomic_files import TEMPORARY_PATTERN, atomic_write, temporary_path
 from dynamonet_tf.data.video import VideoDecodeError, decode_video
 
 PROGRESS_DIR = ".progress"
@@ -72,10 +74,23 @@ class PrepareOptions:
                 raise PrepareError(f"{name} must be {valid}; got {value!r}.")
 
 
-def _atomic_write_text(path, text):
-    temporary = Path(f"{path}.tmp-{os.getpid()}")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+def read_manifest(files):
+    """The ``manifest.json`` of the prepared folder holding ``files``, or None: there is none,
+    or the files lie in several folders, which no one manifest describes.
+
+    Raises:
+        PrepareError: a manifest that cannot be read as JSON.
+    """
+    folders = {Path(path).parent for path in files}
+    if len(folders) != 1:
+        return None
+    path = folders.pop() / MANIFEST_FILE
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise PrepareError(f"{path}: unreadable ({type(error).__name__}: {error}).") from None
 
 
 def _encode_video(task):
@@ -148,9 +163,9 @@ def _claim_output(out_dir, plan, overwrite):
         for name in (MANIFEST_FILE, FAILURES_FILE):
             (out_dir / name).unlink(missing_ok=True)
     progress.mkdir(parents=True, exist_ok=True)
-    for leftover in list(out_dir.glob("*.tmp-*")) + list(progress.glob("*.tmp-*")):
+    for leftover in list(out_dir.glob(TEMPORARY_PATTERN)) + list(progress.glob(TEMPORARY_PATTERN)):
         leftover.unlink()  # from an interrupted run
-    _atomic_write_text(plan_path, json.dumps(plan, indent=2))
+    atomic_write(plan_path, json.dumps(plan, indent=2))
 
 
 def _write_shards(out_dir, pending, options, workers, progress_bar):
@@ -173,7 +188,7 @@ def _write_shards(out_dir, pending, options, workers, progress_bar):
     try:
         for shard in pending:
             final = out_dir / shard.name
-            temporary = out_dir / f"{shard.name}.tmp-{os.getpid()}"
+            temporary = temporary_path(final)
             record = {"shard": shard.name, "subset": shard.subset, "videos": [], "failures": []}
             with tf.io.TFRecordWriter(str(temporary)) as writer:
                 for video in shard.videos:
@@ -210,7 +225,7 @@ def _write_shards(out_dir, pending, options, workers, progress_bar):
             else:
                 temporary.unlink()
                 final.unlink(missing_ok=True)
-            _atomic_write_text(out_dir / PROGRESS_DIR / f"{shard.name}.json", json.dumps(record))
+            atomic_write(out_dir / PROGRESS_DIR / f"{shard.name}.json", json.dumps(record))
     finally:
         if pool is not None:
             pool.terminate()
@@ -281,8 +296,8 @@ def prepare(index, out_dir, options=PrepareOptions(), *, workers=2, source=None,
     ) as progress_bar:
         _write_shards(out_dir, pending, options, min(workers, remaining), progress_bar)
     manifest, failures = _manifest(out_dir, index, plan, shards)
-    _atomic_write_text(out_dir / FAILURES_FILE, json.dumps(failures, indent=2))
-    _atomic_write_text(out_dir / MANIFEST_FILE, json.dumps(manifest, indent=2))
+    atomic_write(out_dir / FAILURES_FILE, json.dumps(failures, indent=2))
+    atomic_write(out_dir / MANIFEST_FILE, json.dumps(manifest, indent=2))
     return manifest
 
 
