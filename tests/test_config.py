@@ -66,7 +66,7 @@ def test_every_preset_loads_has_a_header_and_round_trips(path, tmp_path):
 def test_the_default_preset_is_a_tiny_cpu_demo_without_data_paths():
     config = load_config(CONFIGS / "default.yaml")
     assert config.model.width_multiplier <= 0.25 and config.model.backbone in ("resnet10", "resnet18")
-    assert (config.data.num_frames, config.data.crop_size, config.train.batch_size) == (8, 112, 8)
+    assert (config.data.num_frames, config.data.crop_size, config.train.batch_size) == (8, 64, 8)
     assert config.train.stage == "pretrain"
     assert config.data.train_files is None and config.data.eval_files is None
     # The demo's labeled set is one override away.
@@ -130,7 +130,7 @@ def test_overrides_apply_with_types_and_later_ones_win():
     assert config.train.jit_compile is True
     assert config.data.train_files == "*.tfrecord"
     assert config.model.initial_centre_weight is None
-    assert config.model.width_multiplier == 0.25  # from the file, untouched
+    assert config.model.width_multiplier == 0.125  # from the file, untouched
 
 
 def test_save_and_load_round_trip_a_modified_config(tmp_path):
