@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from dynamonet_tf.layers import GroupedConv3D
 from dynamonet_tf.models import BACKBONES, build_backbone
 
 TINY = dict(width_multiplier=0.125)
@@ -76,6 +77,7 @@ def test_width_multiplier_scales_every_stage():
 def test_resnext_uses_grouped_bottleneck():
     model = build_backbone("resnext101", **dict(width_multiplier=0.25))
     conv = model.get_layer("layer1_block0_conv2")
+    assert isinstance(conv, GroupedConv3D) and conv.implementation == "auto"
     assert conv.groups == 32
     # Inner width = cardinality * width / 32 = 32 * 32 / 32; grouped kernel sees 1 channel.
     assert conv.kernel.shape == (3, 3, 3, 1, 32)

@@ -1,6 +1,7 @@
 """Keras 3 layers of DynamoNet."""
 
 from dynamonet_tf.layers.dynamic_filter import DynamicFilter
+from dynamonet_tf.layers.grouped_conv3d import GroupedConv3D
 from dynamonet_tf.layers.initializers import CentreTapBias
 from dynamonet_tf.layers.normalization import FrameNormalization
 from dynamonet_tf.layers.shortcut import ZeroPadShortcut
@@ -10,6 +11,7 @@ __all__ = [
     "CentreTapBias",
     "DynamicFilter",
     "FrameNormalization",
+    "GroupedConv3D",
     "SpatioTemporalChannelCorrelation",
     "ZeroPadShortcut",
     "stc_parameter_count",

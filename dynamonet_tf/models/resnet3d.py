@@ -14,6 +14,13 @@ alignment equal theirs:
 - Shortcut A: subsample + zero channels; shortcut B: 1x1x1 convolution + BN.
 - Convolutions have no bias; BN uses PyTorch's defaults (momentum 0.1, epsilon 1e-5).
 
+ResNeXt's grouped 3x3x3 convolutions are :class:`GroupedConv3D` layers: a ``Conv3D`` with
+the same kernel variable (checkpoints and weight transfers are interchangeable with a plain
+``Conv3D``'s) that, on a CPU, avoids the XLA path Keras 3 takes for grouped 3D convolutions on
+TensorFlow (ten times slower than PyTorch there). ``grouped_conv_implementation`` chooses how
+they compute; the default ``"auto"`` keeps Keras's native (cuDNN) convolution when a GPU is
+visible at build time and picks the faster CPU implementation otherwise.
+
 Strided layers pad explicitly and symmetrically, as PyTorch does, rather than with
 TensorFlow's "same" (which pads more after than before): the outputs then line up with the
 reference implementation's pixel for pixel. STC variants insert a
@@ -23,7 +30,8 @@ before the addition.
 
 import keras
 
-from dynamonet_tf.layers import SpatioTemporalChannelCorrelation, ZeroPadShortcut
+from dynamonet_tf.layers import GroupedConv3D, SpatioTemporalChannelCorrelation, ZeroPadShortcut
+from dynamonet_tf.layers.grouped_conv3d import IMPLEMENTATIONS as GROUPED_CONV_IMPLEMENTATIONS
 
 BLOCKS_PER_STAGE = {
     10: (1, 1, 1, 1),
@@ -50,8 +58,11 @@ def _batch_norm(name, synchronized=False):
     )
 
 
-def _conv(x, filters, kernel_size, strides, name, groups=1):
-    """Conv3D without bias; zero padding ``kernel // 2`` on both sides of every axis."""
+def _conv(x, filters, kernel_size, strides, name, groups=1, implementation="auto"):
+    """Conv3D without bias; zero padding ``kernel // 2`` on both sides of every axis.
+
+    Grouped convolutions are :class:`GroupedConv3D` layers computed by ``implementation``.
+    """
     half = tuple(k // 2 for k in kernel_size)
     if strides == 1 or not any(half):
         # At stride 1 "same" pads odd kernels symmetrically; 1x1x1 kernels need no padding.
@@ -59,16 +70,17 @@ def _conv(x, filters, kernel_size, strides, name, groups=1):
     else:
         x = keras.layers.ZeroPadding3D(half, name=f"{name}_pad")(x)
         padding = "valid"
-    return keras.layers.Conv3D(
-        filters,
-        kernel_size,
+    options = dict(
         strides=strides,
         padding=padding,
         groups=groups,
         use_bias=False,
         kernel_initializer=_KERNEL_INITIALIZER,
         name=name,
-    )(x)
+    )
+    if groups > 1:
+        return GroupedConv3D(filters, kernel_size, implementation=implementation, **options)(x)
+    return keras.layers.Conv3D(filters, kernel_size, **options)(x)
 
 
 def _shortcut(x, channels, strides, shortcut_type, name, synchronized):
@@ -91,13 +103,31 @@ def _basic_block(x, width, strides, shortcut_type, stc_reduction, name, synchron
 
 
 def _bottleneck_block(
-    x, width, strides, shortcut_type, stc_reduction, name, synchronized, expansion, inner_width, groups
+    x,
+    width,
+    strides,
+    shortcut_type,
+    stc_reduction,
+    name,
+    synchronized,
+    expansion,
+    inner_width,
+    groups,
+    grouped_conv_implementation,
 ):
     shortcut = _shortcut(x, width * expansion, strides, shortcut_type, name, synchronized)
     y = _conv(x, inner_width, (1, 1, 1), 1, name=f"{name}_conv1")
     y = _batch_norm(f"{name}_bn1", synchronized)(y)
     y = keras.layers.ReLU(name=f"{name}_relu1")(y)
-    y = _conv(y, inner_width, (3, 3, 3), strides, name=f"{name}_conv2", groups=groups)
+    y = _conv(
+        y,
+        inner_width,
+        (3, 3, 3),
+        strides,
+        name=f"{name}_conv2",
+        groups=groups,
+        implementation=grouped_conv_implementation,
+    )
     y = _batch_norm(f"{name}_bn2", synchronized)(y)
     y = keras.layers.ReLU(name=f"{name}_relu2")(y)
     y = _conv(y, width * expansion, (1, 1, 1), 1, name=f"{name}_conv3")
@@ -144,6 +174,7 @@ def build_resnet3d(
     cardinality=32,
     stc_reduction=16,
     synchronized_batch_norm=False,
+    grouped_conv_implementation="auto",
     name=None,
 ):
     """Builds a 3D ResNet/ResNeXt (optionally with STC blocks) as a functional model.
@@ -162,6 +193,11 @@ def build_resnet3d(
         stc_reduction: the STC blocks' reduction ratio ``r``.
         synchronized_batch_norm: BatchNorm statistics over the global batch of all replicas
             of a ``tf.distribute`` strategy rather than each replica's share.
+        grouped_conv_implementation: how ResNeXt's grouped convolutions compute:
+            ``"auto"`` (default), ``"native"`` (Keras's ``Conv3D``: cuDNN on GPUs, XLA on
+            CPUs, slow there), ``"split"`` or ``"conv2d"``; see
+            :mod:`dynamonet_tf.layers.grouped_conv3d`. Speed only: weights and results are
+            the same.
 
     Returns:
         A ``keras.Model`` from clips ``(batch, time, height, width, channels)`` to the last
@@ -183,6 +219,11 @@ def build_resnet3d(
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{option} must be a positive integer; got {value!r}.")
     _check_input_shape(input_shape)
+    if grouped_conv_implementation not in GROUPED_CONV_IMPLEMENTATIONS:
+        raise ValueError(
+            "grouped_conv_implementation must be one of "
+            f"{', '.join(GROUPED_CONV_IMPLEMENTATIONS)}; got {grouped_conv_implementation!r}."
+        )
 
     base_widths = RESNEXT_WIDTHS if resnext else RESNET_WIDTHS
     widths = [max(1, int(w * width_multiplier)) for w in base_widths]
@@ -227,7 +268,12 @@ def build_resnet3d(
                         "use a larger width_multiplier or a smaller cardinality."
                     )
                 x = _bottleneck_block(
-                    x, expansion=expansion, inner_width=inner_width, groups=groups, **block_options
+                    x,
+                    expansion=expansion,
+                    inner_width=inner_width,
+                    groups=groups,
+                    grouped_conv_implementation=grouped_conv_implementation,
+                    **block_options,
                 )
             else:
                 x = _basic_block(x, **block_options)
