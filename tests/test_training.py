@@ -2,6 +2,7 @@
 
 import json
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -120,6 +121,28 @@ def test_xla_and_bfloat16_switches_train(tiny_data, tmp_path):
     assert report["steps"] == 3
     assert trainer.model.get_layer("backbone").get_layer("conv1").compute_dtype == "bfloat16"
     assert any(not np.array_equal(a, b) for a, b in zip(before, weights(trainer.model)))
+
+
+def test_float16_switch_scales_the_loss_and_skips_overflowing_steps(tiny_data, tmp_path):
+    # No max pooling: TensorFlow has no float16 MaxPool3D kernel on CPU (GPUs have one).
+    config = tiny_config(
+        tiny_data, "joint", "train.epochs=1", "train.steps_per_epoch=2", "train.eval_steps=1",
+        "train.mixed_precision=mixed_float16", "model.no_max_pool=true",
+    )
+    trainer = Trainer(config, tmp_path / "run", progress=False)
+    assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert trainer.model.get_layer("backbone").get_layer("conv1").compute_dtype == "float16"
+    before = [w.numpy().copy() for w in trainer.model.trainable_weights]
+    # A scale this large overflows float16 gradients: the step must be skipped and the
+    # scale halved, which only happens when the loss is really scaled.
+    trainer.optimizer.dynamic_scale.assign(2.0**60)
+    trainer._train_step(iter(trainer._epoch_dataset(0, 0)))
+    assert float(trainer.optimizer.dynamic_scale.numpy()) == 2.0**59
+    for a, b in zip(before, trainer.model.trainable_weights):  # BatchNorm statistics still move
+        np.testing.assert_array_equal(a, b.numpy())
+    trainer.optimizer.dynamic_scale.assign(2.0**10)
+    trainer._train_step(iter(trainer._epoch_dataset(0, 0)))
+    assert any(not np.array_equal(a, b.numpy()) for a, b in zip(before, trainer.model.trainable_weights))
 
 
 def test_mirrored_over_two_devices_equals_one_device(tiny_data, tmp_path):
