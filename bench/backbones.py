@@ -32,6 +32,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -111,15 +112,18 @@ class TorchSteps:
             "--frames", str(args.frames), "--size", str(args.size), "--batch", str(args.batch),
         ]  # fmt: skip
         self.name = name
+        self.errors = tempfile.TemporaryFile("w+")  # a pipe nobody reads could fill and block
         self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors, text=True
         )
         self.info = self._answer()
 
     def _answer(self):
         line = self.process.stdout.readline()
         if not line:
-            error = self.process.stderr.read().strip()[-500:]
+            self.process.wait()
+            self.errors.seek(0)
+            error = self.errors.read().strip()[-500:]
             raise RuntimeError(f"PyTorch step failed for {self.name}: {error}")
         return json.loads(line)
 
@@ -131,8 +135,8 @@ class TorchSteps:
     def close(self):
         self.process.stdin.close()
         self.process.wait()
-        self.process.stderr.close()
         self.process.stdout.close()
+        self.errors.close()
 
 
 def implementations_for(name, args):
@@ -172,6 +176,11 @@ def measure(name, args):
         if torch_run:
             torch_info = torch_run.info
             torch_run.close()
+    if torch_info and torch_info["trainable_parameters"] != common["trainable_parameters"]:
+        print(
+            f"Warning: PyTorch's {name} has {torch_info['trainable_parameters']:,} trainable "
+            f"parameters, ours {common['trainable_parameters']:,}: not the same architecture."
+        )
     for result in results:
         step_seconds = statistics.median(result["step_seconds_all"])
         achieved = step_flops / step_seconds / 1e9
@@ -205,12 +214,10 @@ def print_table(results, args):
     print(f"\n{args.frames}x{args.size}x{args.size}x3 clips", end="")
     if timed:
         print(
-            f", batch {args.batch}, median of {args.steps} SGD steps, "
+            f", batch {args.batch}, median of {args.rounds * args.steps} SGD steps, "
             f"utilisation against {args.peak_gflops:g} GFLOP/s",
             end="",
         )
-        if args.rounds > 1:
-            print(f" ({args.rounds} rounds)", end="")
     print()
     if timed:
         if compared:
