@@ -99,6 +99,10 @@ class ModelConfig(_Section):
     no_max_pool: bool = False
     stc_reduction: int = 16
     kernel_size: int = 5  # side of the dynamic motion filters; the paper found 5 best
+    # Beyond the paper (one filter per frame): a filter per pixel, interpolated bilinearly
+    # from a filter_grid x filter_grid grid of filters per frame (unused when false).
+    per_pixel_filters: bool = False
+    filter_grid: int = 8
     head_filters: int = 64
     ar_units: int = 512
     dmr_units: int = 512
@@ -122,6 +126,7 @@ class ModelConfig(_Section):
             "head_filters",
             "ar_units",
             "dmr_units",
+            "filter_grid",
         ):
             self._require(name, getattr(self, name) >= 1, ">= 1")
         self._require(

@@ -37,6 +37,8 @@ def build_model(config):
         input_shape=(data.num_frames, data.crop_size, data.crop_size, 3),
         num_classes=data.num_classes if config.train.labeled else None,
         kernel_size=model.kernel_size,
+        per_pixel_filters=model.per_pixel_filters,
+        filter_grid=model.filter_grid,
         head_filters=model.head_filters,
         ar_units=model.ar_units,
         dmr_units=model.dmr_units,

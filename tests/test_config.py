@@ -211,6 +211,8 @@ def test_configs_are_frozen_and_replace_revalidates():
         (["model.dropout_rate=-0.1"], r"model\.dropout_rate must be in \[0, 1\)"),
         (["model.initial_centre_weight=1.5"], r"model\.initial_centre_weight must be in \(0, 1\) or null"),
         (["model.width_multiplier=0"], r"model\.width_multiplier must be positive"),
+        (["model.filter_grid=0"], r"model\.filter_grid must be >= 1; got 0"),
+        (["model.per_pixel_filters=1"], r"model\.per_pixel_filters must be of type bool; got 1 \(int\)"),
         (["loss.huber_delta=0"], r"loss\.huber_delta must be positive"),
         (["optimizer.plateau_factor=1"], r"optimizer\.plateau_factor must be in \(0, 1\)"),
         (["train.eval_steps=0"], r"train\.eval_steps must be >= 1 or null"),

@@ -349,3 +349,37 @@ def test_folders_not_written_by_the_generator_are_not_overwritten(tmp_path):
     with pytest.raises(FileExistsError):
         demo.generate_demo(tmp_path, seed=0, **TINY)
     assert foreign.read_bytes() == b"not ours"
+
+
+def test_photos_restricts_every_background_and_sprite_and_is_recorded(tmp_path, monkeypatch):
+    load_photo = demo.load_photo
+    loaded = set()
+
+    def recording(name, short_side):
+        loaded.add(name)
+        return load_photo(name, short_side)
+
+    monkeypatch.setattr(demo, "load_photo", recording)
+    held_out = ("coffee", "rocket")
+    summary = demo.generate_demo(tmp_path, seed=0, photos=held_out, **TINY)
+    # Every class with a sprite is filmed, so both a background and a sprite were drawn.
+    assert loaded == set(held_out)
+    assert summary["options"]["photos"] == sorted(held_out)
+
+
+def test_all_photos_by_default_with_the_marker_of_earlier_demos(tmp_path):
+    summary = demo.generate_demo(tmp_path, seed=0, **TINY)
+    assert "photos" not in summary["options"]  # demos made before the option still match
+    with pytest.raises(ValueError, match="unknown photos"):
+        demo.generate_demo(tmp_path / "other", seed=0, photos=("coffee", "nebula"), **TINY)
+    with pytest.raises(ValueError, match="at least 2"):
+        demo.generate_demo(tmp_path / "other", seed=0, photos=("coffee",), **TINY)
+
+
+def test_a_sprite_path_that_spans_the_frame_exactly_stays_inside_it():
+    # 11 steps of 2.958 px are scaled to the 31 px of a 32-pixel frame, which float32
+    # rounding overshot (seed 1 of a 32 x 32 demo raised "high - low < 0").
+    centres = demo._sprite_path(np.random.default_rng(0), 12, (32, 32), (0.0, 2.958362354056315))
+    assert centres.shape == (12, 2)
+    assert np.all(centres >= -1e-4) and np.all(centres <= 31 + 1e-4)
+    np.testing.assert_allclose(np.ptp(centres[:, 0]), 31, rtol=1e-5)

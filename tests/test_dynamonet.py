@@ -187,3 +187,60 @@ def test_grayscale_frames_are_refused_not_broadcast():
     model = build_dynamonet("pretrain", **TINY)
     with pytest.raises(ValueError, match="expected axis -1 of input shape to have value 3"):
         model(np.zeros((1, 8, 32, 32, 1), np.float32))
+
+
+def pixel_filters(model, frames):
+    """The per-pixel filters a ``per_pixel_filters`` model applies, ``(b, t, h, w, k, k)``."""
+    return np.asarray(keras.Model(model.input, model.get_layer("fp_pixel_filters").output)(frames))
+
+
+def test_per_pixel_filters_are_interpolated_from_a_grid_and_applied_per_pixel():
+    model = build_dynamonet("joint", num_classes=3, per_pixel_filters=True, filter_grid=4, **TINY)
+    frames = clips(2)[:, :8]
+    outputs = model(frames)
+    assert model.get_layer("fp_filter_fc").kernel.shape == (8, 8 * 4 * 4 * 25)
+    field = pixel_filters(model, frames)
+    assert field.shape == (2, 8, 32, 32, 5, 5)
+    np.testing.assert_allclose(field.sum(axis=(-2, -1)), 1.0, rtol=1e-5)
+    assert np.ptp(field[:, :, :, :, 2, 2], axis=(2, 3)).min() > 0  # filters vary over the frame
+    np.testing.assert_allclose(
+        outputs["predicted_frames"], DynamicFilter(5, per_pixel=True)(frames, field), rtol=1e-6, atol=1e-6
+    )
+    # The filters output (and the DMR's input) is each frame's mean filter over the grid.
+    assert outputs["filters"].shape == (2, 8, 5, 5) and model.get_layer("dmr").kernel.shape == (8 * 5 * 5, 12)
+    np.testing.assert_allclose(np.sum(outputs["filters"], axis=(2, 3)), 1.0, rtol=1e-5)
+
+
+def test_per_pixel_filters_on_a_one_cell_grid_are_the_global_filters():
+    model = build_dynamonet("pretrain", per_pixel_filters=True, filter_grid=1, **TINY)
+    frames = clips(1)[:, :8]
+    outputs = model(frames)
+    np.testing.assert_allclose(
+        outputs["predicted_frames"], DynamicFilter(5)(frames, outputs["filters"]), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_per_pixel_model_round_trips_through_a_keras_file(tmp_path):
+    model = build_dynamonet("pretrain", per_pixel_filters=True, filter_grid=2, **TINY)
+    model.save(tmp_path / "per_pixel.keras")
+    restored = keras.saving.load_model(tmp_path / "per_pixel.keras")
+    frames = clips(1)[:, :8]
+    for name, expected in model(frames).items():
+        np.testing.assert_allclose(restored(frames)[name], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_the_config_keys_reach_the_model():
+    from dynamonet_tf.config import load_config
+    from dynamonet_tf.runs import build_model
+
+    config = load_config(
+        overrides=[
+            "model.backbone=resnet10", "model.width_multiplier=0.125", "model.head_filters=8",
+            "data.num_frames=8", "data.crop_size=32", "data.short_side=32",
+            "model.per_pixel_filters=true", "model.filter_grid=2",
+        ]
+    )
+    model = build_model(config)
+    assert model.get_layer("fp_pixel_filters").output.shape == (None, 8, 32, 32, 5, 5)
+    assert model.get_layer("fp_filter_fc").kernel.shape == (8, 8 * 2 * 2 * 25)
+    assert model.get_layer("predicted_frames").per_pixel

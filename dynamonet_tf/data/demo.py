@@ -23,8 +23,11 @@ photographs that ship inside scikit-image (DESIGN.md §7). Two flavours are writ
   - ``still``: nothing moves.
 
 Frames are resampled from a larger photograph with a per-frame affine map, so they are always
-fully covered (no borders appear). Every video draws from its own random generator keyed by
-``(seed, stream, index)``, so the content is a pure function of the seed and options.
+fully covered (no borders appear). ``photos`` restricts a demo to some of the photographs
+(backgrounds and sprites alike), so that two demos can be made from disjoint photographs: a
+held-out set whose scenes a model trained on the other never saw. Every video draws from its
+own random generator keyed by ``(seed, stream, index)``, so the content is a pure function
+of the seed and options.
 
 Writes are atomic (a hidden temporary file, then ``os.replace``), a ``.complete`` marker holding
 the options is written last, and a complete demo is never regenerated.
@@ -296,8 +299,9 @@ def _camera_view(rng, photo, offsets):
     return (cy + scale * ys, cx + scale * xs), scores[best]
 
 
-def _film(rng, offsets, short_side):
-    """Films a random photograph along ``offsets``: ``(time, height, width, 3)`` float32.
+def _film(rng, offsets, short_side, photos):
+    """Films a random photograph of ``photos`` (sorted names) along ``offsets``:
+    ``(time, height, width, 3)`` float32.
 
     A nearly featureless view (a patch of sky, a plain saucer) would hide the motion that
     defines the label, so such views are retried on other photographs; after
@@ -305,7 +309,7 @@ def _film(rng, offsets, short_side):
     photograph's name.
     """
     for _ in range(PHOTO_TRIES):
-        name = rng.choice(sorted(PHOTOS))
+        name = rng.choice(photos)
         photo = load_photo(name, short_side)
         (ys, xs), texture = _camera_view(rng, photo, offsets)
         if texture >= MIN_TEXTURE:
@@ -342,7 +346,9 @@ def _sprite_path(rng, num_frames, size, velocity):
     moving = travel > 0
     velocity *= min(1.0, np.min(extent[moving] / travel[moving]))
     steps = velocity * np.arange(num_frames, dtype=np.float32)[:, None]
-    start = rng.uniform(-steps.min(axis=0), extent - steps.max(axis=0))
+    low, high = -steps.min(axis=0), extent - steps.max(axis=0)
+    # A path scaled to span the frame exactly can overshoot it by a float32 rounding error.
+    start = rng.uniform(low, np.maximum(high, low))
     return start + steps
 
 
@@ -368,18 +374,20 @@ def _paste_sprite(frames, sprite, centres):
 
 
 def render_clip(rng, num_frames, size, *, pan=(0.0, 0.0), zoom_rate=0.0, spin_degrees=0.0,
-                sprite_velocity=None):
+                sprite_velocity=None, photos=None):
     """One clip over random photographs, ``(time, height, width, 3)`` uint8.
 
     Camera motion is given as the scene's apparent motion (see :func:`_camera_offsets`);
     ``sprite_velocity`` ``(dx, dy)`` in px/frame adds a sprite cut from a second photograph.
+    Photographs are drawn from ``photos`` (names in :data:`PHOTOS`; None: all of them).
     """
+    photos = sorted(photos or PHOTOS)
     short_side = round(PHOTO_HEIGHTS * min(size))
     offsets = _camera_offsets(num_frames, size, pan, zoom_rate, spin_degrees)
-    frames, background = _film(rng, offsets, short_side)
+    frames, background = _film(rng, offsets, short_side, photos)
     frames = _jitter_colours(rng, frames)
     if sprite_velocity is not None:
-        source = rng.choice(sorted(set(PHOTOS) - {background}))
+        source = rng.choice(sorted(set(photos) - {background}))
         sprite = _cut_sprite(rng, load_photo(source, short_side), size)
         centres = _sprite_path(rng, num_frames, size, sprite_velocity)
         frames = _paste_sprite(frames, sprite, centres)
@@ -391,8 +399,9 @@ def _unit_vector(rng):
     return np.cos(angle), np.sin(angle)
 
 
-def unlabeled_clip(rng, num_frames, size):
-    """A clip with a random mix of pan, zoom, rotation and a sprite, each at random speed."""
+def unlabeled_clip(rng, num_frames, size, photos=None):
+    """A clip with a random mix of pan, zoom, rotation and a sprite, each at random speed,
+    over ``photos`` (see :func:`render_clip`)."""
     motion = {}
     if rng.random() < 0.7:
         motion["pan"] = np.multiply(_unit_vector(rng), rng.uniform(0.5, PAN_SPEED[1]))
@@ -403,11 +412,12 @@ def unlabeled_clip(rng, num_frames, size):
         motion["spin_degrees"] = rng.choice((-1, 1)) * degrees
     if rng.random() < 0.5 or not motion:
         motion["sprite_velocity"] = np.multiply(_unit_vector(rng), rng.uniform(*SPRITE_SPEED))
-    return render_clip(rng, num_frames, size, **motion)
+    return render_clip(rng, num_frames, size, photos=photos, **motion)
 
 
-def labeled_clip(rng, label, num_frames, size):
-    """A clip of class ``label`` (one of :data:`DEMO_CLASSES`) at a random speed."""
+def labeled_clip(rng, label, num_frames, size, photos=None):
+    """A clip of class ``label`` (one of :data:`DEMO_CLASSES`) at a random speed, over
+    ``photos`` (see :func:`render_clip`)."""
     spec = _CLASS_MOTION[label]
     motion = {}
     if "pan" in spec:
@@ -418,7 +428,7 @@ def labeled_clip(rng, label, num_frames, size):
         motion["spin_degrees"] = spec["spin"] * rng.uniform(*SPIN_DEGREES)
     if "sprite" in spec:
         motion["sprite_velocity"] = np.multiply(spec["sprite"], rng.uniform(*SPRITE_SPEED))
-    return render_clip(rng, num_frames, size, **motion)
+    return render_clip(rng, num_frames, size, photos=photos, **motion)
 
 
 # ----------------------------------------------------------------------------- files
@@ -505,7 +515,7 @@ def split_tags(rng, count):
     return tags[rng.permutation(count)]
 
 
-def _options(seed, unlabeled_videos, videos_per_class, num_frames, size, fps):
+def _options(seed, unlabeled_videos, videos_per_class, num_frames, size, fps, photos):
     height, width = size
     if height % 2 or width % 2 or min(size) < 16:
         raise ValueError(f"size must be even and at least 16 pixels, got {size}")
@@ -513,7 +523,7 @@ def _options(seed, unlabeled_videos, videos_per_class, num_frames, size, fps):
         raise ValueError("videos_per_class must be at least 2: each split needs train and test")
     if seed < 0 or num_frames < 2 or unlabeled_videos < 0 or fps <= 0:
         raise ValueError("need seed >= 0, num_frames >= 2, unlabeled_videos >= 0 and fps > 0")
-    return {
+    options = {
         "version": _FORMAT_VERSION,
         "seed": int(seed),
         "unlabeled_videos": int(unlabeled_videos),
@@ -522,6 +532,15 @@ def _options(seed, unlabeled_videos, videos_per_class, num_frames, size, fps):
         "size": [int(height), int(width)],
         "fps": int(fps),
     }
+    if photos is not None:
+        # Recorded only when given, so that demos of all photographs keep their markers.
+        unknown = sorted(set(photos) - set(PHOTOS))
+        if unknown:
+            raise ValueError(f"unknown photos {unknown}; valid: {sorted(PHOTOS)}")
+        if len(set(photos)) < 2:
+            raise ValueError("photos must name at least 2 photographs: sprites come from another")
+        options["photos"] = sorted(set(photos))
+    return options
 
 
 def _summary(root, options, generated):
@@ -572,15 +591,17 @@ def _prepare_root(root, options):
 
 
 def generate_demo(root, *, seed=0, unlabeled_videos=48, videos_per_class=10, num_frames=40,
-                  size=(128, 160), fps=25):
+                  size=(128, 160), fps=25, photos=None):
     """Writes the demo dataset under ``root`` (see the module docstring) and summarises it.
 
-    ``size`` is ``(height, width)``, both even (yuv420p). Returns a dict with the folders
-    (``unlabeled_dir``, ``videos_dir``, ``splits_dir``), ``classes``, the video counts, the
-    ``options`` and whether anything was ``generated`` (False when a matching complete demo
-    was already there). Raises ValueError if ``root`` holds a demo made with other options.
+    ``size`` is ``(height, width)``, both even (yuv420p). ``photos``: names in
+    :data:`PHOTOS` (at least 2) that every video draws from; None: all of them. Returns
+    a dict with the folders (``unlabeled_dir``, ``videos_dir``, ``splits_dir``),
+    ``classes``, the video counts, the ``options`` and whether anything was
+    ``generated`` (False when a matching complete demo was already there). Raises
+    ValueError if ``root`` holds a demo made with other options.
     """
-    options = _options(seed, unlabeled_videos, videos_per_class, num_frames, size, fps)
+    options = _options(seed, unlabeled_videos, videos_per_class, num_frames, size, fps, photos)
     if not _prepare_root(root, options):
         return _summary(root, options, generated=False)
     root, paths, size = Path(root), demo_paths(root), tuple(options["size"])
@@ -588,7 +609,7 @@ def generate_demo(root, *, seed=0, unlabeled_videos=48, videos_per_class=10, num
     paths.unlabeled.mkdir(parents=True, exist_ok=True)
     for index in range(unlabeled_videos):
         rng = np.random.default_rng([seed, 0, index])
-        clip = unlabeled_clip(rng, num_frames, size)
+        clip = unlabeled_clip(rng, num_frames, size, photos)
         write_video(paths.unlabeled / f"clip_{index:05d}.mp4", clip, fps)
 
     paths.splits.mkdir(parents=True, exist_ok=True)
@@ -598,7 +619,7 @@ def generate_demo(root, *, seed=0, unlabeled_videos=48, videos_per_class=10, num
         for index in range(videos_per_class):
             rng = np.random.default_rng([seed, 1, class_index, index])
             names.append(_video_name(rng, label, index))
-            clip = labeled_clip(rng, label, num_frames, size)
+            clip = labeled_clip(rng, label, num_frames, size, photos)
             write_video(paths.videos / label / names[-1], clip, fps)
         for split in (1, 2, 3):
             tags = split_tags(np.random.default_rng([seed, 2, class_index, split]), len(names))

@@ -21,6 +21,12 @@ each frame's ``k * k`` taps -> filters ``(batch, time, k, k)``; filter ``t`` app
 frame ``t`` predicts frame ``t + 1``. Action head: 2 x (Conv3D 64, BN, ReLU) -> pool -> FC
 ``ar_units`` (ReLU) = AR. DMR: flattened filters -> FC ``dmr_units`` (ReLU). Classifier:
 FC ``num_classes`` on concat(AR, DMR).
+
+Beyond the paper, ``per_pixel_filters=True`` gives every pixel its own filter (the dynamic
+local filtering of De Brabandere et al., NIPS 2016): the FC predicts a ``filter_grid`` x
+``filter_grid`` grid of softmax filters per frame, interpolated bilinearly to every pixel
+(convex combinations of filters, so each still sums to 1). The ``filters`` output, and so
+the DMR, is then each frame's mean filter over the grid, ``(batch, time, k, k)`` as before.
 """
 
 import dataclasses
@@ -64,6 +70,33 @@ def _conv_head(features, prefix, filters, synchronized):
     return keras.layers.GlobalAveragePooling3D(name=f"{prefix}_pool")(x)
 
 
+def _per_pixel_filters(filter_logits, time, kernel_size, grid, frame_size):
+    """Softmax filters on a ``grid`` x ``grid`` grid per frame from their flat logits.
+
+    Returns the per-pixel filters ``(batch, time, height, width, k, k)``, interpolated
+    bilinearly from the grid, and each frame's mean filter over the grid ``(batch, time, k, k)``.
+    """
+    taps = kernel_size * kernel_size
+    height, width = frame_size
+    layers, f32 = keras.layers, dict(dtype="float32")
+    logits = layers.Reshape((time, grid, grid, taps), name="fp_filter_taps", **f32)(filter_logits)
+    filters = layers.Softmax(axis=-1, name="fp_filter_softmax", **f32)(logits)
+    # Time folded into channels: one image of time * taps channels to resize and average.
+    filters = layers.Permute((2, 3, 1, 4), name="fp_filter_grid", **f32)(filters)
+    filters = layers.Reshape((grid, grid, time * taps), name="fp_filter_stack", **f32)(filters)
+    mean = layers.GlobalAveragePooling2D(name="fp_filter_mean", **f32)(filters)
+    mean = layers.Reshape((time, kernel_size, kernel_size), name=FILTERS, **f32)(mean)
+    field = layers.Resizing(
+        height, width, interpolation="bilinear", name="fp_filter_resize", **f32
+    )(filters)
+    field = layers.Reshape((height, width, time, taps), name="fp_filter_unstack", **f32)(field)
+    field = layers.Permute((3, 1, 2, 4), name="fp_filter_field", **f32)(field)
+    field = layers.Reshape(
+        (time, height, width, kernel_size, kernel_size), name="fp_pixel_filters", **f32
+    )(field)
+    return field, mean
+
+
 def build_dynamonet(
     kind="joint",
     *,
@@ -71,6 +104,8 @@ def build_dynamonet(
     input_shape=(16, 112, 112, 3),
     num_classes=None,
     kernel_size=5,
+    per_pixel_filters=False,
+    filter_grid=8,
     head_filters=64,
     ar_units=512,
     dmr_units=512,
@@ -90,6 +125,9 @@ def build_dynamonet(
         input_shape: ``(time, height, width, channels)`` of the input frames.
         num_classes: number of actions (joint and classifier models).
         kernel_size: side of the dynamic motion filters (the paper found 5 best).
+        per_pixel_filters: a filter per pixel, interpolated from a ``filter_grid`` x
+            ``filter_grid`` grid per frame, instead of the paper's one per frame (see the
+            module docstring).
         head_filters: channels of the two convolutions of each head (64 in the paper).
         ar_units, dmr_units: widths of the AR and DMR features (DMR: 512 in the paper).
         dropout_rate: dropout on concat(AR, DMR) before the classifier.
@@ -141,9 +179,10 @@ def build_dynamonet(
     if kind != "classifier":
         time = input_shape[0]
         taps = kernel_size * kernel_size
+        cells = filter_grid * filter_grid if per_pixel_filters else 1
         filter_features = _conv_head(features, "fp", head_filters, synchronized)
         filter_logits = keras.layers.Dense(
-            time * taps,
+            time * cells * taps,
             bias_initializer=(
                 "zeros"
                 if initial_centre_weight is None
@@ -153,21 +192,28 @@ def build_dynamonet(
             name="fp_filter_fc",
         )(filter_features)
         # Filter logits, softmax and filters stay float32 under mixed precision.
-        filter_logits = keras.layers.Reshape((time, taps), dtype="float32", name="fp_filter_taps")(
-            filter_logits
-        )
-        filters = keras.layers.Softmax(axis=-1, dtype="float32", name="fp_filter_softmax")(
-            filter_logits
-        )
-        filters = keras.layers.Reshape(
-            (time, kernel_size, kernel_size), dtype="float32", name=FILTERS
-        )(filters)
+        if per_pixel_filters:
+            applied, filters = _per_pixel_filters(
+                filter_logits, time, kernel_size, filter_grid, input_shape[1:3]
+            )
+        else:
+            filter_logits = keras.layers.Reshape(
+                (time, taps), dtype="float32", name="fp_filter_taps"
+            )(filter_logits)
+            filters = keras.layers.Softmax(axis=-1, dtype="float32", name="fp_filter_softmax")(
+                filter_logits
+            )
+            filters = keras.layers.Reshape(
+                (time, kernel_size, kernel_size), dtype="float32", name=FILTERS
+            )(filters)
+            applied = filters
         outputs[PREDICTED_FRAMES] = DynamicFilter(
             kernel_size,
             implementation=filter_implementation,
+            per_pixel=per_pixel_filters,
             padding=filter_padding,
             name=PREDICTED_FRAMES,
-        )(frames, filters)
+        )(frames, applied)
         outputs[FILTERS] = filters
 
     if classifies:

@@ -1,0 +1,41 @@
+"""Paper Tables 4 and 5: DynamoNet against the plain backbone classifier it is built on.
+
+Joint training from scratch on the labeled demo set of DynamoNet (backbone, action head and
+dynamic motion filters, alpha = 0.1) and of the backbone with the action head only
+(``train.classifier_only=true``); video-level top-1 on the test videos::
+
+    python experiments/backbone_baseline.py [--seeds 0 1 2] [--steps N] [--smoke]
+"""
+
+import sys
+from pathlib import Path
+
+if not __package__:  # run as a script: import from the repository root, not experiments/
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from experiments import common  # noqa: E402
+from experiments.claims import BACKBONE_BASELINE  # noqa: E402
+from experiments.datasets import demo_data  # noqa: E402
+
+ARMS = (
+    common.Arm("dynamonet"),
+    common.Arm("backbone_only", ("train.classifier_only=true",)),
+)
+
+
+def run(args):
+    demo = demo_data(args.data_root, args.smoke)
+    shared = (
+        "train.stage=joint",
+        f"data.train_files={demo.labeled_train}",
+        f"data.eval_files={demo.labeled_test}",
+    )
+    return common.run_experiment(args, ARMS, shared)
+
+
+def main(argv=None):
+    return common.main(run, BACKBONE_BASELINE, argv)
+
+
+if __name__ == "__main__":
+    main()
