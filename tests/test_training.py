@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import yaml
 
 from dynamonet_tf.training.trainer import Trainer, TrainingError
 from tiny_run import tiny_config, write_tiny_data
@@ -90,6 +91,18 @@ def test_model_dir_of_another_config_is_refused(tiny_data, tmp_path):
     Trainer(tiny_config(tiny_data, "pretrain", "train.epochs=1"), tmp_path / "run", progress=False)
     with pytest.raises(TrainingError, match=r"another config \(.*train.stage: 'pretrain' -> 'joint'.*--overwrite"):
         Trainer(tiny_config(tiny_data, "joint"), tmp_path / "run", progress=False)
+
+
+def test_model_dir_saved_before_a_config_key_existed_is_still_resumed(tiny_data, tmp_path):
+    config = tiny_config(tiny_data, "pretrain", "train.epochs=1")
+    Trainer(config, tmp_path / "run", progress=False)
+    saved = tmp_path / "run" / "config.yaml"
+    older = yaml.safe_load(saved.read_text())
+    del older["model"]["kernel_size"]  # as if the run predates the key; its default is 5
+    saved.write_text(yaml.safe_dump(older))
+    Trainer(config, tmp_path / "run", progress=False)  # not refused
+    with pytest.raises(TrainingError, match=r"model.kernel_size: 5 -> 3"):
+        Trainer(tiny_config(tiny_data, "pretrain", "train.epochs=1", "model.kernel_size=3"), tmp_path / "run", progress=False)
 
 
 def test_finetune_needs_a_starting_point(tiny_data, tmp_path):

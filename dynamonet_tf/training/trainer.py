@@ -34,7 +34,7 @@ import keras
 import tensorflow as tf
 import yaml
 
-from dynamonet_tf.config import check_against_runtime, to_dict
+from dynamonet_tf.config import ConfigError, check_against_runtime, load_config, to_dict
 from dynamonet_tf.data.pipelines import eval_dataset, train_dataset
 from dynamonet_tf.evaluation import HEADLINE, class_names, evaluate_clips, model_logits
 from dynamonet_tf.frame_metrics import FramePredictionScores
@@ -137,7 +137,12 @@ class Trainer:
         saved_path = self.model_dir / CONFIG_FILE
         current = to_dict(self.config)
         if saved_path.exists():
-            saved = yaml.safe_load(saved_path.read_text())
+            try:
+                # Through the schema, so that a key added to it since (with its default)
+                # does not count as a difference.
+                saved = to_dict(load_config(saved_path))
+            except ConfigError:
+                saved = yaml.safe_load(saved_path.read_text())
             differences = list(_differences(saved, current))
             if differences and not overwrite:
                 raise TrainingError(
