@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
 from dynamonet_tf.layers import DynamicFilter  # noqa: E402
-from machine import describe, machine  # noqa: E402
+from machine import describe, machine, record_end  # noqa: E402
 
 CASES = (
     ("depthwise (global)", dict(implementation="depthwise")),
@@ -77,6 +77,7 @@ def main():
             {"implementation": label, "median_ms": statistics.median(times), "ms": times}
         )
 
+    record_end(info)
     fastest = min(result["median_ms"] for result in results)
     print(
         f"\nDynamicFilter forward+backward, B={args.batch}, T={args.frames}, "

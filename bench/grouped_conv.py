@@ -32,7 +32,7 @@ import tensorflow as tf  # noqa: E402
 
 from dynamonet_tf.layers import GroupedConv3D  # noqa: E402
 from dynamonet_tf.layers.grouped_conv3d import IMPLEMENTATIONS  # noqa: E402
-from machine import describe, machine  # noqa: E402
+from machine import describe, machine, record_end  # noqa: E402
 
 HARA_TORCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference", "hara_torch.py")
 GROUPS = 32
@@ -154,6 +154,7 @@ def main():
         keras.backend.clear_session()
 
     torch_result, torch_note = torch_seconds(args.torch_python, args.batch, args.repeats * args.rounds)
+    record_end(info)
     if torch_result:
         for result, seconds in zip(results, torch_result["seconds"]):
             result["median_ms"]["pytorch"] = 1e3 * seconds

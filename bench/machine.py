@@ -1,7 +1,10 @@
 """What the benchmark scripts share: the machine line beside every table, and the options
 and backbone names of the training-step benchmarks."""
 
+import datetime
 import os
+import shlex
+import sys
 
 import keras
 import tensorflow as tf
@@ -9,8 +12,18 @@ import tensorflow as tf
 from dynamonet_tf.models import BACKBONES
 
 
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def command_line():
+    """The command that runs this script, as typed in the repository root."""
+    script = os.path.relpath(os.path.abspath(sys.argv[0]), REPOSITORY)
+    return shlex.join(["python", script] + sys.argv[1:])
+
+
 def machine():
-    """CPU model, usable cores, GPUs if any, and library versions."""
+    """CPU model, usable cores, GPUs if any, library versions; the date, the command line and
+    the load averages at start (bench/report.py prints them beside each table)."""
     cpu = "unknown CPU"
     with open("/proc/cpuinfo") as cpuinfo:
         for line in cpuinfo:
@@ -27,7 +40,15 @@ def machine():
         "gpus": gpus,
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "command": command_line(),
+        "load_average_at_start": os.getloadavg(),
     }
+
+
+def record_end(info):
+    """Adds the load averages at the end of the measurements to ``machine()``'s ``info``."""
+    info["load_average_at_end"] = os.getloadavg()
 
 
 def describe(info):

@@ -32,7 +32,7 @@ import tensorflow as tf  # noqa: E402
 
 from dynamonet_tf.data.pipelines import eval_dataset, train_dataset  # noqa: E402
 from dynamonet_tf.data.schema import encode_video_example  # noqa: E402
-from machine import describe, machine  # noqa: E402
+from machine import describe, machine, record_end  # noqa: E402
 
 NUM_SHARDS = 4
 
@@ -174,6 +174,7 @@ def main():
     with tempfile.TemporaryDirectory() as directory:
         pattern, jpeg_bytes = write_shards(directory, args)
         results = measure(pattern, args)
+    record_end(info)
     print_table(results, args, jpeg_bytes)
 
     if args.json:

@@ -33,7 +33,7 @@ from dynamonet_tf.config import LossConfig, OptimizerConfig  # noqa: E402
 from dynamonet_tf.losses import FramePredictionLoss  # noqa: E402
 from dynamonet_tf.models.dynamonet import LOGITS, PREDICTED_FRAMES, build_dynamonet  # noqa: E402
 from dynamonet_tf.models.flops import forward_flops  # noqa: E402
-from machine import add_utilisation_arguments, backbone_names, describe, machine  # noqa: E402
+from machine import add_utilisation_arguments, backbone_names, describe, machine, record_end  # noqa: E402
 
 KINDS = ("classifier", "joint")
 
@@ -158,6 +158,7 @@ def main():
             # Each model's graph, variables and traced step would otherwise stay alive.
             keras.backend.clear_session()
             gc.collect()
+    record_end(info)
     overhead = overheads(results)
     print_table(results, overhead, args)
 
