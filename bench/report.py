@@ -400,8 +400,8 @@ def render_training(data, results):
     lines = [
         f"{config['frames']}x{config['size']}x{config['size']}x3 clips, batch {config['batch']}, "
         f"median of {config['steps']} SGD steps (Nesterov momentum) after a warm-up step, "
-        f"utilisation against {config['peak_gflops']:g} GFLOP/s; the classifier and the joint "
-        "model are timed one after the other.",
+        f"utilisation against {config['peak_gflops']:g} GFLOP/s; the classifier's and the joint "
+        "model's steps alternate.",
         "",
     ]
     lines += table(
@@ -448,9 +448,8 @@ def render_training(data, results):
             sentence += f", more than {percent(LARGE_SHARE)} of the step: worth a look"
         elif added < 0:
             sentence += (
-                " (a negative cost means the difference between the two models, timed one after "
-                "the other rather than alternating, is below this machine's variation between "
-                "timings)"
+                " (a negative cost means the difference between the two models is below this "
+                "machine's variation between timings)"
             )
         sentence += unsteady("the classifier's", classifier.get("step_seconds_all", []))
         sentence += unsteady("the joint model's", joint.get("step_seconds_all", []))

@@ -6,12 +6,12 @@
 For each backbone, times a training step of ``build_dynamonet("classifier")`` (backbone +
 action head) and of ``build_dynamonet("joint")`` (the same plus the frame-prediction branch
 and the DMR), so that the branch's cost shows as the ratio of the two step times, measured
-side by side in one run. Each timed step is one SGD step (the trainer's Nesterov momentum) in
+side by side in one run, one step of each in turn. Each timed step is one SGD step (the trainer's Nesterov momentum) in
 a ``tf.function`` on the trainer's losses, without weight decay: sparse categorical
 cross-entropy on the logits, plus for the joint model alpha x the frame-prediction Huber loss
 of the predicted against the next frames (alpha, beta and delta: the config's defaults). Data
 are random: frames and next frames uniform in [0, 1], random labels. Step time is the median
-over ``--steps`` steps after one warm-up step. Achieved GFLOP/s assume a training step costs
+over ``--steps`` steps after one warm-up step; the two models' steps alternate. Achieved GFLOP/s assume a training step costs
 3x the forward FLOPs, as in bench/backbones.py.
 """
 
@@ -38,8 +38,8 @@ from machine import add_utilisation_arguments, backbone_names, describe, machine
 KINDS = ("classifier", "joint")
 
 
-def time_training_steps(model, batch, steps, num_classes):
-    """Seconds of each of ``steps`` SGD steps on random clips, after one warm-up step."""
+def make_training_step(model, batch, num_classes):
+    """A no-argument callable running one SGD step on fixed random clips (traced on first call)."""
     loss_config, optimizer_config = LossConfig(), OptimizerConfig()
     # The learning rate does not change the cost of a step.
     optimizer = keras.optimizers.SGD(
@@ -68,37 +68,50 @@ def time_training_steps(model, batch, steps, num_classes):
     frames = tf.random.uniform(shape)
     next_frames = tf.random.uniform(shape)
     labels = tf.random.uniform((batch,), maxval=num_classes, dtype=tf.int32)
-    train_step(frames, next_frames, labels)
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        # .numpy() waits for asynchronous devices (GPUs) to finish.
-        train_step(frames, next_frames, labels).numpy()
-        times.append(time.perf_counter() - start)
-    return times
+    # .numpy() waits for asynchronous devices (GPUs) to finish.
+    return lambda: train_step(frames, next_frames, labels).numpy()
 
 
-def measure(backbone, kind, args):
-    model = build_dynamonet(
-        kind,
-        backbone=backbone,
-        input_shape=(args.frames, args.size, args.size, 3),
-        num_classes=args.num_classes,
-    )
-    flops_per_clip = forward_flops(model)
-    times = time_training_steps(model, args.batch, args.steps, args.num_classes)
-    step_seconds = statistics.median(times)
-    achieved = 3 * flops_per_clip * args.batch / step_seconds / 1e9
-    return {
-        "backbone": backbone,
-        "model": kind,
-        "forward_gflops_per_clip": flops_per_clip / 1e9,
-        "step_seconds": step_seconds,
-        "step_seconds_all": times,
-        "clips_per_second": args.batch / step_seconds,
-        "achieved_gflops_per_second": achieved,
-        "utilisation": achieved / args.peak_gflops,
+def measure_backbone(backbone, args):
+    """Both models of ``backbone``: their steps alternate, so that the machine's drift over
+    the run (other load, clock changes) falls on both alike."""
+    models = {
+        kind: build_dynamonet(
+            kind,
+            backbone=backbone,
+            input_shape=(args.frames, args.size, args.size, 3),
+            num_classes=args.num_classes,
+        )
+        for kind in KINDS
     }
+    steps = {kind: make_training_step(model, args.batch, args.num_classes) for kind, model in models.items()}
+    for step in steps.values():
+        step()  # warm-up: tracing and first-call allocations
+    times = {kind: [] for kind in KINDS}
+    for index in range(args.steps):
+        # Alternate which model goes first, so neither always follows the other.
+        for kind in KINDS if index % 2 == 0 else reversed(KINDS):
+            start = time.perf_counter()
+            steps[kind]()
+            times[kind].append(time.perf_counter() - start)
+    results = []
+    for kind, model in models.items():
+        flops_per_clip = forward_flops(model)
+        step_seconds = statistics.median(times[kind])
+        achieved = 3 * flops_per_clip * args.batch / step_seconds / 1e9
+        results.append(
+            {
+                "backbone": backbone,
+                "model": kind,
+                "forward_gflops_per_clip": flops_per_clip / 1e9,
+                "step_seconds": step_seconds,
+                "step_seconds_all": times[kind],
+                "clips_per_second": args.batch / step_seconds,
+                "achieved_gflops_per_second": achieved,
+                "utilisation": achieved / args.peak_gflops,
+            }
+        )
+    return results
 
 
 def overheads(results):
@@ -153,11 +166,10 @@ def main():
     print(describe(info))
     results = []
     for name in names:
-        for kind in KINDS:
-            results.append(measure(name, kind, args))
-            # Each model's graph, variables and traced step would otherwise stay alive.
-            keras.backend.clear_session()
-            gc.collect()
+        results.extend(measure_backbone(name, args))
+        # The models' graphs, variables and traced steps would otherwise stay alive.
+        keras.backend.clear_session()
+        gc.collect()
     record_end(info)
     overhead = overheads(results)
     print_table(results, overhead, args)
