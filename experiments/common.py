@@ -29,6 +29,7 @@ from dynamonet_tf.runs import CONFIG_FILE
 from dynamonet_tf.training.trainer import Trainer, TrainingError
 from experiments.aggregate import summarize_runs
 from experiments.claims import RESULTS_FILE
+from experiments.datasets import demo_data
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = Path("configs") / "default.yaml"  # the CPU demo: ResNet-10 at 1/8 width, 64 x 64
@@ -226,6 +227,17 @@ def run_experiment(args, arms, shared_overrides=()):
 def write_results(out, results):
     Path(out).mkdir(parents=True, exist_ok=True)
     atomic_write(Path(out) / RESULTS_FILE, json.dumps(results, indent=2) + "\n")
+
+
+def run_on_labeled_demo(args, arms):
+    """Runs ``arms`` as joint training on split 1 of the labeled demo set, scored on its test videos."""
+    demo = demo_data(args.data_root, args.smoke)
+    shared = (
+        "train.stage=joint",
+        f"data.train_files={demo.labeled_train}",
+        f"data.eval_files={demo.labeled_test}",
+    )
+    return run_experiment(args, arms, shared)
 
 
 def main(run, claim, argv=None):

@@ -15,7 +15,6 @@ if not __package__:  # run as a script: import from the repository root, not exp
 
 from experiments import common  # noqa: E402
 from experiments.claims import FP_OBJECTIVE  # noqa: E402
-from experiments.datasets import demo_data  # noqa: E402
 
 ARMS = (
     common.Arm("alpha_0.1", ("loss.alpha=0.1",)),
@@ -24,13 +23,7 @@ ARMS = (
 
 
 def run(args):
-    demo = demo_data(args.data_root, args.smoke)
-    shared = (
-        "train.stage=joint",
-        f"data.train_files={demo.labeled_train}",
-        f"data.eval_files={demo.labeled_test}",
-    )
-    return common.run_experiment(args, ARMS, shared)
+    return common.run_on_labeled_demo(args, ARMS)
 
 
 def main(argv=None):
