@@ -17,7 +17,7 @@ from experiments import common  # noqa: E402
 from experiments.claims import BACKBONE_BASELINE  # noqa: E402
 
 ARMS = (
-    common.Arm("dynamonet"),
+    common.Arm("dynamonet", same_as=("fp_objective", "alpha_0.1")),
     common.Arm("backbone_only", ("train.classifier_only=true",)),
 )
 

@@ -61,11 +61,16 @@ class Arm:
     ``overrides``: ``SECTION.KEY=VALUE`` strings on top of the experiment's shared ones.
     ``init_from``: the name of an earlier arm whose run of the same seed gives the initial
     weights (matched by layer name, as ``train.py --init-from``).
+    ``same_as``: ``(experiment, arm)``, another experiment's arm that trains the same config
+    from scratch; its finished run of the same seed, in the results folder beside ``--out``,
+    is taken instead of training again (the run's folder is recorded). A config that differs
+    (other ``--steps``, say) trains its own run.
     """
 
     name: str
     overrides: tuple = ()
     init_from: str = None
+    same_as: tuple = None
 
 
 # ---------------------------------------------------------------------- command line
@@ -156,6 +161,20 @@ def finished_report(model_dir, config):
     return json.loads(report.read_text())
 
 
+def finished_run(args, arm, seed, config):
+    """``(model_dir, report)`` of a finished run of ``arm``'s ``config`` for ``seed``: its own,
+    else its ``same_as`` arm's from scratch; ``(own model_dir, None)`` when there is none."""
+    model_dir = run_dir(args.out, arm.name, seed)
+    report = finished_report(model_dir, config)
+    if report is None and arm.same_as and arm.init_from is None:
+        experiment, other_arm = arm.same_as
+        other_dir = run_dir(Path(args.out).parent / experiment, other_arm, seed)
+        other_report = finished_report(other_dir, config)
+        if other_report is not None and "initialised_from" not in other_report:
+            return other_dir, other_report
+    return model_dir, report
+
+
 def metrics(report):
     """The numbers of a run's report, flat: frame prediction (the model's, and copying the
     last frame's as ``copy_<metric>``) and video-level accuracy, whichever it has."""
@@ -200,8 +219,7 @@ def run_experiment(args, arms, shared_overrides=()):
     for seed in args.seeds:
         for arm in arms:
             config = load_config(REPO / CONFIG, [*overrides[arm.name], f"train.seed={seed}"])
-            model_dir = run_dir(args.out, arm.name, seed)
-            report = finished_report(model_dir, config)
+            model_dir, report = finished_run(args, arm, seed, config)
             if report is None:
                 print(f"\n{args.claim.name}: {arm.name}, seed {seed}, in {model_dir}", flush=True)
                 init_from = run_dir(args.out, arm.init_from, seed) if arm.init_from else None

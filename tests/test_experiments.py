@@ -85,6 +85,23 @@ def test_backbone_baseline_smoke_trains_the_plain_classifier(data_root, tmp_path
     assert "train.classifier_only=true" in results["arms"]["backbone_only"]["overrides"]
     assert "train.classifier_only=true" not in results["arms"]["dynamonet"]["overrides"]
     assert {"video_top1", "clip_top1"} <= set(results["arms"]["backbone_only"]["runs"][0]["metrics"])
+    assert results["arms"]["dynamonet"]["runs"][0]["model_dir"] == str(tmp_path / "runs" / "dynamonet" / "seed0")
+
+
+def test_an_arm_takes_the_finished_run_of_its_same_as_arm_only_for_the_same_config(data_root, tmp_path):
+    fp_results = smoke(fp_objective, data_root, tmp_path / "fp_objective")
+    shared_run = fp_results["arms"]["alpha_0.1"]["runs"][0]
+    results = smoke(backbone_baseline, data_root, tmp_path / "backbone_baseline")
+    (reused,) = results["arms"]["dynamonet"]["runs"]
+    assert reused["model_dir"] == shared_run["model_dir"] == str(tmp_path / "fp_objective" / "runs" / "alpha_0.1" / "seed0")
+    assert reused["metrics"] == shared_run["metrics"]
+    assert not (tmp_path / "backbone_baseline" / "runs" / "dynamonet").exists()
+    # Three steps instead of two: another config, so the arm trains its own run.
+    longer_out = tmp_path / "backbone_baseline_3_steps"
+    longer = backbone_baseline.main(["--smoke", "--seeds", "0", "--steps", "3", "--out", str(longer_out),
+                                     "--data-root", str(data_root)])
+    assert longer["arms"]["dynamonet"]["runs"][0]["model_dir"] == str(longer_out / "runs" / "dynamonet" / "seed0")
+    assert longer["arms"]["dynamonet"]["runs"][0]["steps"] == 3
 
 
 def test_command_line_defaults_and_the_command_recorded():
