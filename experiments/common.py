@@ -234,6 +234,8 @@ def run_experiment(args, arms, shared_overrides=()):
                 "steps": report["steps"],
                 "metrics": metrics(report),
             })
+            if model_dir != run_dir(args.out, arm.name, seed):
+                entry["runs"][-1]["same_as"] = list(arm.same_as)
             entry["summary"] = summarize_runs(entry["runs"])
             results["updated"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
             write_results(args.out, results)

@@ -160,6 +160,19 @@ def seed_table(claim, results):
             _table(header, rows), "", "</details>", ""]
 
 
+def shared_runs(claim, results):
+    """A line per row whose runs were taken from another experiment's arm (``same_as``)."""
+    lines = []
+    for row in claim.rows:
+        shared = [run for run in results["arms"][row.arm]["runs"] if run.get("same_as")]
+        if shared and not row.prefix:
+            experiment, arm = shared[0]["same_as"]
+            seeds = ", ".join(str(run["seed"]) for run in shared)
+            lines.append(f"- \"{row.label}\" (seeds {seeds}) are the runs of {experiment}'s arm "
+                         f"{arm}: the same config and seeds, trained once (`{shared[0]['model_dir']}`).")
+    return ["**Shared runs:**", "", *lines, ""] if lines else []
+
+
 def render_claim(claim, results):
     """The section of one claim; ``results`` None: not run yet."""
     lines = [f"## {claim.title}", "", f"**Paper** ({claim.source}): {claim.claim}", "",
@@ -169,7 +182,7 @@ def render_claim(claim, results):
             f"**Not run yet.** `{claim.command}` trains {claim.runtime}; "
             "`python experiments/make_results.py` then renders its results here.", ""
         ])
-    lines += provenance(results) + summary_table(claim, results)
+    lines += provenance(results) + summary_table(claim, results) + shared_runs(claim, results)
     lines += ["**Comparisons:**", ""]
     lines += [render_comparison(claim, results, comparison) for comparison in claim.comparisons]
     lines += [""] + seed_table(claim, results)
