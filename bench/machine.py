@@ -1,15 +1,11 @@
 """What the benchmark scripts share: the machine line beside every table, and the options
-and backbone names of the training-step benchmarks."""
+and backbone names of the training-step benchmarks. TensorFlow is imported only where it is
+needed, so that the reports (and docs/RESULTS.md) render without it."""
 
 import datetime
 import os
 import shlex
 import sys
-
-import keras
-import tensorflow as tf
-
-from dynamonet_tf.models import BACKBONES
 
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -24,6 +20,9 @@ def command_line():
 def machine():
     """CPU model, usable cores, GPUs if any, library versions; the date, the command line and
     the load averages at start (bench/report.py prints them beside each table)."""
+    import keras
+    import tensorflow as tf
+
     cpu = "unknown CPU"
     with open("/proc/cpuinfo") as cpuinfo:
         for line in cpuinfo:
@@ -77,6 +76,8 @@ def add_utilisation_arguments(parser):
 
 def backbone_names(parser, text):
     """The comma-separated backbone names of ``text``; an unknown one ends the script."""
+    from dynamonet_tf.models import BACKBONES
+
     names = text.split(",")
     unknown = [name for name in names if name not in BACKBONES]
     if unknown:

@@ -22,6 +22,7 @@ from pathlib import Path
 import keras
 import yaml
 
+from bench.machine import machine
 from dynamonet_tf.atomic_files import atomic_write
 from dynamonet_tf.config import ConfigError, load_config, to_dict
 from dynamonet_tf.data.prepare import PrepareError
@@ -207,6 +208,7 @@ def run_experiment(args, arms, shared_overrides=()):
         "git_commit": commit,
         "git_dirty": dirty,
         "config": str(CONFIG),
+        "machine": {key: machine()[key] for key in ("cpu", "cores", "gpus", "tensorflow", "keras")},
         "seeds": list(args.seeds),
         "steps": args.steps,
         "smoke": args.smoke,

@@ -16,6 +16,7 @@ from pathlib import Path
 if not __package__:  # run as a script: import from the repository root, not experiments/
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
+from bench.machine import describe  # noqa: E402
 from experiments.aggregate import summarize  # noqa: E402
 from experiments.claims import CLAIMS, RESULTS_DIR, RESULTS_FILE  # noqa: E402
 
@@ -121,6 +122,8 @@ def provenance(results):
     steps = ", ".join(str(steps) for steps in sorted({run["steps"] for run in runs}))
     lines = [f"**Command:** `{results['command']}` ({status}; commit {commit}; config "
              f"`{results['config']}`; {steps} training steps per run; updated {results['updated']}).", ""]
+    if "machine" in results:
+        lines += [f"**{describe(results['machine'])}.**", ""]
     if results["smoke"]:
         lines += ["**Smoke run:** a tiny model trained for 2 steps on tiny videos, to check the "
                   "plumbing. Its numbers mean nothing.", ""]

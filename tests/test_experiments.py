@@ -97,10 +97,12 @@ def test_an_arm_takes_the_finished_run_of_its_same_as_arm_only_for_the_same_conf
     assert reused["metrics"] == shared_run["metrics"]
     assert not (tmp_path / "backbone_baseline" / "runs" / "dynamonet").exists()
     assert reused["same_as"] == ["fp_objective", "alpha_0.1"]
+    assert results["machine"]["tensorflow"] == tf.__version__ and results["machine"]["cores"] >= 1
     assert "same_as" not in results["arms"]["backbone_only"]["runs"][0]
     page = section(make_results.render(tmp_path), backbone_baseline.BACKBONE_BASELINE)
     assert (f"- \"DynamoNet (backbone + filters)\" (seeds 0) are the runs of fp_objective's arm alpha_0.1: "
             f"the same config and seeds, trained once (`{shared_run['model_dir']}`).") in page
+    assert f"**Machine: {results['machine']['cpu']}, {results['machine']['cores']} cores; TensorFlow {tf.__version__}" in page
     # Three steps instead of two: another config, so the arm trains its own run.
     longer_out = tmp_path / "backbone_baseline_3_steps"
     longer = backbone_baseline.main(["--smoke", "--seeds", "0", "--steps", "3", "--out", str(longer_out),
