@@ -29,7 +29,7 @@ from dynamonet_tf.data.prepare import PrepareError
 from dynamonet_tf.runs import CONFIG_FILE
 from dynamonet_tf.training.trainer import Trainer, TrainingError
 from experiments.aggregate import summarize_runs
-from experiments.claims import RESULTS_FILE
+from experiments.claims import RESULTS_DIR, RESULTS_FILE
 from experiments.datasets import demo_data
 
 REPO = Path(__file__).resolve().parent.parent
@@ -126,13 +126,16 @@ def base_overrides(args):
 
 
 def git_state():
-    """``(commit, dirty)`` of the repository (tracked files only), or ``(None, None)``."""
+    """``(commit, dirty)`` of the repository, or ``(None, None)``. Dirty: a tracked file
+    differs from the commit, other than the results themselves (results files and the
+    results page), which experiments running side by side rewrite."""
     def git(*words):
         return subprocess.run(["git", *words], cwd=REPO, capture_output=True, text=True, check=True).stdout
 
+    outputs = [f":(exclude){RESULTS_DIR.as_posix()}", ":(exclude)docs/RESULTS.md"]
     try:
         commit = git("rev-parse", "HEAD").strip()
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no").strip())
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", *outputs).strip())
     except (OSError, subprocess.CalledProcessError):
         return None, None
     return commit, dirty

@@ -259,3 +259,27 @@ def test_results_page_of_no_results_says_not_run_yet_with_each_command(tmp_path)
         assert f"**Not run yet.** `python experiments/{claim.name}.py` trains" in section(page, claim)
     make_results.main(["--results-dir", str(tmp_path), "--out", str(tmp_path / "RESULTS.md")])
     assert (tmp_path / "RESULTS.md").read_text() == page
+
+
+def test_git_state_is_dirty_for_changed_code_but_not_for_changed_results(tmp_path, monkeypatch):
+    import subprocess
+
+    def git(*words):
+        subprocess.run(["git", *words], cwd=tmp_path, check=True, capture_output=True)
+
+    results = tmp_path / "experiments" / "results" / "fp_objective" / RESULTS_FILE
+    results.parent.mkdir(parents=True)
+    (tmp_path / "docs").mkdir()
+    for path in (results, tmp_path / "docs" / "RESULTS.md", tmp_path / "code.py"):
+        path.write_text("one\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
+    monkeypatch.setattr(common, "REPO", tmp_path)
+    commit, dirty = common.git_state()
+    assert len(commit) == 40 and dirty is False
+    results.write_text("two\n")
+    (tmp_path / "docs" / "RESULTS.md").write_text("two\n")
+    assert common.git_state() == (commit, False)
+    (tmp_path / "code.py").write_text("two\n")
+    assert common.git_state() == (commit, True)
