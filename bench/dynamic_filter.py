@@ -25,7 +25,9 @@ from machine import describe, machine, record_end  # noqa: E402
 CASES = (
     ("depthwise (global)", dict(implementation="depthwise")),
     ("extract_patches (global)", dict(implementation="extract_patches")),
+    ("conv_patches (global)", dict(implementation="conv_patches")),
     ("extract_patches (per-pixel)", dict(implementation="extract_patches", per_pixel=True)),
+    ("conv_patches (per-pixel)", dict(implementation="conv_patches", per_pixel=True)),
 )
 
 

@@ -233,6 +233,14 @@ def render_dynamic_filter(data, results):
                 f"training step measured by training.py ({step['backbone']}: "
                 f"{step_per_clip:.0f} ms per clip)."
             )
+    per_pixel = {r["implementation"]: r["median_ms"] for r in rows if r["implementation"].endswith("(per-pixel)")}
+    before, after = per_pixel.get("extract_patches (per-pixel)"), per_pixel.get("conv_patches (per-pixel)")
+    if before and after:
+        says += (
+            f" Per-pixel filters (the layer's default, conv_patches): {after:.1f} ms against "
+            f"{before:.1f} ms with extract_patches, {before / after:.1f}x faster, and "
+            f"{after / fastest['median_ms']:.1f}x the fastest global filtering."
+        )
     return lines, says
 
 

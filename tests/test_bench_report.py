@@ -60,6 +60,8 @@ def fixtures():
             "results": [
                 {"implementation": "depthwise (global)", "median_ms": 50.0, "ms": [50.0]},
                 {"implementation": "extract_patches (global)", "median_ms": 1000.0, "ms": [1000.0]},
+                {"implementation": "extract_patches (per-pixel)", "median_ms": 900.0, "ms": [900.0]},
+                {"implementation": "conv_patches (per-pixel)", "median_ms": 300.0, "ms": [300.0]},
             ],
         },
         "grouped_conv": {
@@ -221,6 +223,7 @@ def test_tables_show_the_numbers_of_the_jsons(report, tmp_path):
     assert "takes 20.0x as long" in dynamic
     # 50 ms / 8 clips against the joint step's 0.6 s / 2 clips.
     assert f"{100 * (50 / 8) / 300:.1f}% of the fastest joint training step" in dynamic
+    assert "conv_patches): 300.0 ms against 900.0 ms with extract_patches, 3.0x faster, and 6.0x" in dynamic
 
     grouped = section(text, "Grouped")
     layer1_gflops = 3 * 2 * 8 * 28 * 28 * 128 * 27 * 4 / 1e9

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from dynamonet_tf.layers import DynamicFilter
 
-IMPLEMENTATIONS = ["depthwise", "extract_patches"]
+IMPLEMENTATIONS = ["depthwise", "extract_patches", "conv_patches"]
 
 
 def naive_filter(frames, filters, padding="constant"):
@@ -54,12 +54,30 @@ def test_padding_modes_match_numpy_pad(implementation, padding):
     np.testing.assert_allclose(out, naive_filter(frames, filters, padding), rtol=1e-5, atol=1e-6)
 
 
+PATCH_IMPLEMENTATIONS = ["extract_patches", "conv_patches"]
+
+
+@pytest.mark.parametrize("implementation", PATCH_IMPLEMENTATIONS)
+@pytest.mark.parametrize("padding", ["constant", "reflect"])
 @pytest.mark.parametrize("k", [3, 5])
-def test_per_pixel_filters_match_naive_loop(k):
+def test_per_pixel_filters_match_naive_loop(k, padding, implementation):
     rng = np.random.default_rng(2)
     frames, filters = random_inputs(rng, (2, 2, 7, 9, 3), k, per_pixel=True)
-    out = DynamicFilter(k, per_pixel=True)(frames, filters)
-    np.testing.assert_allclose(out, naive_filter(frames, filters), rtol=1e-5, atol=1e-6)
+    layer_padding = "zeros" if padding == "constant" else padding
+    out = DynamicFilter(k, implementation=implementation, per_pixel=True, padding=layer_padding)(frames, filters)
+    np.testing.assert_allclose(out, naive_filter(frames, filters, padding), rtol=1e-5, atol=1e-6)
+
+
+def test_per_pixel_implementations_have_equal_gradients():
+    rng = np.random.default_rng(9)
+    frames, filters = random_inputs(rng, (2, 3, 8, 10, 3), 5, per_pixel=True)
+    upstream = rng.normal(size=frames.shape).astype(np.float32)
+    results = [
+        gradients(DynamicFilter(5, implementation=implementation, per_pixel=True), frames, filters, upstream)
+        for implementation in PATCH_IMPLEMENTATIONS
+    ]
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
 def test_per_pixel_with_identical_kernels_equals_global_filters():
@@ -102,9 +120,10 @@ def test_implementations_have_equal_gradients():
     frames, filters = random_inputs(rng, (2, 3, 9, 13, 3), 5)
     upstream = rng.normal(size=frames.shape).astype(np.float32)
     depthwise = gradients(DynamicFilter(5, implementation="depthwise"), frames, filters, upstream)
-    patches = gradients(DynamicFilter(5, implementation="extract_patches"), frames, filters, upstream)
-    for a, b in zip(depthwise, patches):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    for implementation in PATCH_IMPLEMENTATIONS:
+        patches = gradients(DynamicFilter(5, implementation=implementation), frames, filters, upstream)
+        for a, b in zip(depthwise, patches):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
@@ -147,9 +166,9 @@ def test_get_config_round_trip():
     np.testing.assert_array_equal(restored(frames, filters), layer(frames, filters))
 
 
-def test_default_implementation_is_depthwise_for_global_and_patches_for_per_pixel():
+def test_default_implementation_is_depthwise_for_global_and_conv_patches_for_per_pixel():
     assert DynamicFilter().implementation == "depthwise"
-    assert DynamicFilter(per_pixel=True).implementation == "extract_patches"
+    assert DynamicFilter(per_pixel=True).implementation == "conv_patches"
 
 
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)

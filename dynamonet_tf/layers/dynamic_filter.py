@@ -9,11 +9,12 @@ as in the dynamic local filtering of De Brabandere et al. (NIPS 2016).
 import keras
 import tensorflow as tf
 
-# The implementation the layer uses when none is named: the faster one measured by
-# bench/dynamic_filter.py (forward+backward at B=8, T=16, 112x112, k=5: 12-24x faster than
-# extract_patches on the 2-core development CPU). Per-pixel kernels have one implementation.
+# The implementations the layer uses when none is named: the fastest measured by
+# bench/dynamic_filter.py (forward+backward at B=8, T=16, 112x112, k=5, on the 2-core
+# development CPU) for each kind of filter. Per-pixel kernels cannot use "depthwise".
 DEFAULT_IMPLEMENTATION = "depthwise"
-IMPLEMENTATIONS = ("depthwise", "extract_patches")
+DEFAULT_PER_PIXEL_IMPLEMENTATION = "conv_patches"
+IMPLEMENTATIONS = ("depthwise", "extract_patches", "conv_patches")
 PADDINGS = {"zeros": "CONSTANT", "reflect": "REFLECT", "symmetric": "SYMMETRIC"}
 
 
@@ -42,9 +43,12 @@ class DynamicFilter(keras.layers.Layer):
         kernel_size: odd side ``k`` of the square kernels.
         implementation: ``"depthwise"`` folds batch and time into the channels of one
             depthwise convolution; ``"extract_patches"`` gathers every ``k x k``
-            neighbourhood and contracts it with the kernel (the formulation of the paper's
-            reference design). Both compute the same numbers. ``None`` picks the faster
-            one for the kind of filter; per-pixel filters need ``"extract_patches"``.
+            neighbourhood with ``tf.image.extract_patches`` and contracts it with the
+            kernel (the formulation of the paper's reference design); ``"conv_patches"``
+            gathers the same neighbourhoods with a convolution by one-hot kernels, whose
+            gradient is a convolution too (``extract_patches``'s is a sparse matrix
+            product). All compute the same numbers. ``None`` picks the fastest for the kind
+            of filter; per-pixel filters need one of the two patch implementations.
         per_pixel: one kernel per output position instead of one per frame.
         padding: ``"zeros"`` (the default, as the paper), ``"reflect"`` or ``"symmetric"``.
     """
@@ -74,16 +78,16 @@ class DynamicFilter(keras.layers.Layer):
                 f"DynamicFilter padding must be one of {sorted(PADDINGS)}; got {padding!r}."
             )
         if implementation is None:
-            implementation = "extract_patches" if per_pixel else DEFAULT_IMPLEMENTATION
+            implementation = DEFAULT_PER_PIXEL_IMPLEMENTATION if per_pixel else DEFAULT_IMPLEMENTATION
         if implementation not in IMPLEMENTATIONS:
             raise ValueError(
                 f"DynamicFilter implementation must be one of {list(IMPLEMENTATIONS)} or None; "
                 f"got {implementation!r}."
             )
-        if per_pixel and implementation != "extract_patches":
+        if per_pixel and implementation == "depthwise":
             raise ValueError(
-                "DynamicFilter with per_pixel=True needs implementation='extract_patches' "
-                f"(or None); got {implementation!r}."
+                "DynamicFilter with per_pixel=True needs implementation 'conv_patches' or "
+                f"'extract_patches' (or None); got {implementation!r}."
             )
         self.kernel_size = kernel_size
         self.implementation = implementation
@@ -148,12 +152,12 @@ class DynamicFilter(keras.layers.Layer):
         self._check_shapes(frames.shape, filters.shape)
         frames = tf.cast(frames, tf.float32)
         filters = tf.cast(filters, tf.float32)
-        if self.per_pixel:
-            outputs = _filter_per_pixel(frames, filters, self.kernel_size, self.padding)
-        elif self.implementation == "depthwise":
+        if self.implementation == "depthwise":
             outputs = _filter_depthwise(frames, filters, self.kernel_size, self.padding)
         else:
-            outputs = _filter_extract_patches(frames, filters, self.kernel_size, self.padding)
+            outputs = _filter_patches(
+                frames, filters, self.kernel_size, self.padding, self.implementation, self.per_pixel
+            )
         outputs.set_shape(frames.shape)
         return outputs
 
@@ -203,7 +207,7 @@ def _filter_depthwise(frames, filters, kernel_size, padding):
 
 
 def _neighbourhoods(frames, kernel_size, padding):
-    """Every ``k x k`` neighbourhood of every pixel.
+    """Every ``k x k`` neighbourhood of every pixel, by ``tf.image.extract_patches``.
 
     Returns ``(batch * time, height, width, k * k, channels)``, taps in row-major order.
     """
@@ -227,16 +231,46 @@ def _neighbourhoods(frames, kernel_size, padding):
     )
 
 
-def _filter_extract_patches(frames, filters, kernel_size, padding):
-    patches = _neighbourhoods(frames, kernel_size, padding)
-    taps = tf.reshape(filters, [-1, kernel_size * kernel_size])
-    filtered = tf.einsum("nhwpc,np->nhwc", patches, taps)
-    return tf.reshape(filtered, tf.shape(frames))
+def _conv_neighbourhoods(frames, kernel_size, padding):
+    """The neighbourhoods of :func:`_neighbourhoods`, by a convolution with ``k * k`` one-hot
+    kernels: colour channels go to the batch, so one single-channel convolution with an
+    identity bank of kernels lays out the taps.
 
-
-def _filter_per_pixel(frames, filters, kernel_size, padding):
-    patches = _neighbourhoods(frames, kernel_size, padding)
+    Returns ``(batch * time, channels, height, width, k * k)``.
+    """
     shape = tf.shape(frames)
-    taps = tf.reshape(filters, [-1, shape[2], shape[3], kernel_size * kernel_size])
-    filtered = tf.einsum("nhwpc,nhwp->nhwc", patches, taps)
+    batch, time, height, width, channels = (shape[i] for i in range(5))
+    taps = kernel_size * kernel_size
+    images = tf.reshape(
+        tf.transpose(frames, [0, 1, 4, 2, 3]), [batch * time * channels, height, width, 1]
+    )
+    if padding == "zeros":
+        conv_padding = "SAME"
+    else:
+        images = _pad_spatial(images, kernel_size, padding)
+        conv_padding = "VALID"
+    one_hot = tf.reshape(tf.eye(taps, dtype=images.dtype), [kernel_size, kernel_size, 1, taps])
+    patches = tf.nn.conv2d(images, one_hot, [1, 1, 1, 1], conv_padding)
+    return tf.reshape(patches, [batch * time, channels, height, width, taps])
+
+
+def _filter_patches(frames, filters, kernel_size, padding, implementation, per_pixel):
+    """Gathers the neighbourhoods (in the layout of ``implementation``) and weights each by
+    its filter taps: one set per frame, or per pixel."""
+    shape = tf.shape(frames)
+    taps = kernel_size * kernel_size
+    if implementation == "conv_patches":
+        # A broadcast product and a sum: einsum would make the per-pixel contraction a batch
+        # of tiny matrix products, measured as slow as extract_patches' gradient.
+        patches = _conv_neighbourhoods(frames, kernel_size, padding)
+        weights_shape = [-1, 1, shape[2], shape[3], taps] if per_pixel else [-1, 1, 1, 1, taps]
+        filtered = tf.reduce_sum(patches * tf.reshape(filters, weights_shape), axis=-1)
+        filtered = tf.transpose(filtered, [0, 2, 3, 1])
+    else:
+        patches = _neighbourhoods(frames, kernel_size, padding)
+        if per_pixel:
+            weights = tf.reshape(filters, [-1, shape[2], shape[3], taps])
+            filtered = tf.einsum("nhwpc,nhwp->nhwc", patches, weights)
+        else:
+            filtered = tf.einsum("nhwpc,np->nhwc", patches, tf.reshape(filters, [-1, taps]))
     return tf.reshape(filtered, shape)
