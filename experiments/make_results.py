@@ -38,7 +38,9 @@ n training seeds; the seed sets the initial weights and the sampling of training
 data are fixed. A comparison pairs two entries seed by seed. It **matches the paper's direction** when
 it goes the paper's way in every seed, is **opposite** when it goes the other way in every
 seed, and is **inconclusive** when the seeds disagree; with one seed, it says so. For a
-contrast the paper does not make (our extension), "the expected direction" is ours.
+contrast the paper does not make (our extension), "the expected direction" is ours. Three
+seeds cannot make a difference significant (a sign test needs at least five seeds all one
+way to reach p < 0.05, one-sided): the verdicts report directions, not significance.
 """
 
 
@@ -81,28 +83,71 @@ def verdict(differences, hypothesis=False):
     seeds = "its only seed" if n == 1 else f"all {n} seeds"
     if higher == n:
         return f"**matches {direction}** in {seeds}"
-    if sum(d < 0 for d in differences) == n:
+    lower = sum(d < 0 for d in differences)
+    if lower == n:
         return f"**opposite to {direction}** in {seeds}"
-    return f"**inconclusive**: higher in {higher} of {n} seeds"
+    ties = n - higher - lower
+    tied = f", tied in {ties}" if ties else ""
+    return f"**inconclusive**: higher in {higher}, lower in {lower}{tied} of {n} seeds"
 
 
-def render_comparison(claim, results, comparison):
-    """One bullet: both means, their paired difference, the paper's numbers, the verdict."""
+def compare(claim, results, comparison):
+    """The paired numbers of a comparison: a dict with the row labels and metric, the seeds
+    that have both runs, both means, the mean ± std of the differences and the verdict;
+    None while no seed has both runs."""
     (label_a, metric), (label_b, _) = (cells(claim)[comparison.higher], cells(claim)[comparison.lower])
     a, b = per_seed(results, *comparison.higher), per_seed(results, *comparison.lower)
     seeds = sorted(set(a) & set(b))
     if not seeds:
-        return f"- {metric.label}, {label_a} vs {label_b}: no seed has both runs yet."
+        return None
     differences = [a[s] - b[s] for s in seeds]
-    mean_a, mean_b = (summarize([v[s] for s in seeds])["mean"] for v in (a, b))
     difference = summarize(differences)
     spread = "" if difference["std"] is None else f" ± {metric.format(difference['std'])}"
+    return {
+        "label_a": label_a,
+        "label_b": label_b,
+        "metric": metric,
+        "seeds": seeds,
+        "mean_a": metric.format(summarize([a[s] for s in seeds])["mean"]),
+        "mean_b": metric.format(summarize([b[s] for s in seeds])["mean"]),
+        "difference": f"{metric.format(difference['mean'])}{spread}",
+        "verdict": verdict(differences, comparison.hypothesis),
+    }
+
+
+def render_comparison(claim, results, comparison):
+    """One bullet: both means, their paired difference, the paper's numbers, the verdict."""
+    found = compare(claim, results, comparison)
+    if found is None:
+        (label_a, metric), (label_b, _) = (cells(claim)[comparison.higher], cells(claim)[comparison.lower])
+        return f"- {metric.label}, {label_a} vs {label_b}: no seed has both runs yet."
     return (
-        f"- {metric.label}, {label_a} vs {label_b}: {metric.format(mean_a)} vs "
-        f"{metric.format(mean_b)} (difference {metric.format(difference['mean'])}{spread}, "
-        f"seeds {', '.join(map(str, seeds))}). Paper: {comparison.paper}. "
-        f"Verdict: {verdict(differences, comparison.hypothesis)}."
+        f"- {found['metric'].label}, {found['label_a']} vs {found['label_b']}: {found['mean_a']} vs "
+        f"{found['mean_b']} (difference {found['difference']}, seeds "
+        f"{', '.join(map(str, found['seeds']))}). Paper: {comparison.paper}. Verdict: {found['verdict']}."
     )
+
+
+def at_a_glance(found):
+    """A table of every comparison of every claim with results: the answer in one place."""
+    rows = []
+    for name, claim in CLAIMS.items():
+        results = found[name]
+        for comparison in claim.comparisons:
+            (label_a, metric), (label_b, _) = (cells(claim)[comparison.higher], cells(claim)[comparison.lower])
+            contrast = f"{label_a} vs {label_b}, {metric.label}"
+            numbers = compare(claim, results, comparison) if results else None
+            if numbers is None:
+                rows.append([claim.title, contrast, "not run yet", "—"])
+                continue
+            n = len(numbers["seeds"])
+            rows.append([
+                claim.title,
+                contrast,
+                f"{numbers['mean_a']} vs {numbers['mean_b']} ({n} seed{'s' if n > 1 else ''})",
+                numbers["verdict"],
+            ])
+    return ["## At a glance", "", _table(["claim", "contrast", "here", "verdict"], rows), ""]
 
 
 def _table(header, rows):
@@ -196,6 +241,7 @@ def render(results_dir=RESULTS_DIR):
     """The whole results page, from the results files under ``results_dir``."""
     found = load_results(results_dir)
     sections = [HEADER.format(results_dir=Path(results_dir).as_posix(), results_file=RESULTS_FILE)]
+    sections.append("\n".join(at_a_glance(found)))
     sections += [render_claim(claim, found[name]) for name, claim in CLAIMS.items()]
     return "\n".join(sections)
 

@@ -236,6 +236,11 @@ def test_results_page_renders_the_numbers_of_a_results_file(tmp_path):
     assert "Paper: 50.2% with the prediction loss vs 43.2% without" in text
     assert "Verdict: **matches the paper's direction** in all 3 seeds." in text
     assert "Accuracies are over 39 test videos: one video is 2.6 points." in text
+    glance = page[page.index("## At a glance") : page.index("## Next-frame prediction")]
+    assert ("| The frame-prediction objective | alpha = 0.1 (the paper's loss) vs alpha = 0 (no frame "
+            "prediction), video top-1 (%) | 60.0 vs 50.0 (3 seeds) | **matches the paper's direction** "
+            "in all 3 seeds |") in glance
+    assert "| DynamoNet against its plain backbone | DynamoNet (backbone + filters) vs plain backbone classifier, video top-1 (%) | not run yet | — |" in glance
     for claim in CLAIMS.values():
         if claim is not FP_OBJECTIVE:
             assert f"**Not run yet.** `{claim.command}` trains" in section(page, claim)
@@ -245,7 +250,8 @@ def test_results_page_renders_the_numbers_of_a_results_file(tmp_path):
     "with_, without, verdict",
     [
         ([0.4, 0.5, 0.6], [0.5, 0.6, 0.7], "**opposite to the paper's direction** in all 3 seeds"),
-        ([0.5, 0.5, 0.7], [0.4, 0.6, 0.6], "**inconclusive**: higher in 2 of 3 seeds"),
+        ([0.5, 0.5, 0.7], [0.4, 0.6, 0.6], "**inconclusive**: higher in 2, lower in 1 of 3 seeds"),
+        ([0.5, 0.5, 0.7], [0.5, 0.5, 0.8], "**inconclusive**: higher in 0, lower in 1, tied in 2 of 3 seeds"),
         ([0.5], [0.4], "**matches the paper's direction** in its only seed"),
     ],
 )
