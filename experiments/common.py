@@ -86,6 +86,11 @@ def parse_args(claim, argv=None):
                         help=f"results folder (default: {claim.results_dir()}; with --smoke, "
                         f"{claim.results_dir(smoke=True)})")
     parser.add_argument("--steps", type=int, help="train every run for N steps, in one epoch")
+    parser.add_argument("--arms", nargs="+", choices=claim.arms, metavar="ARM",
+                        help=f"train only these arms ({', '.join(claim.arms)}); the others' "
+                        "finished runs are still gathered. Disjoint --arms or --seeds let "
+                        "processes share the work; an arm that starts from another's run "
+                        "needs that run finished")
     parser.add_argument("--smoke", action="store_true",
                         help="a tiny model for 2 steps on tiny generated videos: checks the "
                         "plumbing in seconds; its numbers mean nothing")
@@ -108,6 +113,8 @@ def command(args, seeds=None, out=None):
     words = ["python", f"experiments/{args.claim.name}.py", "--seeds", *map(str, seeds or args.seeds)]
     if args.steps is not None:
         words += ["--steps", str(args.steps)]
+    if args.arms:
+        words += ["--arms", *args.arms]
     if args.smoke:
         words.append("--smoke")
     if out != args.claim.results_dir(args.smoke):
@@ -195,11 +202,12 @@ def metrics(report):
 
 
 def run_experiment(args, arms, shared_overrides=()):
-    """Trains every arm for every seed of ``args`` and writes ``<out>/results.json``.
+    """Trains every arm (or those of ``--arms``) for every seed of ``args`` and writes
+    ``<out>/results.json`` with every finished run.
 
     ``arms`` must be the claim's, in its order; an arm's ``init_from`` comes before it.
     Runs go seed by seed, so that an interrupted experiment has whole seeds to show.
-    Returns the results (a dict).
+    Returns the results (a dict); ``"complete"`` once every arm has every seed.
     """
     if tuple(arm.name for arm in arms) != args.claim.arms:
         raise ValueError(f"arms {[arm.name for arm in arms]} are not the claim's {args.claim.arms}")
@@ -225,9 +233,20 @@ def run_experiment(args, arms, shared_overrides=()):
         for arm in arms:
             config = load_config(REPO / CONFIG, [*overrides[arm.name], f"train.seed={seed}"])
             model_dir, report = finished_run(args, arm, seed, config)
+            if report is None and args.arms and arm.name not in args.arms:
+                continue
             if report is None:
                 print(f"\n{args.claim.name}: {arm.name}, seed {seed}, in {model_dir}", flush=True)
-                init_from = run_dir(args.out, arm.init_from, seed) if arm.init_from else None
+                init_from = None
+                if arm.init_from:
+                    init_runs = results["arms"][arm.init_from]["runs"]
+                    if not any(run["seed"] == seed for run in init_runs):
+                        raise TrainingError(
+                            f"arm {arm.name} starts from arm {arm.init_from}'s run of seed {seed}, "
+                            f"which has not finished in {args.out}: train it first (--arms "
+                            f"{arm.init_from} --seeds {seed})."
+                        )
+                    init_from = run_dir(args.out, arm.init_from, seed)
                 keras.backend.clear_session()  # one process trains every run
                 trainer = Trainer(config, model_dir, init_from=init_from, progress=not args.smoke)
                 report = trainer.train()
@@ -244,7 +263,7 @@ def run_experiment(args, arms, shared_overrides=()):
             entry["summary"] = summarize_runs(entry["runs"])
             results["updated"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
             write_results(args.out, results)
-    results["complete"] = True
+    results["complete"] = all(len(entry["runs"]) == len(args.seeds) for entry in results["arms"].values())
     write_results(args.out, results)
     return results
 

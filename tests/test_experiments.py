@@ -289,3 +289,22 @@ def test_git_state_is_dirty_for_changed_code_but_not_for_changed_results(tmp_pat
     assert common.git_state() == (commit, False)
     (tmp_path / "code.py").write_text("two\n")
     assert common.git_state() == (commit, True)
+
+
+def test_arms_option_trains_only_those_arms_and_needs_the_run_an_arm_starts_from(data_root, tmp_path):
+    def run(*arms):
+        return pretraining.main(["--smoke", "--seeds", "0", "--out", str(tmp_path), "--data-root", str(data_root),
+                                 "--arms", *arms])
+
+    with pytest.raises(SystemExit, match="arm pretrained_half starts from arm pretrain's run of seed 0, which has "
+                                         "not finished .*--arms pretrain --seeds 0"):
+        run("pretrained_half")
+    results = run("scratch_half")
+    assert [name for name, arm in results["arms"].items() if arm["runs"]] == ["scratch_half"]
+    assert not results["complete"] and "--seeds 0 --arms scratch_half --smoke" in results["command"]
+    assert not (tmp_path / "runs" / "pretrain").exists()
+    results = run("pretrain", "pretrained_half")
+    # The finished scratch_half run is gathered, not trained again; pretrained_full and
+    # scratch_full are left out.
+    assert [name for name, arm in results["arms"].items() if arm["runs"]] == ["pretrain", "pretrained_half", "scratch_half"]
+    assert (tmp_path / "runs" / "pretrained_half" / "seed0" / "init_report.json").exists()
