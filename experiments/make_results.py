@@ -18,7 +18,7 @@ if not __package__:  # run as a script: import from the repository root, not exp
 
 from bench.machine import describe  # noqa: E402
 from experiments.aggregate import summarize  # noqa: E402
-from experiments.claims import CLAIMS, RESULTS_DIR, RESULTS_FILE  # noqa: E402
+from experiments.claims import CLAIMS, RESULTS_DIR, RESULTS_FILE, Gain  # noqa: E402
 
 OUT = Path("docs") / "RESULTS.md"
 
@@ -91,12 +91,27 @@ def verdict(differences, hypothesis=False):
     return f"**inconclusive**: higher in {higher}, lower in {lower}{tied} of {n} seeds"
 
 
+def describe_term(claim, term):
+    """``(label, Metric)`` of one side of a comparison: an ``(arm, key)`` or a ``Gain``."""
+    if isinstance(term, Gain):
+        return term.label, cells(claim)[term.of][1]
+    return cells(claim)[term]
+
+
+def term_values(results, term):
+    """``{seed: value}`` of one side of a comparison."""
+    if isinstance(term, Gain):
+        of, over = per_seed(results, *term.of), per_seed(results, *term.over)
+        return {seed: of[seed] - over[seed] for seed in sorted(set(of) & set(over))}
+    return per_seed(results, *term)
+
+
 def compare(claim, results, comparison):
-    """The paired numbers of a comparison: a dict with the row labels and metric, the seeds
-    that have both runs, both means, the mean ± std of the differences and the verdict;
-    None while no seed has both runs."""
-    (label_a, metric), (label_b, _) = (cells(claim)[comparison.higher], cells(claim)[comparison.lower])
-    a, b = per_seed(results, *comparison.higher), per_seed(results, *comparison.lower)
+    """The paired numbers of a comparison: a dict with the labels and metric, the seeds
+    that have both sides, both means, the mean ± std of the differences and the verdict;
+    None while no seed has both sides."""
+    (label_a, metric), (label_b, _) = (describe_term(claim, comparison.higher), describe_term(claim, comparison.lower))
+    a, b = term_values(results, comparison.higher), term_values(results, comparison.lower)
     seeds = sorted(set(a) & set(b))
     if not seeds:
         return None
@@ -119,7 +134,7 @@ def render_comparison(claim, results, comparison):
     """One bullet: both means, their paired difference, the paper's numbers, the verdict."""
     found = compare(claim, results, comparison)
     if found is None:
-        (label_a, metric), (label_b, _) = (cells(claim)[comparison.higher], cells(claim)[comparison.lower])
+        (label_a, metric), (label_b, _) = (describe_term(claim, comparison.higher), describe_term(claim, comparison.lower))
         return f"- {metric.label}, {label_a} vs {label_b}: no seed has both runs yet."
     return (
         f"- {found['metric'].label}, {found['label_a']} vs {found['label_b']}: {found['mean_a']} vs "
@@ -130,24 +145,30 @@ def render_comparison(claim, results, comparison):
 
 def at_a_glance(found):
     """A table of every comparison of every claim with results: the answer in one place."""
-    rows = []
+    rows, not_matching = [], []
     for name, claim in CLAIMS.items():
         results = found[name]
         for comparison in claim.comparisons:
-            (label_a, metric), (label_b, _) = (cells(claim)[comparison.higher], cells(claim)[comparison.lower])
+            (label_a, metric), (label_b, _) = (describe_term(claim, comparison.higher), describe_term(claim, comparison.lower))
             contrast = f"{label_a} vs {label_b}, {metric.label}"
             numbers = compare(claim, results, comparison) if results else None
             if numbers is None:
                 rows.append([claim.title, contrast, "not run yet", "—"])
                 continue
             n = len(numbers["seeds"])
+            if not numbers["verdict"].startswith("**matches"):
+                not_matching.append(f"- {claim.title}: {contrast}: {numbers['verdict']}.")
             rows.append([
                 claim.title,
                 contrast,
                 f"{numbers['mean_a']} vs {numbers['mean_b']} ({n} seed{'s' if n > 1 else ''})",
                 numbers["verdict"],
             ])
-    return ["## At a glance", "", _table(["claim", "contrast", "here", "verdict"], rows), ""]
+    lines = ["## At a glance", "", _table(["claim", "contrast", "here", "verdict"], rows), ""]
+    if not_matching:
+        lines += ["**Where the results do not go the way of the paper (or of our expectation):**", "",
+                  *not_matching, ""]
+    return lines
 
 
 def _table(header, rows):

@@ -308,3 +308,25 @@ def test_arms_option_trains_only_those_arms_and_needs_the_run_an_arm_starts_from
     # scratch_full are left out.
     assert [name for name, arm in results["arms"].items() if arm["runs"]] == ["pretrain", "pretrained_half", "scratch_half"]
     assert (tmp_path / "runs" / "pretrained_half" / "seed0" / "init_report.json").exists()
+
+
+def test_results_page_compares_the_gains_of_pretraining_seed_by_seed(tmp_path):
+    top1 = {"pretrained_full": [0.625, 0.75, 0.5], "scratch_full": [0.25, 0.25, 0.25],
+            "pretrained_half": [0.375, 0.625, 0.25], "scratch_half": [0.125, 0.125, 0.125]}
+    arms = {}
+    for arm in pretraining.PRETRAINING.arms:
+        runs = [{"seed": seed, "model_dir": f"runs/{arm}/seed{seed}", "steps": 10, "command": "c",
+                 "metrics": {"video_top1": value, "mean_class_accuracy": value, "clip_top1": value}}
+                for seed, value in enumerate(top1.get(arm, []))]
+        arms[arm] = {"overrides": [], "init_from": None, "runs": runs, "summary": summarize_runs(runs)}
+    results = dict(fake_results([0.5], [0.4]), experiment="pretraining", arms=arms)
+    (tmp_path / "pretraining").mkdir()
+    (tmp_path / "pretraining" / RESULTS_FILE).write_text(json.dumps(results))
+    page = make_results.render(tmp_path)
+    # Gains with half the labels .25, .5, .125 against .375, .5, .25 with all: lower, tied, lower.
+    assert ("gain from pretraining, half the labels vs gain from pretraining, all labels: 29.2 vs 37.5 "
+            "(difference -8.3 ± 7.2, seeds 0, 1, 2)") in section(page, pretraining.PRETRAINING)
+    assert "**inconclusive**: higher in 0, lower in 2, tied in 1 of 3 seeds" in page
+    glance = page[page.index("## At a glance") : page.index("## Next-frame prediction")]
+    assert ("- Self-supervised pretraining, with all and with half of the labels: gain from pretraining, "
+            "half the labels vs gain from pretraining, all labels, video top-1 (%): **inconclusive**") in glance
