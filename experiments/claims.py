@@ -120,7 +120,7 @@ FRAME_PREDICTION = Claim(
         "available offline). Arms: one filter per frame (the paper) and a filter per pixel (our "
         "extension, interpolated from a grid of filters per frame, model.filter_grid)."
     ),
-    runtime="6 runs of 3000 steps, about 50 minutes on 2 CPU cores (per-pixel steps take 2.5x longer)",
+    runtime="6 runs of 3000 steps, about 40 minutes on 2 CPU cores (per-pixel steps take about 1.8x longer)",
     arms=("global_filters", "per_pixel_filters"),
     rows=(
         Row("DynamoNet, a filter per frame (paper)", "global_filters"),
