@@ -9,6 +9,7 @@ import importlib.util
 import json
 import os
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -425,3 +426,9 @@ def test_unsteady_steps_are_flagged(report, tmp_path):
     garden = section(text, "3D ResNet-50")
     assert "the Model Garden's steps ranged from 1.00 to 1.30 s" in garden
     assert "our steps ranged" not in garden
+
+
+def test_the_committed_report_is_the_rendering_of_the_committed_jsons(report):
+    """docs/BENCHMARKS.md holds no figure typed by hand: it is bench/results/ rendered."""
+    root = Path(__file__).resolve().parent.parent
+    assert (root / "docs" / "BENCHMARKS.md").read_text() == report.render(str(root / "bench" / "results"))

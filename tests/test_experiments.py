@@ -330,3 +330,9 @@ def test_results_page_compares_the_gains_of_pretraining_seed_by_seed(tmp_path):
     glance = page[page.index("## At a glance") : page.index("## Next-frame prediction")]
     assert ("- Self-supervised pretraining, with all and with half of the labels: gain from pretraining, "
             "half the labels vs gain from pretraining, all labels, video top-1 (%): **inconclusive**") in glance
+
+
+def test_the_committed_results_page_is_the_rendering_of_the_committed_results(monkeypatch):
+    """docs/RESULTS.md holds no figure typed by hand: it is experiments/results/ rendered."""
+    monkeypatch.chdir(common.REPO)
+    assert make_results.OUT.read_text() == make_results.render(make_results.RESULTS_DIR)
