@@ -1,6 +1,7 @@
 """The experiment scripts end to end on tiny data, the half-label subset, the aggregation over
 seeds, and the results page rendered from results files."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -53,22 +54,64 @@ def test_frame_prediction_smoke_scores_both_filter_kinds_on_held_out_photographs
         assert json.loads(marker.read_text())["photos"] == sorted(photos)
 
 
-def test_fp_objective_smoke_and_a_finished_run_is_not_trained_again(data_root, tmp_path, monkeypatch):
-    results = smoke(fp_objective, data_root, tmp_path)
-    assert [arm["overrides"][-1] for arm in results["arms"].values()] == ["loss.alpha=0.1", "loss.alpha=0"]
-    assert 0.0 <= results["arms"]["alpha_0"]["runs"][0]["metrics"]["video_top1"] <= 1.0
+def test_fp_objective_and_backbone_baseline_smoke_share_the_from_scratch_run(data_root, tmp_path, monkeypatch):
+    fp_out, backbone_out = tmp_path / "fp_objective", tmp_path / "backbone_baseline"
+    fp_results = smoke(fp_objective, data_root, fp_out)
+    assert [arm["overrides"][-1] for arm in fp_results["arms"].values()] == ["loss.alpha=0.1", "loss.alpha=0"]
+    assert 0.0 <= fp_results["arms"]["alpha_0"]["runs"][0]["metrics"]["video_top1"] <= 1.0
+    shared_run = fp_results["arms"]["alpha_0.1"]["runs"][0]
+
+    results = smoke(backbone_baseline, data_root, backbone_out)
+    assert "train.classifier_only=true" in results["arms"]["backbone_only"]["overrides"]
+    assert "train.classifier_only=true" not in results["arms"]["dynamonet"]["overrides"]
+    assert {"video_top1", "clip_top1"} <= set(results["arms"]["backbone_only"]["runs"][0]["metrics"])
+    assert "same_as" not in results["arms"]["backbone_only"]["runs"][0]
+    # DynamoNet's arm is fp_objective's alpha_0.1 with the same config: taken, not trained.
+    (reused,) = results["arms"]["dynamonet"]["runs"]
+    assert reused["model_dir"] == shared_run["model_dir"] == str(fp_out / "runs" / "alpha_0.1" / "seed0")
+    assert reused["metrics"] == shared_run["metrics"] and reused["same_as"] == ["fp_objective", "alpha_0.1"]
+    assert not (backbone_out / "runs" / "dynamonet").exists()
+    assert results["machine"]["tensorflow"] == tf.__version__ and results["machine"]["cores"] >= 1
+    page = section(make_results.render(tmp_path), backbone_baseline.BACKBONE_BASELINE)
+    assert (f"- \"DynamoNet (backbone + filters)\" (seeds 0) are the runs of fp_objective's arm alpha_0.1: "
+            f"the same config and seeds, trained once (`{shared_run['model_dir']}`).") in page
+    assert f"**Machine: {results['machine']['cpu']}, {results['machine']['cores']} cores; TensorFlow {tf.__version__}" in page
+
+    # Another config (one more step) is not the shared run's: the arm would train its own.
+    args = common.parse_args(backbone_baseline.BACKBONE_BASELINE, ["--smoke", "--out", str(backbone_out)])
+    arm = backbone_baseline.ARMS[0]
+    config = common.load_config(common.REPO / common.CONFIG, [*results["arms"]["dynamonet"]["overrides"], "train.seed=0"])
+    assert common.finished_run(args, arm, 0, config)[0] == fp_out / "runs" / "alpha_0.1" / "seed0"
+    other = dataclasses.replace(config, train=dataclasses.replace(config.train, steps_per_epoch=3))
+    assert common.finished_run(args, arm, 0, other) == (backbone_out / "runs" / "dynamonet" / "seed0", None)
 
     def no_training(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
 
     monkeypatch.setattr(common, "Trainer", no_training)
-    again = smoke(fp_objective, data_root, tmp_path)
-    assert again["arms"] == results["arms"]
+    assert smoke(fp_objective, data_root, fp_out)["arms"] == fp_results["arms"]
+    assert smoke(backbone_baseline, data_root, backbone_out)["arms"] == results["arms"]
 
 
-def test_pretraining_smoke_initialises_from_pretraining_and_trains_on_half(data_root, tmp_path):
-    results = smoke(pretraining, data_root, tmp_path)
-    assert list(results["arms"]) == list(pretraining.PRETRAINING.arms)
+def test_pretraining_smoke_by_arms_then_whole(data_root, tmp_path):
+    def run(*arms):
+        words = ["--smoke", "--seeds", "0", "--out", str(tmp_path), "--data-root", str(data_root)]
+        return pretraining.main(words + (["--arms", *arms] if arms else []))
+
+    # --arms: only those arms train; an arm needs the run it starts from.
+    with pytest.raises(SystemExit, match="arm pretrained_half starts from arm pretrain's run of seed 0, which has "
+                                         "not finished .*--arms pretrain --seeds 0"):
+        run("pretrained_half")
+    results = run("scratch_half")
+    assert [name for name, arm in results["arms"].items() if arm["runs"]] == ["scratch_half"]
+    assert not results["complete"] and "--seeds 0 --arms scratch_half --smoke" in results["command"]
+    assert not (tmp_path / "runs" / "pretrain").exists()
+    results = run("pretrain", "pretrained_half")
+    assert [name for name, arm in results["arms"].items() if arm["runs"]] == ["pretrain", "pretrained_half", "scratch_half"]
+
+    # The whole experiment then trains the two arms left and gathers the others.
+    results = run()
+    assert results["complete"] and list(results["arms"]) == list(pretraining.PRETRAINING.arms)
     assert "ssim" in results["arms"]["pretrain"]["runs"][0]["metrics"]
     for arm in ("pretrained_full", "pretrained_half"):
         assert (tmp_path / "runs" / arm / "seed0" / "init_report.json").exists()
@@ -78,37 +121,6 @@ def test_pretraining_smoke_initialises_from_pretraining_and_trains_on_half(data_
     half = [o for o in results["arms"]["scratch_half"]["overrides"] if o.startswith("data.train_files=")]
     assert half == [f"data.train_files={data_root / 'smoke' / 'labeled_split1_half' / 'train-*.tfrecord'}"]
     assert "video_top1" in results["arms"]["scratch_half"]["summary"]
-
-
-def test_backbone_baseline_smoke_trains_the_plain_classifier(data_root, tmp_path):
-    results = smoke(backbone_baseline, data_root, tmp_path)
-    assert "train.classifier_only=true" in results["arms"]["backbone_only"]["overrides"]
-    assert "train.classifier_only=true" not in results["arms"]["dynamonet"]["overrides"]
-    assert {"video_top1", "clip_top1"} <= set(results["arms"]["backbone_only"]["runs"][0]["metrics"])
-    assert results["arms"]["dynamonet"]["runs"][0]["model_dir"] == str(tmp_path / "runs" / "dynamonet" / "seed0")
-
-
-def test_an_arm_takes_the_finished_run_of_its_same_as_arm_only_for_the_same_config(data_root, tmp_path):
-    fp_results = smoke(fp_objective, data_root, tmp_path / "fp_objective")
-    shared_run = fp_results["arms"]["alpha_0.1"]["runs"][0]
-    results = smoke(backbone_baseline, data_root, tmp_path / "backbone_baseline")
-    (reused,) = results["arms"]["dynamonet"]["runs"]
-    assert reused["model_dir"] == shared_run["model_dir"] == str(tmp_path / "fp_objective" / "runs" / "alpha_0.1" / "seed0")
-    assert reused["metrics"] == shared_run["metrics"]
-    assert not (tmp_path / "backbone_baseline" / "runs" / "dynamonet").exists()
-    assert reused["same_as"] == ["fp_objective", "alpha_0.1"]
-    assert results["machine"]["tensorflow"] == tf.__version__ and results["machine"]["cores"] >= 1
-    assert "same_as" not in results["arms"]["backbone_only"]["runs"][0]
-    page = section(make_results.render(tmp_path), backbone_baseline.BACKBONE_BASELINE)
-    assert (f"- \"DynamoNet (backbone + filters)\" (seeds 0) are the runs of fp_objective's arm alpha_0.1: "
-            f"the same config and seeds, trained once (`{shared_run['model_dir']}`).") in page
-    assert f"**Machine: {results['machine']['cpu']}, {results['machine']['cores']} cores; TensorFlow {tf.__version__}" in page
-    # Three steps instead of two: another config, so the arm trains its own run.
-    longer_out = tmp_path / "backbone_baseline_3_steps"
-    longer = backbone_baseline.main(["--smoke", "--seeds", "0", "--steps", "3", "--out", str(longer_out),
-                                     "--data-root", str(data_root)])
-    assert longer["arms"]["dynamonet"]["runs"][0]["model_dir"] == str(longer_out / "runs" / "dynamonet" / "seed0")
-    assert longer["arms"]["dynamonet"]["runs"][0]["steps"] == 3
 
 
 def test_command_line_defaults_and_the_command_recorded():
@@ -289,25 +301,6 @@ def test_git_state_is_dirty_for_changed_code_but_not_for_changed_results(tmp_pat
     assert common.git_state() == (commit, False)
     (tmp_path / "code.py").write_text("two\n")
     assert common.git_state() == (commit, True)
-
-
-def test_arms_option_trains_only_those_arms_and_needs_the_run_an_arm_starts_from(data_root, tmp_path):
-    def run(*arms):
-        return pretraining.main(["--smoke", "--seeds", "0", "--out", str(tmp_path), "--data-root", str(data_root),
-                                 "--arms", *arms])
-
-    with pytest.raises(SystemExit, match="arm pretrained_half starts from arm pretrain's run of seed 0, which has "
-                                         "not finished .*--arms pretrain --seeds 0"):
-        run("pretrained_half")
-    results = run("scratch_half")
-    assert [name for name, arm in results["arms"].items() if arm["runs"]] == ["scratch_half"]
-    assert not results["complete"] and "--seeds 0 --arms scratch_half --smoke" in results["command"]
-    assert not (tmp_path / "runs" / "pretrain").exists()
-    results = run("pretrain", "pretrained_half")
-    # The finished scratch_half run is gathered, not trained again; pretrained_full and
-    # scratch_full are left out.
-    assert [name for name, arm in results["arms"].items() if arm["runs"]] == ["pretrain", "pretrained_half", "scratch_half"]
-    assert (tmp_path / "runs" / "pretrained_half" / "seed0" / "init_report.json").exists()
 
 
 def test_results_page_compares_the_gains_of_pretraining_seed_by_seed(tmp_path):
