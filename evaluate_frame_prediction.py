@@ -69,9 +69,9 @@ def main(argv=None):
 def print_metrics(metrics, out_dir):
     print(f"\n{metrics['checkpoint']}: {metrics['clips']} clips of {metrics['clip_frames']} frames "
           f"from {metrics['videos']} videos; results in {out_dir}")
-    columns = ["ssim", "ssim_luma", "psnr"]
+    columns = ["ssim", "ssim_luma", "psnr", "psnr_of_mean_mse"]
     if metrics["flow_mask"]:
-        columns += ["masked_ssim", "masked_ssim_luma", "masked_psnr"]
+        columns += ["masked_ssim", "masked_ssim_luma", "masked_psnr", "masked_psnr_of_mean_mse"]
     for title, scope in (("all predicted frames", metrics), ("frame T+1 only", metrics["future_frame"])):
         print(f"{title} ({scope['frames']} frames" + (f", {scope['masked_frames']} with motion)" if metrics["flow_mask"] else ")"))
         print(f"  {'':18s}" + "".join(f"{name:>18s}" for name in columns))

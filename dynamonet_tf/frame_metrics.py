@@ -6,6 +6,10 @@ weights, sigma 1.5, an 11x11 window, population covariance, ``data_range=1``), c
 RGB (averaged over the channels) and on luma (Y of BT.601). PSNR is capped at
 :data:`MAX_PSNR`. Frames are floats in [0, 1], ``(height, width, 3)``.
 
+Mean PSNR over frames (``psnr``, the usual report) is dominated by nearly still frames, whose
+PSNR is huge for copying the last frame; ``psnr_of_mean_mse``, the PSNR of the mean squared
+error over all frames, weighs every frame's error alike and is the steadier headline.
+
 Every score can be restricted to a mask of pixels (Mathieu et al. score only the moving
 area): PSNR then takes the mean squared error over the masked pixels, SSIM the mean of its
 per-pixel map over them.
@@ -28,7 +32,7 @@ SSIM_BORDER = 5
 MAX_PSNR = 100.0
 _LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
 
-METRICS = ("ssim", "ssim_luma", "psnr")
+METRICS = ("ssim", "ssim_luma", "psnr", "mse")
 MASKED_METRICS = tuple(f"masked_{metric}" for metric in METRICS)
 PREDICTORS = ("model", "copy_last_frame")
 
@@ -61,14 +65,23 @@ def _mean_ssim(ssim_map, mask=None):
     return float(selected.mean())
 
 
-def _psnr(squared_error, mask=None):
-    """PSNR in dB from per-pixel squared errors ``(height, width, channels)``, capped."""
+def _mse(squared_error, mask=None):
+    """The mean of per-pixel squared errors ``(height, width, channels)``, inside ``mask``."""
     if mask is not None:
         squared_error = squared_error[np.asarray(mask, bool)]
         if not squared_error.size:
             raise ValueError("the mask selects no pixel.")
-    error = np.mean(squared_error)
+    return float(np.mean(squared_error))
+
+
+def psnr_of_mse(error):
+    """PSNR in dB of a mean squared error on [0, 1] pixels, capped at :data:`MAX_PSNR`."""
     return float(min(MAX_PSNR, 10.0 * np.log10(1.0 / max(error, 1e-300))))
+
+
+def _psnr(squared_error, mask=None):
+    """PSNR in dB from per-pixel squared errors ``(height, width, channels)``, capped."""
+    return psnr_of_mse(_mse(squared_error, mask))
 
 
 def ssim(reference, frame, mask=None):
@@ -93,19 +106,22 @@ def frame_scores(reference, frame, mask=None):
     """All scores of one RGB frame ``(height, width, 3)`` against ``reference``.
 
     Returns:
-        ``{"ssim", "ssim_luma", "psnr"}`` over the whole frame, and with ``mask``
-        ``(height, width)`` also ``masked_ssim``, ``masked_ssim_luma`` and ``masked_psnr``
-        over its pixels. Each SSIM map is computed once for both.
+        ``{"ssim", "ssim_luma", "psnr", "mse"}`` over the whole frame, and with ``mask``
+        ``(height, width)`` also ``masked_ssim``, ``masked_ssim_luma``, ``masked_psnr`` and
+        ``masked_mse`` over its pixels. Each SSIM map is computed once for both.
     """
     rgb_map = _ssim_map(reference, frame, channel_axis=-1)
     luma_map = _ssim_map(luma(reference), luma(frame))
     error = (np.asarray(reference, np.float64) - np.asarray(frame, np.float64)) ** 2
-    scores = {"ssim": _mean_ssim(rgb_map), "ssim_luma": _mean_ssim(luma_map), "psnr": _psnr(error)}
+    mse = _mse(error)
+    scores = {"ssim": _mean_ssim(rgb_map), "ssim_luma": _mean_ssim(luma_map), "psnr": psnr_of_mse(mse), "mse": mse}
     if mask is not None:
+        masked_mse = _mse(error, mask)
         scores.update(
             masked_ssim=_mean_ssim(rgb_map, mask),
             masked_ssim_luma=_mean_ssim(luma_map, mask),
-            masked_psnr=_psnr(error, mask),
+            masked_psnr=psnr_of_mse(masked_mse),
+            masked_mse=masked_mse,
         )
     return scores
 
@@ -227,4 +243,7 @@ class _Sums:
                 means[predictor].update(
                     {metric: totals[metric] / self.masked_frames if self.masked_frames else None for metric in MASKED_METRICS}
                 )
+            for prefix in ("", "masked_") if masked else ("",):
+                mse = means[predictor][f"{prefix}mse"]
+                means[predictor][f"{prefix}psnr_of_mean_mse"] = None if mse is None else psnr_of_mse(mse)
         return means

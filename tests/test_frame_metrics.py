@@ -88,3 +88,18 @@ def test_mismatched_shapes_are_named():
     a = np.zeros((2, 16, 16, 3))
     with pytest.raises(ValueError, match="share one shape"):
         FramePredictionScores().add("video", a, a[:1], a)
+
+
+def test_psnr_of_mean_mse_weighs_every_frame_alike_where_mean_psnr_does_not():
+    """A still frame copied exactly scores the 100 dB cap; averaged with a frame off by 0.1
+    everywhere (20 dB), mean PSNR says 60 dB, the PSNR of the mean MSE (0.005) 23.01 dB."""
+    still = np.full((2, 16, 16, 3), 0.5)
+    truth = still.copy()
+    truth[1] += 0.1
+    scores = FramePredictionScores()
+    scores.add("video", still, truth, truth)  # the model is exact; copying is off in frame 2
+    summary = scores.summary()["copy_last_frame"]
+    assert summary["psnr"] == pytest.approx((100.0 + 20.0) / 2)
+    assert summary["mse"] == pytest.approx(0.01 / 2)
+    assert summary["psnr_of_mean_mse"] == pytest.approx(10 * np.log10(1 / 0.005))
+    assert scores.summary()["model"]["psnr_of_mean_mse"] == 100.0
