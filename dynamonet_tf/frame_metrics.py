@@ -79,11 +79,6 @@ def psnr_of_mse(error):
     return float(min(MAX_PSNR, 10.0 * np.log10(1.0 / max(error, 1e-300))))
 
 
-def _psnr(squared_error, mask=None):
-    """PSNR in dB from per-pixel squared errors ``(height, width, channels)``, capped."""
-    return psnr_of_mse(_mse(squared_error, mask))
-
-
 def ssim(reference, frame, mask=None):
     """SSIM of one RGB frame ``(height, width, 3)`` against ``reference``, over the three
     channels; with ``mask`` ``(height, width)``, only over the pixels where it is True."""
@@ -99,7 +94,7 @@ def psnr(reference, frame, mask=None):
     """PSNR in dB of one frame against ``reference``, capped at :data:`MAX_PSNR`; with ``mask``
     ``(height, width)``, from the mean squared error over the pixels where it is True."""
     error = (np.asarray(reference, np.float64) - np.asarray(frame, np.float64)) ** 2
-    return _psnr(error, mask)
+    return psnr_of_mse(_mse(error, mask))
 
 
 def frame_scores(reference, frame, mask=None):

@@ -14,6 +14,7 @@ from experiments.datasets import HELD_OUT_CLIPS, HELD_OUT_PHOTOS, TRAINING_CLIPS
 
 RESULTS_DIR = Path("experiments") / "results"  # <name>/results.json; --smoke: smoke/<name>/
 RESULTS_FILE = "results.json"
+RESULTS_PAGE = Path("docs") / "RESULTS.md"  # make_results.py renders it from the results files
 
 
 @dataclasses.dataclass(frozen=True)

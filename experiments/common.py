@@ -29,7 +29,7 @@ from dynamonet_tf.data.prepare import PrepareError
 from dynamonet_tf.runs import CONFIG_FILE
 from dynamonet_tf.training.trainer import Trainer, TrainingError
 from experiments.aggregate import summarize_runs
-from experiments.claims import RESULTS_DIR, RESULTS_FILE
+from experiments.claims import RESULTS_DIR, RESULTS_FILE, RESULTS_PAGE
 from experiments.datasets import demo_data
 
 REPO = Path(__file__).resolve().parent.parent
@@ -139,7 +139,7 @@ def git_state():
     def git(*words):
         return subprocess.run(["git", *words], cwd=REPO, capture_output=True, text=True, check=True).stdout
 
-    outputs = [f":(exclude){RESULTS_DIR.as_posix()}", ":(exclude)docs/RESULTS.md"]
+    outputs = [f":(exclude){path.as_posix()}" for path in (RESULTS_DIR, RESULTS_PAGE)]
     try:
         commit = git("rev-parse", "HEAD").strip()
         dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", *outputs).strip())

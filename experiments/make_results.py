@@ -18,9 +18,8 @@ if not __package__:  # run as a script: import from the repository root, not exp
 
 from bench.machine import describe  # noqa: E402
 from experiments.aggregate import summarize  # noqa: E402
-from experiments.claims import CLAIMS, RESULTS_DIR, RESULTS_FILE, Gain  # noqa: E402
+from experiments.claims import CLAIMS, RESULTS_DIR, RESULTS_FILE, RESULTS_PAGE, Gain  # noqa: E402
 
-OUT = Path("docs") / "RESULTS.md"
 
 HEADER = """\
 # Results
@@ -270,7 +269,7 @@ def render(results_dir=RESULTS_DIR):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--out", type=Path, default=RESULTS_PAGE)
     args = parser.parse_args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(render(args.results_dir))

@@ -328,4 +328,4 @@ def test_results_page_compares_the_gains_of_pretraining_seed_by_seed(tmp_path):
 def test_the_committed_results_page_is_the_rendering_of_the_committed_results(monkeypatch):
     """docs/RESULTS.md holds no figure typed by hand: it is experiments/results/ rendered."""
     monkeypatch.chdir(common.REPO)
-    assert make_results.OUT.read_text() == make_results.render(make_results.RESULTS_DIR)
+    assert make_results.RESULTS_PAGE.read_text() == make_results.render(make_results.RESULTS_DIR)
