@@ -29,6 +29,7 @@ from typing import Literal, Optional
 
 import yaml
 
+from dynamonet_tf.losses import FP_REDUCTIONS
 from dynamonet_tf.models.backbones import BACKBONES
 
 
@@ -145,7 +146,12 @@ class DataConfig(_Section):
     """Prepared TFRecords and clip sampling: :mod:`dynamonet_tf.data.pipelines`."""
 
     train_files: Optional[str] = None  # glob of TFRecords (the train subset)
-    eval_files: Optional[str] = None  # glob of TFRecords (the test or val subset)
+    # Validation (the plateau schedule, best/): a seeded holdout of the training videos
+    # (holdout-*.tfrecord), never the test split.
+    val_files: Optional[str] = None
+    # The end-of-run report (accuracy, frame prediction) and evaluate.py: the test split
+    # (val for Kinetics-400). Never used to choose a checkpoint or a learning rate.
+    eval_files: Optional[str] = None
     num_classes: Optional[int] = None  # required by the labeled stages, unused by pretrain
     num_frames: int = 16  # T: the model sees T frames, training clips hold T + 1
     crop_size: int = 112
@@ -178,6 +184,10 @@ class OptimizerConfig(_Section):
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 1e-4
+    # all: every trainable weight (BatchNorm gamma/beta and biases too), as PyTorch's SGD
+    # decays every parameter in the paper's framework; kernels: convolution and dense
+    # kernels only.
+    weight_decay_scope: Literal["all", "kernels"] = "all"
     # plateau: the paper's schedule, x plateau_factor when the validation loss has not
     # improved for plateau_patience epochs.
     schedule: Literal["plateau", "cosine", "constant"] = "plateau"
@@ -203,6 +213,10 @@ class LossConfig(_Section):
     alpha: float = 0.1
     beta: float = 1.0
     huber_delta: float = 0.01
+    # frame_sum: the Huber summed over each predicted frame (the frame norms of eq. 2),
+    # averaged over frames; pixel_mean: averaged over pixels too, which leaves alpha * L_FP
+    # ~1e-5 of the objective (README, decisions).
+    fp_reduction: Literal[FP_REDUCTIONS] = "frame_sum"
 
     def _check_values(self):
         for name in ("alpha", "beta"):
@@ -228,6 +242,12 @@ class TrainConfig(_Section):
     jit_compile: bool = False  # XLA; 3-5x slower on the development CPUs (DESIGN.md §6)
     checkpoint_every_steps: int = 100
     finetune_learning_rate_scale: float = 0.1
+    # Every this many steps of a joint run, the share of alpha * L_FP and beta * L_CE in the
+    # gradient norm on the backbone and the filter layer is measured (log.csv, TensorBoard).
+    balance_every_steps: int = 50
+    # --init-from: a layer present in both models with other shapes (e.g. the filter layer
+    # when num_frames changes) stops the run unless this says re-initialising it is intended.
+    reinitialize_mismatched: bool = False
 
     @property
     def labeled(self):
@@ -235,7 +255,13 @@ class TrainConfig(_Section):
         return self.stage != "pretrain"
 
     def _check_values(self):
-        for name in ("epochs", "steps_per_epoch", "batch_size", "checkpoint_every_steps"):
+        for name in (
+            "epochs",
+            "steps_per_epoch",
+            "batch_size",
+            "checkpoint_every_steps",
+            "balance_every_steps",
+        ):
             self._require(name, getattr(self, name) >= 1, ">= 1")
         self._require("eval_steps", self.eval_steps is None or self.eval_steps >= 1, ">= 1 or null")
         self._require("seed", self.seed >= 0, ">= 0")

@@ -219,6 +219,8 @@ def run_experiment(args, arms, shared_overrides=()):
         "git_commit": commit,
         "git_dirty": dirty,
         "config": str(CONFIG),
+        # How L_FP was reduced: results without this key predate the paper's frame sum.
+        "fp_reduction": load_config(REPO / CONFIG, [*shared_overrides, *base_overrides(args)]).loss.fp_reduction,
         "machine": {key: machine()[key] for key in ("cpu", "cores", "gpus", "tensorflow", "keras")},
         "seeds": list(args.seeds),
         "steps": args.steps,

@@ -42,6 +42,15 @@ seeds cannot make a difference significant (a sign test needs at least five seed
 way to reach p < 0.05, one-sided): the verdicts report directions, not significance.
 """
 
+OLD_LOSS_NOTE = """\
+> **Produced with the old frame-prediction loss** ({experiments}): these results were trained
+> with L_FP averaged over every pixel (`loss.fp_reduction: pixel_mean`), which made
+> alpha * L_FP about 1e-5 of the joint objective, so the frame-prediction term barely
+> shaped the joint models. The default is now the paper's frame sum (README, decisions);
+> the contrasts that involve L_FP (alpha = 0.1 against 0, DynamoNet against its backbone)
+> are to be re-run with it and say little until then.
+"""
+
 
 def load_results(results_dir):
     """``{claim name: results dict or None}`` for every claim, from ``results_dir``."""
@@ -261,6 +270,9 @@ def render(results_dir=RESULTS_DIR):
     """The whole results page, from the results files under ``results_dir``."""
     found = load_results(results_dir)
     sections = [HEADER.format(results_dir=Path(results_dir).as_posix(), results_file=RESULTS_FILE)]
+    old_loss = [name for name, results in found.items() if results and results.get("fp_reduction", "pixel_mean") == "pixel_mean"]
+    if old_loss:
+        sections.append(OLD_LOSS_NOTE.format(experiments=", ".join(f"`{name}`" for name in old_loss)))
     sections.append("\n".join(at_a_glance(found)))
     sections += [render_claim(claim, found[name]) for name, claim in CLAIMS.items()]
     return "\n".join(sections)

@@ -17,7 +17,7 @@ def test_frame_prediction_loss_is_huber_with_delta_001():
     targets = rng.random((3, 2, 4, 5, 3)).astype(np.float32)
     # Errors on both sides of delta = 0.01.
     predictions = (targets + rng.normal(scale=0.02, size=targets.shape)).astype(np.float32)
-    loss = losses.FramePredictionLoss()
+    loss = losses.FramePredictionLoss(fp_reduction="pixel_mean")  # frame_sum: test_joint_objective
     per_clip = numpy_huber(targets, predictions, 0.01)
     assert 0.1 < np.mean(np.abs(predictions - targets) <= 0.01) < 0.9
     np.testing.assert_allclose(loss(targets, predictions), per_clip.mean(), rtol=1e-5)
@@ -30,15 +30,16 @@ def test_frame_prediction_loss_is_huber_with_delta_001():
 def test_frame_prediction_loss_computes_in_float32():
     targets = np.full((1, 1, 2, 2, 3), 0.5, np.float32)
     predictions = tf.cast(targets + 0.004, tf.float16)
-    value = losses.FramePredictionLoss()(targets, predictions)
+    value = losses.FramePredictionLoss(fp_reduction="pixel_mean")(targets, predictions)
     assert value.dtype == tf.float32
     np.testing.assert_allclose(value, 0.5 * (float(np.float16(0.504)) - 0.5) ** 2, rtol=1e-4)
 
 
 def test_frame_prediction_loss_config_round_trip():
-    loss = losses.FramePredictionLoss(delta=0.05)
+    loss = losses.FramePredictionLoss(delta=0.05, fp_reduction="pixel_mean")
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
     assert isinstance(restored, losses.FramePredictionLoss) and restored.delta == 0.05
+    assert restored.fp_reduction == "pixel_mean"
 
 
 def test_joint_loss_weights():

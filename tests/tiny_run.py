@@ -10,10 +10,11 @@ from synthetic import translation_clips
 
 def write_tiny_data(root):
     """Labeled TFRecords of panning textures in ``root`` (class = pan direction, 8 classes):
-    ``train-00000-of-00001.tfrecord`` (12 videos) and ``test-00000-of-00001.tfrecord``
-    (4 videos), 20 frames of 40 x 40 each. Returns ``root``."""
-    clips, labels = translation_clips(16, 20, 40, seed=3)
-    for subset, indices in (("train", range(0, 12)), ("test", range(12, 16))):
+    ``train-00000-of-00001.tfrecord`` (12 videos), ``test-00000-of-00001.tfrecord``
+    (4 videos) and ``holdout-00000-of-00001.tfrecord`` (2 videos, for validation), 20 frames
+    of 40 x 40 each. Returns ``root``."""
+    clips, labels = translation_clips(18, 20, 40, seed=3)
+    for subset, indices in (("train", range(0, 12)), ("test", range(12, 16)), ("holdout", range(16, 18))):
         with tf.io.TFRecordWriter(str(root / f"{subset}-00000-of-00001.tfrecord")) as writer:
             for i in indices:
                 jpegs = [tf.io.encode_jpeg(tf.constant((f * 255).astype(np.uint8)), quality=95).numpy() for f in clips[i]]
@@ -28,6 +29,7 @@ def tiny_config(data_dir, stage="pretrain", *overrides):
         [
             f"train.stage={stage}",
             f"data.train_files={data_dir}/train-*.tfrecord",
+            f"data.val_files={data_dir}/holdout-*.tfrecord",
             f"data.eval_files={data_dir}/test-*.tfrecord",
             "data.num_classes=8",
             "data.num_frames=8",

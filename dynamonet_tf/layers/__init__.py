@@ -2,7 +2,7 @@
 
 from dynamonet_tf.layers.dynamic_filter import DynamicFilter
 from dynamonet_tf.layers.grouped_conv3d import GroupedConv3D
-from dynamonet_tf.layers.initializers import CentreTapBias
+from dynamonet_tf.layers.initializers import HE_CONV_INITIALIZER, HE_DENSE_INITIALIZER, CentreTapBias
 from dynamonet_tf.layers.normalization import FrameNormalization
 from dynamonet_tf.layers.shortcut import ZeroPadShortcut
 from dynamonet_tf.layers.stc import SpatioTemporalChannelCorrelation, stc_parameter_count
@@ -12,6 +12,8 @@ __all__ = [
     "DynamicFilter",
     "FrameNormalization",
     "GroupedConv3D",
+    "HE_CONV_INITIALIZER",
+    "HE_DENSE_INITIALIZER",
     "SpatioTemporalChannelCorrelation",
     "ZeroPadShortcut",
     "stc_parameter_count",

@@ -5,6 +5,18 @@ import math
 import keras
 from keras import ops
 
+# He initialisation (He et al., ICCV 2015; the paper's [21]) for every layer of the network:
+# convolutions as Hara et al.'s backbones (kaiming_normal_, mode="fan_out", ReLU gain), fully
+# connected layers with the fan-in form of the same rule.
+HE_CONV_INITIALIZER = {
+    "class_name": "VarianceScaling",
+    "config": {"scale": 2.0, "mode": "fan_out", "distribution": "untruncated_normal"},
+}
+HE_DENSE_INITIALIZER = {
+    "class_name": "VarianceScaling",
+    "config": {"scale": 2.0, "mode": "fan_in", "distribution": "untruncated_normal"},
+}
+
 
 @keras.saving.register_keras_serializable(package="dynamonet_tf")
 class CentreTapBias(keras.initializers.Initializer):

@@ -33,7 +33,13 @@ import dataclasses
 
 import keras
 
-from dynamonet_tf.layers import CentreTapBias, DynamicFilter, FrameNormalization
+from dynamonet_tf.layers import (
+    HE_CONV_INITIALIZER,
+    HE_DENSE_INITIALIZER,
+    CentreTapBias,
+    DynamicFilter,
+    FrameNormalization,
+)
 from dynamonet_tf.models.backbones import build_backbone
 
 MODEL_KINDS = ("pretrain", "joint", "classifier")
@@ -61,7 +67,12 @@ def _conv_head(features, prefix, filters, synchronized):
     x = features
     for index in (1, 2):
         x = keras.layers.Conv3D(
-            filters, 3, padding="same", use_bias=False, name=f"{prefix}_conv{index}"
+            filters,
+            3,
+            padding="same",
+            use_bias=False,
+            kernel_initializer=HE_CONV_INITIALIZER,
+            name=f"{prefix}_conv{index}",
         )(x)
         x = keras.layers.BatchNormalization(
             momentum=0.9, epsilon=1e-5, synchronized=synchronized, name=f"{prefix}_bn{index}"
@@ -183,6 +194,7 @@ def build_dynamonet(
         filter_features = _conv_head(features, "fp", head_filters, synchronized)
         filter_logits = keras.layers.Dense(
             time * cells * taps,
+            kernel_initializer=HE_DENSE_INITIALIZER,
             bias_initializer=(
                 "zeros"
                 if initial_centre_weight is None
@@ -217,18 +229,24 @@ def build_dynamonet(
         outputs[FILTERS] = filters
 
     if classifies:
-        action = keras.layers.Dense(ar_units, activation="relu", name="ar_fc")(
+        action = keras.layers.Dense(
+            ar_units, activation="relu", kernel_initializer=HE_DENSE_INITIALIZER, name="ar_fc"
+        )(
             _conv_head(features, "ar", head_filters, synchronized)
         )
         if kind == "joint":
-            dmr = keras.layers.Dense(dmr_units, activation="relu", name=DMR)(
+            dmr = keras.layers.Dense(
+                dmr_units, activation="relu", kernel_initializer=HE_DENSE_INITIALIZER, name=DMR
+            )(
                 keras.layers.Flatten(name="dmr_flatten")(filters)
             )
             outputs[DMR] = dmr
             action = keras.layers.Concatenate(name="ar_dmr_concat")([action, dmr])
         if dropout_rate:
             action = keras.layers.Dropout(dropout_rate, name="classifier_dropout")(action)
-        outputs[LOGITS] = keras.layers.Dense(num_classes, dtype="float32", name=LOGITS)(action)
+        outputs[LOGITS] = keras.layers.Dense(
+            num_classes, kernel_initializer=HE_DENSE_INITIALIZER, dtype="float32", name=LOGITS
+        )(action)
 
     return keras.Model(frames, outputs, name=name or f"dynamonet_{kind}")
 
@@ -276,17 +294,18 @@ def weighted_layers(model, prefix=""):
     return layers
 
 
-def transfer_weights(source, target):
+def transfer_weights(source, target, reinitialize=()):
     """Copies weights from ``source`` into ``target`` layer by layer, matching names.
 
-    Non-trainable weights (BatchNorm statistics) move too. Returns a
-    :class:`WeightTransferReport`.
+    Non-trainable weights (BatchNorm statistics) move too. Layers named in ``reinitialize``
+    (e.g. ``("logits",)`` when fine-tuning on new classes) keep their initial weights and are
+    reported as ``new``. Returns a :class:`WeightTransferReport`.
     """
     source_layers = weighted_layers(source)
     target_layers = weighted_layers(target)
     report = WeightTransferReport(loaded=[], new=[], mismatched=[], unused=[])
     for name, layer in target_layers.items():
-        if name not in source_layers:
+        if name not in source_layers or name in reinitialize:
             report.new.append(name)
             continue
         values = source_layers[name].get_weights()

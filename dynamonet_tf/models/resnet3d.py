@@ -30,7 +30,12 @@ before the addition.
 
 import keras
 
-from dynamonet_tf.layers import GroupedConv3D, SpatioTemporalChannelCorrelation, ZeroPadShortcut
+from dynamonet_tf.layers import (
+    HE_CONV_INITIALIZER,
+    GroupedConv3D,
+    SpatioTemporalChannelCorrelation,
+    ZeroPadShortcut,
+)
 from dynamonet_tf.layers.grouped_conv3d import IMPLEMENTATIONS as GROUPED_CONV_IMPLEMENTATIONS
 
 BLOCKS_PER_STAGE = {
@@ -45,11 +50,6 @@ RESNET_WIDTHS = (64, 128, 256, 512)
 RESNEXT_WIDTHS = (128, 256, 512, 1024)
 STEM_WIDTH = 64
 
-# He initialisation as Hara et al. (kaiming_normal_, mode="fan_out", ReLU gain).
-_KERNEL_INITIALIZER = {
-    "class_name": "VarianceScaling",
-    "config": {"scale": 2.0, "mode": "fan_out", "distribution": "untruncated_normal"},
-}
 
 
 def _batch_norm(name, synchronized=False):
@@ -75,7 +75,7 @@ def _conv(x, filters, kernel_size, strides, name, groups=1, implementation="auto
         padding=padding,
         groups=groups,
         use_bias=False,
-        kernel_initializer=_KERNEL_INITIALIZER,
+        kernel_initializer=HE_CONV_INITIALIZER,
         name=name,
     )
     if groups > 1:
@@ -236,7 +236,7 @@ def build_resnet3d(
         (conv1_t_size, 7, 7),
         strides=(conv1_t_stride, 2, 2),
         use_bias=False,
-        kernel_initializer=_KERNEL_INITIALIZER,
+        kernel_initializer=HE_CONV_INITIALIZER,
         name="conv1",
     )(x)
     x = _batch_norm("bn1", synchronized_batch_norm)(x)

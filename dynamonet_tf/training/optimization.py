@@ -12,8 +12,9 @@ from dynamonet_tf.config import learning_rate
 class DynamoNetSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """``initial * warmup(step) * cosine(step) * plateau_scale``.
 
-    Linear warmup over ``warmup_steps``; with ``cosine``, a cosine decay to 0 over
-    ``total_steps``; ``plateau_scale`` is a variable the trainer multiplies by the plateau
+    Linear warmup over ``warmup_steps``; with ``cosine``, a cosine decay over ``total_steps``
+    from the initial rate down to ``min_rate`` (PyTorch's ``CosineAnnealingLR`` with
+    ``eta_min``; never above the initial rate); ``plateau_scale`` is a variable the trainer multiplies by the plateau
     factor when the validation loss stops improving (the paper's ÷10 schedule), floored so
     that the rate stays at or above ``min_rate``. The variable is checkpointed with the model.
     """
@@ -29,11 +30,12 @@ class DynamoNetSchedule(keras.optimizers.schedules.LearningRateSchedule):
     def __call__(self, step):
         step = tf.cast(step, tf.float32)
         rate = self.initial * self.plateau_scale
-        if self.warmup_steps:
-            rate *= tf.minimum(1.0, (step + 1.0) / self.warmup_steps)
         if self.cosine:
             progress = tf.clip_by_value(step / max(1, self.total_steps), 0.0, 1.0)
-            rate *= 0.5 * (1.0 + tf.cos(math.pi * progress))
+            floor = tf.minimum(self.min_rate, rate)
+            rate = floor + (rate - floor) * 0.5 * (1.0 + tf.cos(math.pi * progress))
+        if self.warmup_steps:
+            rate *= tf.minimum(1.0, (step + 1.0) / self.warmup_steps)
         return rate
 
     def get_config(self):
@@ -50,8 +52,9 @@ def make_optimizer(config):
     """The optimiser of ``config`` with its :class:`DynamoNetSchedule`.
 
     Weight decay is not the optimiser's (Keras decouples it from the gradient); the trainer
-    adds ``weight_decay / 2 * |w|^2`` of every kernel to the loss, as PyTorch's SGD does,
-    so the decay goes through the momentum like in the paper's implementation.
+    adds ``weight_decay / 2 * |w|^2`` of the weights :func:`decayed_weights` picks to the
+    loss, as PyTorch's SGD does, so the decay goes through the momentum like in the paper's
+    implementation.
     """
     optimizer_config = config.optimizer
     steps_per_epoch = config.train.steps_per_epoch
@@ -71,3 +74,18 @@ def make_optimizer(config):
     if config.train.mixed_precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer, schedule
+
+
+def decayed_weights(model, scope):
+    """The trainable weights that weight decay pulls towards 0.
+
+    ``"all"``: every trainable weight, as PyTorch's SGD ``weight_decay`` decays every
+    parameter it is given (the paper's framework; BatchNorm's gamma and beta and the
+    biases included). ``"kernels"``: convolution and dense kernels only, the common
+    practice of excluding normalisation and bias parameters.
+    """
+    if scope == "all":
+        return list(model.trainable_weights)
+    if scope == "kernels":
+        return [w for w in model.trainable_weights if w.path.endswith("kernel")]
+    raise ValueError(f"weight decay scope must be 'all' or 'kernels'; got {scope!r}.")

@@ -38,10 +38,10 @@ from dynamonet_tf.config import ConfigError, check_against_runtime, load_config,
 from dynamonet_tf.data.pipelines import eval_dataset, train_dataset
 from dynamonet_tf.evaluation import HEADLINE, class_names, evaluate_clips, model_logits
 from dynamonet_tf.frame_metrics import FramePredictionScores
-from dynamonet_tf.losses import FramePredictionLoss
+from dynamonet_tf.losses import frame_prediction_loss
 from dynamonet_tf.models import LOGITS, PREDICTED_FRAMES, split_clip, transfer_weights
 from dynamonet_tf.runs import CONFIG_FILE, RunError, build_model, load_run_config, model_kind, resolve_checkpoint
-from dynamonet_tf.training.optimization import make_optimizer
+from dynamonet_tf.training.optimization import decayed_weights, make_optimizer
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
@@ -94,6 +94,14 @@ class Trainer:
                 "train.stage 'finetune' starts from an earlier run: pass --init-from with its "
                 "model dir or checkpoint."
             )
+        optimizer = config.optimizer
+        if optimizer.schedule == "plateau" and not config.data.val_files:
+            raise TrainingError(
+                "optimizer.schedule 'plateau' lowers the rate when the validation loss stops "
+                "improving, but data.val_files is not set: give the holdout-*.tfrecord of the "
+                "prepared training data (data/prepare.py writes it), or use schedule cosine or "
+                "constant."
+            )
         self._claim_model_dir(overwrite)
         keras.mixed_precision.set_global_policy(config.train.mixed_precision)
         keras.utils.set_random_seed(config.train.seed)
@@ -123,9 +131,11 @@ class Trainer:
             self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
         elif init_from is not None:
             self.init_report = self._initialise_from(init_from)
-        self._fp_loss = FramePredictionLoss(config.loss.huber_delta, reduction=None)
-        self._kernels = [w for w in self.model.trainable_weights if w.path.endswith("kernel")]
+        self._fp_loss = frame_prediction_loss(config.loss, reduction=None)
+        self._decayed = decayed_weights(self.model, config.optimizer.weight_decay_scope)
         self._train_step = self._make_train_step()
+        self._balance_step = self._make_train_step(measure_balance=True) if self._is_joint() else None
+        self._warned, self.warnings = set(), []
 
     # ------------------------------------------------------------------ set-up
 
@@ -170,11 +180,22 @@ class Trainer:
             raise TrainingError(f"--init-from {error}") from None
         source_model = build_model(source_config)
         tf.train.Checkpoint(model=source_model).restore(str(prefix)).expect_partial()
-        report = transfer_weights(source_model, self.model)
+        # Fine-tuning classifies a new dataset's classes (paper §4.7): its classifier always
+        # starts afresh, even when the class count happens to match.
+        fresh = (LOGITS,) if self.config.train.stage == "finetune" else ()
+        report = transfer_weights(source_model, self.model, reinitialize=fresh)
+        if report.mismatched and not self.config.train.reinitialize_mismatched:
+            raise TrainingError(
+                f"--init-from {source}: {len(report.mismatched)} layers exist in both models "
+                f"with other shapes and would start untrained: {', '.join(report.mismatched)}. "
+                "Start from a run of the same architecture (model.* and data.num_frames), or "
+                "set train.reinitialize_mismatched=true if re-initialising them is intended."
+            )
         summary = {
             "source": str(prefix),
             "loaded": report.loaded,
             "new": report.new,
+            "reinitialized": list(fresh) + report.mismatched,
             "mismatched": report.mismatched,
             "unused": report.unused,
         }
@@ -195,10 +216,26 @@ class Trainer:
         if self.config.train.stage == "pretrain":
             total = parts["frame_prediction_loss"]
         else:
-            total = self.config.loss.beta * parts["classification_loss"]
+            # The two terms of eq. 3 as they enter the objective, logged apart so that the
+            # balance between them can be seen.
+            parts["weighted_classification_loss"] = self.config.loss.beta * parts["classification_loss"]
+            total = parts["weighted_classification_loss"]
             if "frame_prediction_loss" in parts:
-                total += self.config.loss.alpha * parts["frame_prediction_loss"]
+                parts["weighted_frame_prediction_loss"] = self.config.loss.alpha * parts["frame_prediction_loss"]
+                total += parts["weighted_frame_prediction_loss"]
         return total, parts
+
+    def _is_joint(self):
+        return self.config.train.labeled and model_kind(self.config) == "joint"
+
+    def _balance_groups(self):
+        """``{group: variables}`` on which the loss terms' gradient norms are compared: the
+        backbone, and the filter layer (the FC that predicts the motion filters, which both
+        terms reach: L_FP through the predicted frames, L_CE through the DMR)."""
+        return {
+            "backbone": self.model.get_layer("backbone").trainable_variables,
+            "filter_layer": self.model.get_layer("fp_filter_fc").trainable_variables,
+        }
 
     def _batch_sums(self, outputs, targets, total, parts):
         """Sums over the replica's batch, for metrics averaged over the global batch."""
@@ -212,25 +249,53 @@ class Trainer:
             sums["top5_correct"] = tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, logits, k), tf.float32))
         return sums
 
-    def _make_train_step(self):
+    def _make_train_step(self, measure_balance=False):
+        """The compiled training step. With ``measure_balance``, it also returns the norms of
+        the gradients of alpha * L_FP and beta * L_CE on each of :meth:`_balance_groups`
+        (over the global batch), at the cost of two more backward passes."""
         global_batch = self.config.train.batch_size
         weight_decay = self.config.optimizer.weight_decay
         replicas = self.strategy.num_replicas_in_sync
         scales_loss = isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
+        groups = self._balance_groups() if measure_balance else {}
+
+        def term_gradient_norms(tape, terms):
+            norms = {}
+            context = tf.distribute.get_replica_context()
+            for term, value in terms.items():
+                scaled = self.optimizer.scale_loss(value) if scales_loss else value
+                for group, variables in groups.items():
+                    gradients = tape.gradient(scaled, variables, unconnected_gradients="zero")
+                    gradients = [tf.cast(g, tf.float32) for g in gradients]
+                    if scales_loss:
+                        gradients = [g / tf.cast(self.optimizer.dynamic_scale, tf.float32) for g in gradients]
+                    gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+                    # Every replica now holds the global norm; the step sums over replicas.
+                    norms[f"grad_norm_{term}_{group}"] = tf.linalg.global_norm(gradients) / replicas
+            return norms
 
         def gradients_and_sums(frames, targets):
-            with tf.GradientTape() as tape:
+            with tf.GradientTape(persistent=measure_balance) as tape:
                 outputs = self.model(frames, training=True)
                 total, parts = self._per_example_losses(outputs, targets)
                 loss = tf.nn.compute_average_loss(total, global_batch_size=global_batch)
                 if weight_decay:
                     # PyTorch-style L2: decay flows through the momentum (paper's setting).
-                    loss += 0.5 * weight_decay * tf.add_n([tf.reduce_sum(tf.square(tf.cast(k, tf.float32))) for k in self._kernels]) / replicas
+                    loss += 0.5 * weight_decay * tf.add_n([tf.reduce_sum(tf.square(tf.cast(w, tf.float32))) for w in self._decayed]) / replicas
                 scaled = self.optimizer.scale_loss(loss) if scales_loss else loss
+                terms = {
+                    term: tf.nn.compute_average_loss(parts[f"weighted_{term}_loss"], global_batch_size=global_batch)
+                    for term in ("frame_prediction", "classification")
+                    if measure_balance
+                }
             gradients = tape.gradient(scaled, self.model.trainable_variables)
-            return gradients, self._batch_sums(outputs, targets, total, parts)
+            sums = self._batch_sums(outputs, targets, total, parts)
+            if measure_balance:
+                sums.update(term_gradient_norms(tape, terms))
+                del tape
+            return gradients, sums
 
-        if self.config.train.jit_compile:
+        if self.config.train.jit_compile and not measure_balance:
             # XLA compiles the forward and backward passes; the update stays outside, where
             # the distribution strategy aggregates gradients across replicas.
             gradients_and_sums = tf.function(gradients_and_sums, jit_compile=True)
@@ -276,26 +341,27 @@ class Trainer:
 
         return self.strategy.distribute_datasets_from_function(dataset_fn)
 
-    def _eval_dataset(self, num_frames):
-        """Every ``num_frames`` clip of the eval videos, centre crop, as ``(frames, info)``."""
+    def _eval_dataset(self, num_frames, files):
+        """Every ``num_frames`` clip of the videos of ``files``, centre crop, as ``(frames, info)``."""
         data = self.config.data
         return eval_dataset(
-            data.eval_files,
+            files,
             num_frames=num_frames,
             crop_size=data.crop_size,
             short_side=data.short_side,
             batch_size=self.config.train.batch_size,
         )
 
-    def _eval_clips(self, limit):
-        """Held-out clips of T + 1 frames as ``(frames, targets)`` batches (centre crop).
+    def _eval_clips(self, limit, files):
+        """Held-out clips of T + 1 frames of ``files`` as ``(frames, targets, info)`` batches
+        (centre crop).
 
         Only whole clips: the last clip of a video is padded by repeating its final frame,
         a stillness that copying the last frame would predict for free.
         """
         clip_length = self.config.data.num_frames + 1
         dataset = (
-            self._eval_dataset(clip_length)
+            self._eval_dataset(clip_length, files)
             .unbatch()
             .filter(lambda frames, info: info["valid_frames"] == clip_length)
             .batch(self.config.train.batch_size)
@@ -309,11 +375,13 @@ class Trainer:
     # ------------------------------------------------------------------ evaluation
 
     def validate(self):
-        """Mean losses (and accuracy) over the eval clips; ``{}`` without eval files."""
-        if not self.config.data.eval_files:
+        """Mean losses (and accuracy) over the validation clips (``data.val_files``, a holdout
+        of the training videos: they choose ``best/`` and step the plateau schedule, so never
+        the test split); ``{}`` without validation files."""
+        if not self.config.data.val_files:
             return {}
         totals = {}
-        for frames, targets, _ in self._eval_clips(self.config.train.eval_steps):
+        for frames, targets, _ in self._eval_clips(self.config.train.eval_steps, self.config.data.val_files):
             outputs = self.model(frames, training=False)
             total, parts = self._per_example_losses(outputs, targets)
             for name, value in self._batch_sums(outputs, targets, total, parts).items():
@@ -324,7 +392,7 @@ class Trainer:
         """FP loss and SSIM/PSNR against copying the last frame, on held-out clips, scored as
         ``evaluate_frame_prediction.py`` scores them (means over all predicted frames)."""
         scores, losses = FramePredictionScores(), {"model": [], "copy_last_frame": []}
-        for frames, targets, info in self._eval_clips(max_batches):
+        for frames, targets, info in self._eval_clips(max_batches, self.config.data.eval_files):
             predicted = tf.cast(self.model(frames, training=False)[PREDICTED_FRAMES], tf.float32)
             next_frames = targets[PREDICTED_FRAMES]
             for video, *clip in zip(info["media_id"].numpy(), frames.numpy(), next_frames.numpy(), predicted.numpy()):
@@ -345,9 +413,10 @@ class Trainer:
         ``frame_prediction``: rows ground truth | predicted | 4 x |difference|, one column
         per frame. ``filters``: each frame's k x k filter, scaled to its own maximum.
         """
-        if not self.config.data.eval_files or model_kind(self.config) == "classifier":
+        files = self.config.data.val_files or self.config.data.eval_files
+        if not files or model_kind(self.config) == "classifier":
             return
-        frames, targets, _ = next(self._eval_clips(1))
+        frames, targets, _ = next(self._eval_clips(1, files))
         outputs = self.model(frames[:1], training=False)
         truth = targets[PREDICTED_FRAMES][0]
         predicted = tf.cast(outputs[PREDICTED_FRAMES][0], tf.float32)
@@ -397,9 +466,14 @@ class Trainer:
             iterator = iter(self._epoch_dataset(epoch, skip))
             bar = keras.utils.Progbar(train.steps_per_epoch, verbose=1 if self.progress else 0, unit_name="step")
             bar.update(skip)
-            totals, started = {}, time.perf_counter()
+            totals, balance, started = {}, [], time.perf_counter()
             for step in range(skip, train.steps_per_epoch):
-                sums = {k: float(v) for k, v in self._train_step(iterator).items()}
+                measure = self._balance_step is not None and (
+                    int(self.optimizer.iterations.numpy()) % train.balance_every_steps == 0
+                )
+                step_function = self._balance_step if measure else self._train_step
+                sums = {k: float(v) for k, v in step_function(iterator).items()}
+                norms = {k: sums.pop(k) for k in [k for k in sums if k.startswith("grad_norm_")]}
                 if not math.isfinite(sums["loss"]):
                     raise TrainingError(
                         f"the loss became {sums['loss']} at epoch {epoch}, step {step}; training "
@@ -417,8 +491,13 @@ class Trainer:
                 with writer.as_default(step=iterations):
                     tf.summary.scalar("train/loss", sums["loss"] / sums["examples"])
                     tf.summary.scalar("train/learning_rate", rate)
+                    if measure:
+                        balance.append(gradient_shares(norms))
+                        for name, value in {**norms, **balance[-1]}.items():
+                            tf.summary.scalar(f"balance/{name}", value)
             elapsed = time.perf_counter() - started
             logs = _averages(totals, prefix="")
+            logs.update(self._balance_logs(balance, logs, epoch))
             logs["clips_per_second"] = totals.get("examples", 0.0) / max(elapsed, 1e-9)
             logs["learning_rate"] = float(self.schedule(int(self.optimizer.iterations.numpy())))
             logs.update(self.validate())
@@ -433,16 +512,43 @@ class Trainer:
         (self.model_dir / "report.json").write_text(json.dumps(report, indent=2))
         return report
 
+    def _balance_logs(self, balance, logs, epoch):
+        """An epoch's mean gradient shares of the two loss terms; warns once per run when one
+        term's share stayed below :data:`MIN_GRADIENT_SHARE` at every measurement of an epoch."""
+        if not balance:
+            return {}
+        means = {name: sum(b[name] for b in balance) / len(balance) for name in balance[0]}
+        alpha, beta = self.config.loss.alpha, self.config.loss.beta
+        for name in balance[0]:
+            if name in self._warned or not all(b[name] < MIN_GRADIENT_SHARE for b in balance):
+                continue
+            self._warned.add(name)
+            term, group = name.removeprefix("share_").split("_of_")
+            message = (
+                f"warning: in epoch {epoch + 1}, {term.replace('_', ' ')} had less than "
+                f"{MIN_GRADIENT_SHARE:.0%} of the gradient norm on the {group.replace('_', ' ')} "
+                f"at all {len(balance)} measurements (mean {means[name]:.2%}): with loss.alpha "
+                f"{alpha:g} and loss.beta {beta:g}, alpha * L_FP is "
+                f"{logs.get('weighted_frame_prediction_loss', float('nan')):.4g} and beta * L_CE "
+                f"{logs.get('weighted_classification_loss', float('nan')):.4g}, so that term "
+                "barely shapes the model."
+            )
+            print(message, flush=True)
+            self.warnings.append(message)
+        return means
+
     def final_report(self):
         report = {"stage": self.config.train.stage, "steps": int(self.optimizer.iterations.numpy())}
         if self.init_report:
             report["initialised_from"] = self.init_report["source"]
-        if self.config.data.eval_files and self.config.train.stage == "pretrain":
+        report.update(self.validate())
+        if self.config.data.eval_files and model_kind(self.config) != "classifier":
+            # Joint and finetune models too: does classification training keep the predictor?
             report["frame_prediction"] = self.frame_prediction_report()
-        if self.config.data.eval_files:
-            report.update(self.validate())
-            if self.config.train.labeled:
-                report["video_accuracy"] = self.video_accuracy_report()
+        if self.config.data.eval_files and self.config.train.labeled:
+            report["video_accuracy"] = self.video_accuracy_report()
+        if self.warnings:
+            report["warnings"] = list(self.warnings)
         return report
 
     def video_accuracy_report(self):
@@ -451,7 +557,7 @@ class Trainer:
         data = self.config.data
         report = evaluate_clips(
             model_logits(self.model),
-            self._eval_dataset(data.num_frames),
+            self._eval_dataset(data.num_frames, data.eval_files),
             class_names(data.eval_files, data.num_classes),
         )
         return {k: report[k] for k in ("videos", "clips", *HEADLINE)}
@@ -465,12 +571,30 @@ class Trainer:
             with path.open(newline="") as file:
                 rows = [r for r in csv.DictReader(file) if int(r["epoch"]) < row["epoch"]]
         rows.append(row)
+        # Columns measured only in some epochs (the loss balance every N steps) stay blank
+        # in the others.
+        fieldnames = list(dict.fromkeys(name for r in rows for name in r))
         temporary = path.with_suffix(".csv.tmp")
         with temporary.open("w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=list(row))
+            writer = csv.DictWriter(file, fieldnames=fieldnames, restval="")
             writer.writeheader()
             writer.writerows(rows)
         temporary.replace(path)
+
+
+MIN_GRADIENT_SHARE = 0.01
+
+
+def gradient_shares(norms):
+    """``{"share_<term>_of_<group>": fraction}`` from ``grad_norm_<term>_<group>`` norms: each
+    term's part of the sum of both terms' gradient norms on a group of variables."""
+    shares = {}
+    for group in sorted({k.removeprefix("grad_norm_frame_prediction_") for k in norms if k.startswith("grad_norm_frame_prediction_")}):
+        fp, ce = norms[f"grad_norm_frame_prediction_{group}"], norms[f"grad_norm_classification_{group}"]
+        total = fp + ce
+        shares[f"share_frame_prediction_of_{group}"] = fp / total if total else 0.0
+        shares[f"share_classification_of_{group}"] = ce / total if total else 0.0
+    return shares
 
 
 def _averages(totals, prefix):
