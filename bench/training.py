@@ -30,7 +30,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from dynamonet_tf.config import LossConfig, OptimizerConfig  # noqa: E402
-from dynamonet_tf.losses import FramePredictionLoss  # noqa: E402
+from dynamonet_tf.losses import frame_prediction_loss as make_frame_prediction_loss  # noqa: E402
 from dynamonet_tf.models.dynamonet import LOGITS, PREDICTED_FRAMES, build_dynamonet  # noqa: E402
 from dynamonet_tf.models.flops import forward_flops  # noqa: E402
 from machine import add_utilisation_arguments, backbone_names, describe, machine, record_end  # noqa: E402
@@ -46,7 +46,7 @@ def make_training_step(model, batch, num_classes):
         learning_rate=0.01, momentum=optimizer_config.momentum, nesterov=optimizer_config.nesterov
     )
     optimizer.build(model.trainable_variables)
-    frame_prediction_loss = FramePredictionLoss(loss_config.huber_delta, reduction=None)
+    frame_prediction_loss = make_frame_prediction_loss(loss_config, reduction=None)
 
     @tf.function
     def train_step(frames, next_frames, labels):
