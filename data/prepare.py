@@ -6,6 +6,9 @@
     python data/prepare.py folder --video-root my_unlabeled_videos --out prepared/unlabeled
     python data/prepare.py demo --out prepared/demo
 
+Each class keeps --holdout-fraction (10 %) of its train videos apart as holdout-*.tfrecord,
+which training validates on; test-*.tfrecord is for evaluate.py only.
+
 Re-running the same command resumes an interrupted run; see dynamonet_tf/data/prepare.py.
 """
 
@@ -39,6 +42,21 @@ def parse_args(argv):
     parser.add_argument("--jpeg-quality", type=int, default=PrepareOptions.jpeg_quality)
     parser.add_argument("--videos-per-shard", type=int, default=PrepareOptions.videos_per_shard)
     parser.add_argument("--max-frames", type=int, default=None)
+    parser.add_argument(
+        "--holdout-fraction",
+        type=float,
+        default=PrepareOptions.holdout_fraction,
+        help="share of each class's train videos held out as the subset 'holdout' "
+        "(holdout-*.tfrecord, named in manifest.json): the videos training validates on "
+        "(LR plateau, best/ checkpoint); the test split is for evaluate.py only. "
+        "In [0, 1); 0: no holdout (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--holdout-seed",
+        type=int,
+        default=PrepareOptions.holdout_seed,
+        help="which train videos are held out (default: %(default)s)",
+    )
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="decoding processes")
     parser.add_argument("--seed", type=int, default=0, help="demo: generation seed")
     parser.add_argument(
@@ -63,6 +81,8 @@ def main(argv=None):
             jpeg_quality=args.jpeg_quality,
             videos_per_shard=args.videos_per_shard,
             max_frames=args.max_frames,
+            holdout_fraction=args.holdout_fraction,
+            holdout_seed=args.holdout_seed,
         )
         if args.dataset == "demo":
             manifests = prepare_demo(

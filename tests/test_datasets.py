@@ -506,6 +506,9 @@ def test_kinetics400_argument_errors(kinetics, tmp_path):
         datasets.read_kinetics400(root, annotations, subsets=("train", "validation"))
     with pytest.raises(DatasetError, match=r"no rows with split in val in .*train\.csv"):
         datasets.read_kinetics400(root, annotations / "train.csv", subsets=("val",))
+    # "holdout" is a subset of prepared data, never a Kinetics annotation split.
+    with pytest.raises(DatasetError, match=r"subsets \('holdout',\): each must be one of train, val, test$"):
+        datasets.read_kinetics400(root, annotations, subsets="holdout")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -567,7 +570,9 @@ def test_read_dataset_errors(ucf):
 
 def test_index_subset_rejects_unknown_names(ucf):
     index = datasets.read_ucf101(*ucf, 1)
-    message = r"unknown subset 'validation'; valid subsets: train, val, test"
+    message = r"unknown subset 'validation'; valid subsets: train, val, test, holdout$"
     with pytest.raises(DatasetError, match=message):
         index.subset("validation")
     assert index.subset("val") == []
+    assert index.subset("holdout") == []  # made by the preparation, never by a reader
+    assert datasets.HOLDOUT == "holdout" and datasets.SUBSETS == ("train", "val", "test", "holdout")

@@ -15,7 +15,11 @@ import os
 import posixpath
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov")
-SUBSETS = ("train", "val", "test")
+# "holdout" is never read from a split file: dynamonet_tf.data.prepare moves a seeded part of
+# each class's train videos there, the set that training validates on (Kinetics' "val" is its
+# reported evaluation set, so the holdout has a name of its own).
+SUBSETS = ("train", "val", "test", "holdout")
+HOLDOUT = "holdout"
 SPLITS = (1, 2, 3)
 DATASET_NAMES = ("ucf101", "hmdb51", "kinetics400", "folder")
 UNLABELED = -1
@@ -24,6 +28,7 @@ UNLABELED = -1
 _MISSING_SHOWN = 5
 _KINETICS_REQUIRED_COLUMNS = ("youtube_id", "time_start", "time_end", "split")
 _KINETICS_SPLITS = {"train": "train", "val": "val", "validate": "val", "test": "test"}
+_KINETICS_SUBSETS = ("train", "val", "test")
 
 
 class DatasetError(ValueError):
@@ -38,7 +43,8 @@ class VideoRecord:
     """One video of a dataset.
 
     ``path``: absolute path of the file; ``label``: class index, -1 when unlabeled;
-    ``label_name``: class name, "" when unlabeled; ``subset``: "train", "val" or "test";
+    ``label_name``: class name, "" when unlabeled; ``subset``: one of ``SUBSETS`` (readers
+    give "train", "val" or "test"; "holdout" is made by the preparation);
     ``media_id``: an id that is the same on every machine (see each reader).
     """
 
@@ -64,7 +70,7 @@ class DatasetIndex:
     missing: list = dataclasses.field(default_factory=list)
 
     def subset(self, name):
-        """Returns the ``VideoRecord``s of subset ``name`` ("train", "val" or "test")."""
+        """Returns the ``VideoRecord``s of subset ``name`` (one of ``SUBSETS``)."""
         if name not in SUBSETS:
             raise DatasetError(f"unknown subset {name!r}; valid subsets: {', '.join(SUBSETS)}")
         return [video for video in self.videos if video.subset == name]
@@ -461,11 +467,14 @@ def _read_kinetics_csv(path):
 
 
 def _check_subsets(subsets):
-    """Returns ``subsets`` as a tuple after checking each is "train", "val" or "test"."""
+    """Returns ``subsets`` as a tuple after checking each is a Kinetics subset: "train",
+    "val" or "test" (the annotation files know no "holdout")."""
     subsets = (subsets,) if isinstance(subsets, str) else tuple(subsets)
-    unknown = [subset for subset in subsets if subset not in SUBSETS]
+    unknown = [subset for subset in subsets if subset not in _KINETICS_SUBSETS]
     if unknown or not subsets:
-        raise DatasetError(f"subsets {subsets!r}: each must be one of {', '.join(SUBSETS)}")
+        raise DatasetError(
+            f"subsets {subsets!r}: each must be one of {', '.join(_KINETICS_SUBSETS)}"
+        )
     return subsets
 
 

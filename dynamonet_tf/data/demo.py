@@ -590,7 +590,7 @@ def _prepare_root(root, options):
     return True
 
 
-def generate_demo(root, *, seed=0, unlabeled_videos=48, videos_per_class=10, num_frames=40,
+def generate_demo(root, *, seed=0, unlabeled_videos=48, videos_per_class=12, num_frames=40,
                   size=(128, 160), fps=25, photos=None):
     """Writes the demo dataset under ``root`` (see the module docstring) and summarises it.
 

@@ -6,11 +6,17 @@ Each subset (train, test, ...) of a :class:`DatasetIndex` becomes shards
 the parent writes the shards in a fixed order, so the same command always produces the
 same files.
 
+Before the shards are planned, :func:`split_holdout` moves a fixed, seeded part of each
+class's train videos (``PrepareOptions.holdout_fraction``, 10 % by default) into the subset
+"holdout": the videos that training validates on (the LR plateau, the ``best/`` checkpoint),
+so that the test split is left for evaluation alone. The manifest's ``"holdout"`` entry
+names them.
+
 Interruptions lose nothing: every shard is written under a temporary name and renamed
 when complete, and its record (videos written, failures) is saved in ``.progress/`` after
 that. A re-run of the same command skips the recorded shards. ``manifest.json`` (counts per
-subset and class, frames, fps, source and options) and ``failures.json`` (every video that
-could not be read or was missing, with the reason) are written at the end;
+subset and class, frames, fps, source, options and the holdout) and ``failures.json`` (every
+video that could not be read or was missing, with the reason) are written at the end;
 :func:`read_manifest` reads the manifest back for evaluation and inference.
 """
 
@@ -29,6 +35,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from dynamonet_tf.atomic_files import TEMPORARY_PATTERN, atomic_write, temporary_path
+from dynamonet_tf.data.datasets import HOLDOUT, DatasetIndex
 from dynamonet_tf.data.video import VideoDecodeError, decode_video
 
 PROGRESS_DIR = ".progress"
@@ -50,19 +57,26 @@ class PrepareOptions:
     jpeg_quality: 1-100.
     videos_per_shard: videos per TFRecord file.
     max_frames: keep at most this many frames per video (``None``: all).
+    holdout_fraction: the share of each class's train videos moved to the subset "holdout"
+        for validation, in [0, 1); 0: no holdout (see :func:`split_holdout`).
+    holdout_seed: which videos are held out (an integer >= 0).
     """
 
     short_side: int = 128
     jpeg_quality: int = 90
     videos_per_shard: int = 64
     max_frames: int = None
+    holdout_fraction: float = 0.1
+    holdout_seed: int = 0
 
     def __post_init__(self):
+        object.__setattr__(self, "holdout_fraction", _check_holdout_fraction(self.holdout_fraction))
         for name, low, high in (
             ("short_side", 1, None),
             ("jpeg_quality", 1, 100),
             ("videos_per_shard", 1, None),
             ("max_frames", 1, None),
+            ("holdout_seed", 0, None),
         ):
             value = getattr(self, name)
             if value is None and name == "max_frames":
@@ -72,6 +86,67 @@ class PrepareOptions:
             ):
                 valid = f"an integer from {low} to {high}" if high else f"an integer >= {low}"
                 raise PrepareError(f"{name} must be {valid}; got {value!r}.")
+
+
+def _check_holdout_fraction(fraction):
+    """``fraction`` as a float after checking that it lies in [0, 1)."""
+    number = isinstance(fraction, (int, float)) and not isinstance(fraction, bool)
+    if not number or not 0 <= fraction < 1:
+        raise PrepareError(
+            "holdout_fraction must be a number in [0, 1): the share of each class's train "
+            f"videos held out for validation, 0 for none; got {fraction!r}."
+        )
+    return float(fraction)
+
+
+def holdout_count(videos, fraction):
+    """How many of a class's ``videos`` train videos :func:`split_holdout` holds out:
+    ``fraction * videos`` rounded to the nearest whole number (halves up), at least 1 when
+    ``fraction > 0`` and the class has 2 or more, and never all of them."""
+    if fraction <= 0 or videos < 2:
+        return 0
+    return min(videos - 1, max(1, math.floor(fraction * videos + 0.5)))
+
+
+def _holdout_order(seed, media_id):
+    # "holdout/" keeps this order apart from other seeded choices over the same media ids.
+    return hashlib.sha256(f"holdout/{seed}/{media_id}".encode()).hexdigest(), media_id
+
+
+def split_holdout(index, fraction, seed):
+    """``index`` with :func:`holdout_count` of each class's train videos moved to "holdout".
+
+    Each class (all unlabeled videos together are one group) is split on its own: its train
+    videos are ordered by ``sha256("holdout/<seed>/<media id>")`` and the first ones are held
+    out, so the choice depends only on the seed and the media ids, not on the order of the
+    index or on the other classes. Other subsets are untouched. Returns a new
+    ``DatasetIndex`` (videos in the readers' order: subset, then media id).
+
+    Raises:
+        PrepareError: a bad ``fraction`` or ``seed``, or an index that already has holdout
+            videos while ``fraction > 0``.
+    """
+    fraction = _check_holdout_fraction(fraction)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise PrepareError(f"holdout_seed must be an integer >= 0; got {seed!r}.")
+    if fraction > 0 and any(video.subset == HOLDOUT for video in index.videos):
+        raise PrepareError(
+            f"{index.name} already has {HOLDOUT} videos; prepare it with holdout_fraction 0."
+        )
+    by_class = {}  # label -> positions in index.videos of the class's train videos
+    for position, video in enumerate(index.videos):
+        if video.subset == "train":
+            by_class.setdefault(video.label, []).append(position)
+    held_out = set()
+    for positions in by_class.values():
+        ordered = sorted(positions, key=lambda p: _holdout_order(seed, index.videos[p].media_id))
+        held_out.update(ordered[: holdout_count(len(positions), fraction)])
+    videos = [
+        dataclasses.replace(video, subset=HOLDOUT) if position in held_out else video
+        for position, video in enumerate(index.videos)
+    ]
+    videos.sort(key=lambda video: (video.subset, video.media_id))
+    return DatasetIndex(index.name, list(index.classes), videos, list(index.missing))
 
 
 def read_manifest(files):
@@ -238,7 +313,7 @@ def _summary(values):
     return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
-def _manifest(out_dir, index, plan, shards):
+def _manifest(out_dir, index, options, plan, shards):
     records = [
         json.loads((out_dir / PROGRESS_DIR / f"{shard.name}.json").read_text()) for shard in shards
     ]
@@ -264,6 +339,12 @@ def _manifest(out_dir, index, plan, shards):
         plan,
         classes=list(index.classes),
         subsets=subsets,
+        holdout={
+            "fraction": options.holdout_fraction,
+            "seed": options.holdout_seed,
+            "from": "train",
+            "media_ids": sorted(v.media_id for v in index.videos if v.subset == HOLDOUT),
+        },
         frames_per_video=_summary([v["frames"] for v in videos]),
         fps=_summary([v["fps"] for v in videos]),
         failures=len(failures),
@@ -277,8 +358,17 @@ def prepare(index, out_dir, options=PrepareOptions(), *, workers=2, source=None,
 
     ``workers`` decoding processes (0: decode in this process). ``source`` (a dict, e.g. the
     video root and split file) is recorded in the manifest.
+
+    First :func:`split_holdout` moves ``options.holdout_fraction`` of each class's train
+    videos (seeded by ``options.holdout_seed``) to the subset "holdout", written as
+    ``holdout-<k>-of-<n>.tfrecord`` beside the other shards. The manifest's ``"holdout"`` entry
+    is ``{"fraction", "seed", "from": "train", "media_ids": [sorted ids moved]}``; with
+    fraction 0 (or no class of 2 or more train videos) ``media_ids`` is empty and there is no
+    holdout subset and no holdout shard. ``subsets["holdout"]`` counts the videos written,
+    like the other subsets.
     """
     out_dir = Path(out_dir)
+    index = split_holdout(index, options.holdout_fraction, options.holdout_seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     plan = _plan_description(index, options, source or {})
     _claim_output(out_dir, plan, overwrite)
@@ -295,7 +385,7 @@ def prepare(index, out_dir, options=PrepareOptions(), *, workers=2, source=None,
         dynamic_ncols=True,
     ) as progress_bar:
         _write_shards(out_dir, pending, options, min(workers, remaining), progress_bar)
-    manifest, failures = _manifest(out_dir, index, plan, shards)
+    manifest, failures = _manifest(out_dir, index, options, plan, shards)
     atomic_write(out_dir / FAILURES_FILE, json.dumps(failures, indent=2))
     atomic_write(out_dir / MANIFEST_FILE, json.dumps(manifest, indent=2))
     return manifest
@@ -318,7 +408,8 @@ def prepare_demo(
     Videos go to ``video_root`` (default ``<out_dir>/videos``), made by
     :func:`dynamonet_tf.data.demo.generate_demo` with ``seed`` and ``demo_options``; the
     unlabeled clips are prepared into ``<out_dir>/unlabeled`` and the labeled set, read
-    through the HMDB51 reader, into ``<out_dir>/labeled_split<split>``. Returns both manifests.
+    through the HMDB51 reader, into ``<out_dir>/labeled_split<split>``, each with the holdout
+    of ``options`` (10 % of each class's train videos by default). Returns both manifests.
     """
     from dynamonet_tf.data.datasets import read_folder, read_hmdb51
     from dynamonet_tf.data.demo import demo_paths, generate_demo
