@@ -41,6 +41,7 @@ from dynamonet_tf.frame_metrics import FramePredictionScores
 from dynamonet_tf.losses import frame_prediction_loss
 from dynamonet_tf.models import LOGITS, PREDICTED_FRAMES, split_clip, transfer_weights
 from dynamonet_tf.runs import CONFIG_FILE, RunError, build_model, load_run_config, model_kind, resolve_checkpoint
+from dynamonet_tf.training.finite_updates import all_finite, apply_gradients
 from dynamonet_tf.training.optimization import decayed_weights, make_optimizer
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
@@ -302,7 +303,7 @@ class Trainer:
 
         def replica_step(frames, targets):
             gradients, sums = gradients_and_sums(frames, targets)
-            self.optimizer.apply(gradients, self.model.trainable_variables)
+            apply_gradients(self.optimizer, gradients, self.model.trainable_variables)
             return sums
 
         @tf.function
@@ -432,7 +433,16 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
 
+    def _check_finite_weights(self):
+        if not all_finite(self.model.weights):
+            raise TrainingError(
+                f"the model holds non-finite weights at step {int(self.optimizer.iterations.numpy())}; "
+                f"nothing was saved and the last good checkpoint is kept: {self.manager.latest_checkpoint}. "
+                "Lower optimizer.base_learning_rate or check the data."
+            )
+
     def _save(self):
+        self._check_finite_weights()
         self.manager.save(checkpoint_number=int(self.optimizer.iterations.numpy()))
 
     def _end_epoch(self, logs):
@@ -441,6 +451,7 @@ class Trainer:
             if val_loss < float(self.best_val_loss.numpy()):
                 self.best_val_loss.assign(val_loss)
                 self.plateau_wait.assign(0)
+                self._check_finite_weights()
                 self.best_manager.save(checkpoint_number=int(self.epoch.numpy()))
             else:
                 self.plateau_wait.assign_add(1)
