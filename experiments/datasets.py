@@ -28,7 +28,8 @@ HELD_OUT_CLIPS = 16
 # The labeled videos of a photo-split demo are not used: the fewest the generator allows.
 UNUSED_VIDEOS_PER_CLASS = 2
 
-# Tiny videos for --smoke: 12 frames of 32 x 32, 3 videos per class (2 train, 1 test).
+# Tiny videos for --smoke: 12 frames of 32 x 32, 3 videos per class (1 train, 1 holdout,
+# 1 test).
 SMOKE_DEMO = {"unlabeled_videos": 4, "videos_per_class": 3, "num_frames": 12, "size": (32, 32)}
 SMOKE_PREPARE = PrepareOptions(short_side=32)
 
@@ -38,6 +39,7 @@ class DemoData:
     """File patterns of a prepared demo."""
 
     unlabeled: str  # unlabeled training clips
+    unlabeled_all: str  # every unlabeled clip: the training clips and their holdout
     labeled_train: str  # split 1 training videos
     labeled_test: str  # split 1 test videos
 
@@ -54,6 +56,7 @@ def _prepared(root, demo_options=None, *, smoke=False, seed=0):
         )
     return DemoData(
         unlabeled=str(unlabeled / "train-*.tfrecord"),
+        unlabeled_all=str(unlabeled / "*.tfrecord"),
         labeled_train=str(labeled / "train-*.tfrecord"),
         labeled_test=str(labeled / "test-*.tfrecord"),
     )
@@ -78,4 +81,5 @@ def photo_split_data(data_root, smoke=False):
     train = _prepared(root / "training_photos", {**training, "photos": TRAINING_PHOTOS}, smoke=smoke)
     # Another seed as well as other photographs: clip i of each would otherwise share its motion.
     test = _prepared(root / "held_out_photos", {**held_out, "photos": HELD_OUT_PHOTOS}, smoke=smoke, seed=1)
-    return train.unlabeled, test.unlabeled
+    # Nothing trains on the held-out photographs: all their clips, holdout included, are scored.
+    return train.unlabeled, test.unlabeled_all

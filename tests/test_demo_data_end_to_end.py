@@ -25,9 +25,10 @@ def test_prepare_demo_command_feeds_the_pipelines_and_the_model(tmp_path):
     unlabeled = json.loads((out / "unlabeled" / "manifest.json").read_text())
     assert labeled["classes"] == list(DEMO_CLASSES)
     assert labeled["failures"] == unlabeled["failures"] == 0
-    assert set(labeled["subsets"]) == {"train", "test"}
+    assert set(labeled["subsets"]) == {"train", "holdout", "test"}
     assert sum(labeled["subsets"]["train"]["per_class"].values()) == labeled["subsets"]["train"]["videos"]
-    assert unlabeled["subsets"]["train"]["per_class"] == {"(unlabeled)": 48}
+    assert unlabeled["subsets"]["train"]["per_class"] == {"(unlabeled)": 43}
+    assert unlabeled["subsets"]["holdout"]["per_class"] == {"(unlabeled)": 5}
 
     frames, targets = next(iter(train_dataset(str(out / "labeled_split1" / "train-*.tfrecord"), batch_size=4, seed=0)))
     assert frames.shape == targets["predicted_frames"].shape == (4, 16, 112, 112, 3)
