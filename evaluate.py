@@ -6,7 +6,8 @@
         --model-dir 'runs/finetune_ucf101_split{split}' --data 'prepared/ucf101_split{split}'
 
 Every T-frame clip of each test video (non-overlapping; the last one padded with the video's
-final frame) at the run's crop size, softmax averaged per video. {split} in --model-dir,
+last kept frame) at the run's crop size, softmax averaged per video; clips hold every
+data.frame_stride-th frame of the video, as the run's training clips. {split} in --model-dir,
 --checkpoint and --data is replaced by each split's number; --split all evaluates the three
 splits, each with its own run, and reports their mean and standard deviation.
 """
@@ -48,7 +49,7 @@ def parse_args(argv):
         "holds summary.json and split<N>/, default eval_<dataset>_splits beside the runs)",
     )
     parser.add_argument("--crops", type=int, default=1, choices=(1, 3), help="1: centre; 3: along the long side")
-    parser.add_argument("--clip-stride", type=int, help="frames between clip starts (default T: non-overlapping)")
+    parser.add_argument("--clip-stride", type=int, help="kept frames (after data.frame_stride) between clip starts (default T: non-overlapping)")
     parser.add_argument("--batch-size", type=int, help="views per batch (default: the run's train.batch_size)")
     return parser.parse_args(argv)
 

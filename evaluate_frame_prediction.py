@@ -3,7 +3,8 @@
     python evaluate_frame_prediction.py --model-dir runs/pretrain [--flow-mask]
 
 Writes per_video.csv, metrics.json and figures/ (the paper's Figure 3) to --out; see
-README.md and dynamonet_tf/frame_prediction.py.
+README.md and dynamonet_tf/frame_prediction.py. Clips hold every data.frame_stride-th frame
+of a video, as the run trained on.
 """
 
 import argparse
@@ -68,7 +69,7 @@ def main(argv=None):
 
 def print_metrics(metrics, out_dir):
     print(f"\n{metrics['checkpoint']}: {metrics['clips']} clips of {metrics['clip_frames']} frames "
-          f"from {metrics['videos']} videos; results in {out_dir}")
+          f"{metrics['frame_stride']} apart from {metrics['videos']} videos; results in {out_dir}")
     columns = ["ssim", "ssim_luma", "psnr", "psnr_of_mean_mse"]
     if metrics["flow_mask"]:
         columns += ["masked_ssim", "masked_ssim_luma", "masked_psnr", "masked_psnr_of_mean_mse"]

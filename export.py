@@ -2,7 +2,9 @@
 
     python export.py --model-dir runs/joint --out exported/dynamonet
 
-Label names come from --labels, else from the manifest.json of the run's prepared data.
+Label names come from --labels, else from the manifest.json of the run's prepared data. The
+export keeps the run's data.frame_stride: clients give video at its native frame rate and the
+export keeps every data.frame_stride-th frame, as in training and evaluation.
 """
 
 import argparse
@@ -54,6 +56,7 @@ def main(argv=None):
             label_names=label_names,
             short_side=config.data.short_side,
             crop_size=config.data.crop_size,
+            frame_stride=config.data.frame_stride,
             top_k=top_k,
             backbone=config.model.backbone,
             overwrite=args.overwrite,
@@ -67,8 +70,9 @@ def main(argv=None):
         sys.exit(f"error: {error}")
     print(f"exported the {metadata['model_kind']} model of {run.checkpoint} to {args.out}")
     print(f"  signatures: {', '.join(metadata['signatures'])}")
-    print(f"  clips of {metadata['num_frames']} frames, short side {metadata['short_side']}, "
-          f"centre crop {metadata['crop_size']}")
+    print(f"  clips of {metadata['num_frames']} frames {metadata['frame_stride']} apart (input: "
+          f"{metadata['input']['shape'][1]} frames at the native rate), short side "
+          f"{metadata['short_side']}, centre crop {metadata['crop_size']}")
     if label_names is not None:
         print(f"  {len(label_names)} label names from {label_source}")
 

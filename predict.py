@@ -3,7 +3,9 @@
     python predict.py walk.mp4 jump.avi --export exported/dynamonet
     python predict.py walk.mp4 --model-dir runs/joint --frames-out walk_frames.mp4
 
-Every non-overlapping clip of T frames is classified and the clips' probabilities averaged.
+Every non-overlapping clip of T frames is classified and the clips' probabilities averaged;
+the clips hold every data.frame_stride-th frame of the video, as the run trained on (an export
+records its run's stride).
 """
 
 import argparse
@@ -68,7 +70,9 @@ def main(argv=None):
             frames, fps = read_video(video, model.short_side)
             prediction = predict_video(model, frames, with_frames=frames_out is not None, batch_size=args.batch_size)
             if frames_out is not None:
-                write_frames(frames_out[video], prediction.true_frames, prediction.predicted_frames, fps or DEFAULT_FPS)
+                # Every frame_stride-th frame is written: at fps / stride they play in real time.
+                write_frames(frames_out[video], prediction.true_frames, prediction.predicted_frames,
+                             (fps or DEFAULT_FPS) / model.frame_stride)
         except InferenceError as error:
             failures.append(f"error: {error}")
             reports.append({"video": str(video), "error": str(error)})
@@ -125,7 +129,8 @@ def frames_out_paths(frames_out, videos):
 def video_report(video, prediction, model, top_k, frames_path):
     """The JSON-ready result of one video."""
     report = {"video": str(video), "frames": prediction.num_frames, "clips": prediction.num_clips,
-              "clip_frames": model.num_frames, "top_k": None, "probabilities": None}
+              "clip_frames": model.num_frames, "frame_stride": model.frame_stride,
+              "top_k": None, "probabilities": None}
     if model.classifies:
         report["top_k"] = [{"label": label, "probability": probability}
                            for label, probability in prediction.top_k(top_k)]
@@ -136,7 +141,8 @@ def video_report(video, prediction, model, top_k, frames_path):
 
 
 def print_report(report, model):
-    print(f"{report['video']}: {report['frames']} frames, {report['clips']} clips of {report['clip_frames']}")
+    every = f" (frames {report['frame_stride']} apart)" if report["frame_stride"] > 1 else ""
+    print(f"{report['video']}: {report['frames']} frames, {report['clips']} clips of {report['clip_frames']}{every}")
     if report["top_k"] is None:
         print(f"  no classifier ({model.kind} model): no action scores")
     else:

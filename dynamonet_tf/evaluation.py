@@ -1,7 +1,8 @@
 """Action recognition evaluation of trained runs: the paper's test protocol (§4.3, Table 5).
 
-Every T-frame clip of each test video is classified (non-overlapping clips covering the
-whole video, the last one padded by repeating the video's final frame, as
+Every T-frame clip of each test video is classified (non-overlapping clips of the video's
+frames 0, s, 2s, ..., ``s`` the run's ``data.frame_stride`` as in its training clips, covering
+every kept frame, the last one padded by repeating the last kept frame, as
 :func:`~dynamonet_tf.data.pipelines.eval_dataset` cuts them) at the centre crop, or at 3
 crops along the long side; the softmax scores of all views of a video are averaged, and the
 video counts as correct when its true class ranks first (top-1) or in the first five
@@ -336,10 +337,12 @@ def evaluate_split(
 ):
     """Evaluates one split's run and writes its files; returns ``(metrics, out_dir)``.
 
-    ``clip_stride`` defaults to the run's T (non-overlapping clips), ``batch_size`` (views
-    per batch) to its ``train.batch_size``. Raises :class:`EvaluationError` or
-    :class:`~dynamonet_tf.runs.RunError` on a run or data that does not fit, and
-    :class:`~dynamonet_tf.data.prepare.PrepareError` on an unreadable manifest.
+    Clips hold every ``data.frame_stride``-th frame of a video, as the run's training clips;
+    ``clip_stride`` counts those kept frames and defaults to the run's T (non-overlapping
+    clips), ``batch_size`` (views per batch) to its ``train.batch_size``. Raises
+    :class:`EvaluationError` or :class:`~dynamonet_tf.runs.RunError` on a run or data that
+    does not fit, and :class:`~dynamonet_tf.data.prepare.PrepareError` on an unreadable
+    manifest.
     """
     if clip_stride is not None and clip_stride < 1:
         raise EvaluationError(f"--clip-stride must be >= 1; got {clip_stride}.")
@@ -357,6 +360,7 @@ def evaluate_split(
     clips = eval_dataset(
         files,
         num_frames=data.num_frames,
+        frame_stride=data.frame_stride,
         crop_size=data.crop_size,
         short_side=data.short_side,
         batch_size=batch_size or run.config.train.batch_size,
@@ -376,6 +380,7 @@ def evaluate_split(
         "checkpoint": run.checkpoint,
         "data": pattern,
         "num_frames": data.num_frames,
+        "frame_stride": data.frame_stride,
         "crop_size": data.crop_size,
         "crops": num_crops,
         "clip_stride": clip_stride,
@@ -404,7 +409,8 @@ def summarise_splits(results):
 def format_table(dataset, results, summary=None):
     """The printed table: one row per split (and mean ± std), accuracies in percent."""
     _, first = results[0]
-    protocol = f"{first['crops']}-crop, clips of {first['num_frames']} frames every {first['clip_stride']}"
+    spacing = f" {first['frame_stride']} apart" if first.get("frame_stride", 1) > 1 else ""
+    protocol = f"{first['crops']}-crop, clips of {first['num_frames']} frames{spacing} every {first['clip_stride']}"
     columns = ("video top-1", "video top-5", "clip top-1", "mean class")
     lines = [f"{dataset} ({protocol}), accuracy in %"]
     lines.append(f"{'':10s}{'videos':>8s}" + "".join(f"{c:>14s}" for c in columns))

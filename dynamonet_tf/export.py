@@ -1,11 +1,16 @@
 """SavedModel export of DynamoNet models that serve raw ``uint8`` video.
 
 :func:`export_saved_model` writes a TensorFlow SavedModel whose signatures take a batch of
-raw RGB video, ``uint8`` ``(batch, num_frames, height, width, 3)`` of any batch size, height
-and width, and do the evaluation preprocessing of :func:`dynamonet_tf.data.pipelines.eval_dataset`
-inside the graph (:func:`preprocess_video`): conversion to [0, 1], bilinear resize of the short
-side to ``short_side`` keeping the aspect ratio, centre crop to ``crop_size``. A client needs
-TensorFlow only, not this package::
+raw RGB video, ``uint8`` ``(batch, num_frames * frame_stride, height, width, 3)`` of any batch
+size, height and width, and do the evaluation preprocessing of
+:func:`dynamonet_tf.data.pipelines.eval_dataset` inside the graph (:func:`preprocess_video`):
+keeping every ``frame_stride``-th frame (frames 0, s, 2s, ...: the spacing the run trained on,
+its ``data.frame_stride``), conversion to [0, 1], bilinear resize of the short side to
+``short_side`` keeping the aspect ratio, centre crop to ``crop_size``. The client gives the
+video at its native frame rate, ``num_frames * frame_stride`` consecutive frames per clip,
+and the export strides it; with ``frame_stride`` 1 (the default) that is ``num_frames``
+frames, all used; a video of another length is refused (``InvalidArgumentError``). A client
+needs TensorFlow only, not this package::
 
     loaded = tf.saved_model.load(export_dir)
     scores = loaded.signatures["serving_default"](video=video)   # video: uint8
@@ -19,7 +24,7 @@ Signatures (each output a dict entry; which exist depends on the model kind):
   ``(batch, top_k)``, best first.
 - ``predict_frames`` (joint, pretrain): ``predicted_frames`` float32
   ``(batch, num_frames, crop_size, crop_size, 3)`` in [0, 1], the prediction of frames
-  2..T+1 of the cropped clip from its frames 1..T; ``filters`` float32
+  2..T+1 of the cropped (strided) clip from its frames 1..T; ``filters`` float32
   ``(batch, num_frames, k, k)``, the dynamic motion filters.
 - ``motion_features`` (joint, classifier): ``ar_features`` float32 ``(batch, ar_units)``,
   the output of the ``ar_fc`` layer; joint models add ``dmr`` float32 ``(batch, dmr_units)``.
@@ -27,9 +32,9 @@ Signatures (each output a dict entry; which exist depends on the model kind):
 - ``metadata``, no input: ``metadata``, the JSON string of the metadata asset.
 
 Each signature is also an attribute of the loaded object (``loaded.labels()``), and the
-metadata (model kind, backbone, num_frames, short_side, crop_size, classes, top_k, label
-names, signatures) is the asset ``assets/dynamonet_export.json``, readable without
-TensorFlow.
+metadata (model kind, backbone, num_frames, frame_stride, short_side, crop_size, classes,
+top_k, label names, input shape, signatures) is the asset ``assets/dynamonet_export.json``,
+readable without TensorFlow.
 
 The export is a ``tf.Module`` saved with ``tf.saved_model.save`` rather than Keras'
 ``ExportArchive`` (``model.export``), because ``ExportArchive.write_out`` always adds a
@@ -49,6 +54,7 @@ import keras
 import tensorflow as tf
 from official.vision.ops import preprocess_ops_3d
 
+from dynamonet_tf.data.pipelines import subsample_frames
 from dynamonet_tf.models.dynamonet import DMR, FILTERS, LOGITS, MODEL_KINDS, PREDICTED_FRAMES
 
 SERVING_DEFAULT = "serving_default"
@@ -74,20 +80,24 @@ _KIND_SIGNATURES = {
 }
 
 
-def preprocess_video(video, *, short_side, crop_size):
+def preprocess_video(video, *, short_side, crop_size, frame_stride=1):
     """Raw video -> model input, as :func:`~dynamonet_tf.data.pipelines.eval_dataset` does.
 
-    The same Model Garden ops in the same order: conversion to float32 in [0, 1] (before
-    resizing, so that resizing does not round to ``uint8`` levels), bilinear resize so that
-    the short side is ``short_side`` (``(long * short_side) // short`` for the long side),
-    centre crop.
+    The same subsampling and Model Garden ops in the same order: frames 0, s, 2s, ... of the
+    time axis (``s = frame_stride``, :func:`~dynamonet_tf.data.pipelines.subsample_frames`),
+    conversion to float32 in [0, 1] (before resizing, so that resizing does not round to
+    ``uint8`` levels), bilinear resize so that the short side is ``short_side``
+    (``(long * short_side) // short`` for the long side), centre crop.
 
     Args:
         video: ``uint8`` ``(batch, time, height, width, channels)``, any height and width.
+        frame_stride: keep every ``frame_stride``-th frame; 1 keeps them all.
 
     Returns:
-        float32 ``(batch, time, crop_size, crop_size, channels)`` in [0, 1].
+        float32 ``(batch, ceil(time / frame_stride), crop_size, crop_size, channels)`` in
+        [0, 1].
     """
+    video = subsample_frames(video, frame_stride, axis=1)
     shape = tf.shape(video)
     # Model Garden's ops take (time, height, width, channels); frames of all clips are one
     # such sequence for them.
@@ -125,6 +135,7 @@ def export_saved_model(
     label_names=None,
     short_side=128,
     crop_size=112,
+    frame_stride=1,
     top_k=5,
     backbone=None,
     overwrite=False,
@@ -144,6 +155,9 @@ def export_saved_model(
             default ``"0"``, ``"1"``, ...
         short_side: frames are resized so that their short side is this (>= crop_size).
         crop_size: side of the centre crop; must equal the model's input height and width.
+        frame_stride: the run's ``data.frame_stride``: the signatures take
+            ``num_frames * frame_stride`` frames at the video's native rate and keep frames
+            0, s, 2s, ... of them, the spacing the model was trained on.
         top_k: number of best classes ``serving_default`` returns (<= classes).
         backbone: the backbone's name, recorded in the metadata (the model does not know it).
         overwrite: replace an existing non-empty ``export_dir``.
@@ -157,7 +171,7 @@ def export_saved_model(
             ``overwrite``.
     """
     kind = model_kind(model)
-    num_frames = _check_geometry(model, short_side, crop_size)
+    num_frames = _check_geometry(model, short_side, crop_size, frame_stride)
     classifies = kind != "pretrain"
     num_classes = model.output[LOGITS].shape[-1] if classifies else None
     if classifies:
@@ -173,12 +187,14 @@ def export_saved_model(
         "model_kind": kind,
         "backbone": backbone,
         "num_frames": num_frames,
+        "frame_stride": frame_stride,
         "short_side": short_side,
         "crop_size": crop_size,
         "num_classes": num_classes,
         "top_k": top_k if classifies else None,
         "label_names": label_names,
-        "input": {"dtype": "uint8", "shape": [None, num_frames, None, None, 3]},
+        # Native-rate frames: every frame_stride-th one is kept.
+        "input": {"dtype": "uint8", "shape": [None, num_frames * frame_stride, None, None, 3]},
         "signatures": signatures,
     }
 
@@ -192,7 +208,7 @@ def export_saved_model(
             with open(metadata_path, "w") as file:
                 json.dump(metadata, file, indent=2)
             module = _ServingModule(
-                model, metadata_path, label_names, short_side, crop_size, top_k
+                model, metadata_path, label_names, short_side, crop_size, frame_stride, top_k
             )
             tf.saved_model.save(
                 module,
@@ -210,17 +226,29 @@ class _ServingModule(tf.Module):
     """The exported object: the Keras model, the label names, the metadata asset, and one
     ``tf.function`` per signature (attributes named as the signatures)."""
 
-    def __init__(self, model, metadata_path, label_names, short_side, crop_size, top_k):
+    def __init__(self, model, metadata_path, label_names, short_side, crop_size, frame_stride, top_k):
         super().__init__(name="dynamonet_export")
         # Tracking the model saves its variables; the sub-models below share them.
         self.model = model
         self.metadata_file = tf.saved_model.Asset(metadata_path)
-        video_spec = tf.TensorSpec(
-            (None, model.input_shape[1], None, None, 3), tf.uint8, name="video"
-        )
+        # The native-rate frames of one clip; striding leaves the model's num_frames.
+        clip_length = model.input_shape[1] * frame_stride
+        video_spec = tf.TensorSpec((None, clip_length, None, None, 3), tf.uint8, name="video")
 
         def model_input(video):
-            return preprocess_video(video, short_side=short_side, crop_size=crop_size)
+            # A loaded signature does not check the input's shape against its spec: without
+            # this, T consecutive frames given to a strided export would be served silently.
+            check = tf.debugging.assert_equal(
+                tf.shape(video)[1],
+                clip_length,
+                message=f"video must hold {clip_length} frames at the native rate: one clip "
+                f"of {model.input_shape[1]} frames {frame_stride} apart",
+            )
+            with tf.control_dependencies([check]):
+                video = tf.identity(video)
+            return preprocess_video(
+                video, short_side=short_side, crop_size=crop_size, frame_stride=frame_stride
+            )
 
         # One sub-model per signature, so that each runs only the layers its outputs need.
         def submodel(outputs):
@@ -272,9 +300,9 @@ def _as_float32(outputs):
     return {name: tf.cast(value, tf.float32) for name, value in outputs.items()}
 
 
-def _check_geometry(model, short_side, crop_size):
-    """Checks the crop against the model's input; returns the model's num_frames."""
-    for name, value in (("short_side", short_side), ("crop_size", crop_size)):
+def _check_geometry(model, short_side, crop_size, frame_stride):
+    """Checks the crop and stride against the model's input; returns the model's num_frames."""
+    for name, value in (("short_side", short_side), ("crop_size", crop_size), ("frame_stride", frame_stride)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer; got {value!r}.")
     if crop_size > short_side:

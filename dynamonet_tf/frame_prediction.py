@@ -1,10 +1,12 @@
 """Next-frame prediction of a trained run against copying the last frame (paper Table 3).
 
 Every whole, non-overlapping clip of T + 1 frames of each video is cut (centre crop, as in
-evaluation); the model sees frames 1..T and predicts frames 2..T+1, and each prediction of
-frame t + 1 is scored against the true frame t + 1 together with the copy-the-last-frame
-baseline (frame t itself), on the same frames and crops: SSIM (RGB and luma) and PSNR, with
-the settings of :mod:`dynamonet_tf.frame_metrics`. Padded clips (the last one of a video in
+evaluation), from the video's frames 0, s, 2s, ... (``s`` the run's ``data.frame_stride``,
+the spacing of its training clips, so frame t + 1 is ``s`` source frames after frame t); the
+model sees frames 1..T and predicts frames 2..T+1, and each prediction of frame t + 1 is
+scored against the true frame t + 1 together with the copy-the-last-frame baseline (frame t
+itself), on the same frames and crops: SSIM (RGB and luma) and PSNR, with the settings of
+:mod:`dynamonet_tf.frame_metrics`. Padded clips (the last one of a video in
 :func:`~dynamonet_tf.data.pipelines.eval_dataset`) are left out: their repeated final frame
 is a stillness that copying the last frame predicts for free.
 
@@ -37,7 +39,7 @@ from tqdm import tqdm
 
 from dynamonet_tf.atomic_files import atomic_write
 from dynamonet_tf.data.datasets import VIDEO_EXTENSIONS
-from dynamonet_tf.data.pipelines import eval_dataset
+from dynamonet_tf.data.pipelines import eval_dataset, subsample_frames
 from dynamonet_tf.data.video import VideoDecodeError, decode_video
 from dynamonet_tf.export import preprocess_video
 from dynamonet_tf.frame_metrics import MAX_PSNR, SSIM_BORDER, SSIM_SETTINGS, FramePredictionScores
@@ -122,17 +124,23 @@ def figure(frames, next_frames, predicted):
 # ---------------------------------------------------------------------- clips
 
 
-def dataset_videos(file_pattern, *, clip_frames, crop_size, short_side):
+def dataset_videos(file_pattern, *, clip_frames, crop_size, short_side, frame_stride=1):
     """``(video id, clips)`` per video of prepared TFRecords, in file order.
 
     ``clips`` iterates over the video's whole clips of ``clip_frames`` frames, float32
     ``(clip_frames, crop_size, crop_size, 3)`` in [0, 1], cut as
-    :func:`~dynamonet_tf.data.pipelines.eval_dataset` cuts them (resize, centre crop); it is
-    empty for a video shorter than ``clip_frames``. Consume it before the next video.
+    :func:`~dynamonet_tf.data.pipelines.eval_dataset` cuts them (every ``frame_stride``-th
+    frame, resize, centre crop); it is empty for a video of fewer than ``clip_frames`` kept
+    frames. Consume it before the next video.
     """
     try:
         dataset = eval_dataset(
-            file_pattern, num_frames=clip_frames, crop_size=crop_size, short_side=short_side, batch_size=8
+            file_pattern,
+            num_frames=clip_frames,
+            frame_stride=frame_stride,
+            crop_size=crop_size,
+            short_side=short_side,
+            batch_size=8,
         ).unbatch()
     except FileNotFoundError:
         raise FramePredictionError(f"{file_pattern}: no TFRecord files match.") from None
@@ -140,13 +148,14 @@ def dataset_videos(file_pattern, *, clip_frames, crop_size, short_side):
         yield media_id.decode(), (clip for clip, info in items if info["valid_frames"] == clip_frames)
 
 
-def folder_videos(folder, *, clip_frames, crop_size, short_side):
+def folder_videos(folder, *, clip_frames, crop_size, short_side, frame_stride=1):
     """``(video id, clips)`` per video file under ``folder`` (recursively, sorted; the id is
     the path relative to ``folder``), as :func:`dataset_videos` gives them.
 
     Videos are decoded with PyAV at a short side of ``short_side`` (as ``data/prepare.py``
-    stores them), then resized and centre-cropped as evaluation does
-    (:func:`~dynamonet_tf.export.preprocess_video`).
+    stores them), subsampled to their frames 0, s, 2s, ... (``s = frame_stride``,
+    :func:`~dynamonet_tf.data.pipelines.subsample_frames`), then resized and centre-cropped
+    as evaluation does (:func:`~dynamonet_tf.export.preprocess_video`).
 
     Raises:
         FramePredictionError: ``folder`` is not a folder or holds no video file; later, on
@@ -165,6 +174,7 @@ def folder_videos(folder, *, clip_frames, crop_size, short_side):
             video, _ = decode_video(path, short_side=short_side)
         except VideoDecodeError as error:
             raise FramePredictionError(f"{path}: cannot be decoded ({error}).") from None
+        video = subsample_frames(video, frame_stride)
         count = len(video) // clip_frames
         if not count:
             return []
@@ -291,6 +301,7 @@ def evaluate_run(
         "clip_frames": run.config.data.num_frames + 1,
         "crop_size": run.config.data.crop_size,
         "short_side": run.config.data.short_side,
+        "frame_stride": run.config.data.frame_stride,
     }
     if videos is not None:
         source = {"videos": str(videos)}
@@ -310,9 +321,10 @@ def evaluate_run(
     )
     summary = evaluation.scores.summary()
     if not summary["clips"]:
+        clip_frames, stride = geometry["clip_frames"], geometry["frame_stride"]
         raise FramePredictionError(
-            f"{source.get('videos') or source['data']}: no video has {geometry['clip_frames']} frames, "
-            "the length of one clip."
+            f"{source.get('videos') or source['data']}: no video has {(clip_frames - 1) * stride + 1} frames, "
+            f"the length of one clip ({clip_frames} frames {stride} apart)."
         )
     metrics = {
         "checkpoint": run.checkpoint,

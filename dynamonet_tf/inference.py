@@ -1,11 +1,13 @@
 """Action recognition and next-frame prediction on whole video files.
 
 A video is decoded with PyAV at the model's short side (FFmpeg's area resampling, as
-``data/prepare.py`` stores training frames), cut into every non-overlapping clip of T frames
-as :func:`~dynamonet_tf.data.pipelines.eval_dataset` cuts evaluation videos (the last clip
-padded by repeating the final frame), and each clip is preprocessed as in evaluation (centre
-crop) and run through the model. The video's class probabilities are the mean of its clips'
-softmax scores, the paper's test protocol (:func:`dynamonet_tf.video_accuracy.video_score`).
+``data/prepare.py`` stores training frames), subsampled to its frames 0, s, 2s, ... (``s``
+the run's ``data.frame_stride``, the spacing of its training clips) and cut into every
+non-overlapping clip of T of those frames as :func:`~dynamonet_tf.data.pipelines.eval_dataset`
+cuts evaluation videos (the last clip padded by repeating the last kept frame), and each clip
+is preprocessed as in evaluation (centre crop) and run through the model. The video's class
+probabilities are the mean of its clips' softmax scores, the paper's test protocol
+(:func:`dynamonet_tf.video_accuracy.video_score`).
 
 The model comes from either of two places, with the same numbers:
 
@@ -29,7 +31,7 @@ from PIL import Image
 
 from dynamonet_tf import export
 from dynamonet_tf.data.datasets import VIDEO_EXTENSIONS
-from dynamonet_tf.data.pipelines import list_files
+from dynamonet_tf.data.pipelines import list_files, subsample_frames
 from dynamonet_tf.data.prepare import MANIFEST_FILE, read_manifest
 from dynamonet_tf.data.video import VideoDecodeError, decode_video
 from dynamonet_tf.models.dynamonet import LOGITS, PREDICTED_FRAMES
@@ -48,19 +50,25 @@ class InferenceError(Exception):
     would be valid, in one line."""
 
 
-def video_clips(frames, num_frames):
+def video_clips(frames, num_frames, frame_stride=1):
     """Every non-overlapping clip of ``num_frames`` frames, as ``eval_dataset`` cuts them.
 
-    Clips start at frames 0, T, 2T, ... until one reaches the last frame; the last clip is
-    padded by repeating the final frame, and a video shorter than T gives one padded clip.
+    The video is first subsampled to its frames 0, s, 2s, ... (``s = frame_stride``,
+    :func:`~dynamonet_tf.data.pipelines.subsample_frames`). Clips of those kept frames start
+    at kept frames 0, T, 2T, ... until one reaches the last kept frame; the last clip is
+    padded by repeating the last kept frame, and a video of fewer than T kept frames gives
+    one padded clip.
 
     Args:
         frames: ``(time, height, width, channels)``, at least one frame.
         num_frames: T.
+        frame_stride: the run's ``data.frame_stride``.
 
     Returns:
-        ``(clips, num_frames, height, width, channels)`` with ``clips = ceil(time / T)``.
+        ``(clips, num_frames, height, width, channels)`` with
+        ``clips = ceil(ceil(time / frame_stride) / T)``.
     """
+    frames = subsample_frames(frames, frame_stride)
     length = len(frames)
     if length == 0 or num_frames < 1:
         raise ValueError(f"need at least one frame and num_frames >= 1; got {length}, {num_frames}.")
@@ -77,6 +85,8 @@ class VideoModel:
         source: the export dir or checkpoint it was loaded from, for messages.
         kind: ``"joint"``, ``"classifier"`` or ``"pretrain"``.
         num_frames, short_side, crop_size: the clip geometry it was trained on.
+        frame_stride: its clips hold every ``frame_stride``-th frame of a video (the run's
+            ``data.frame_stride``).
         label_names: the class names in class-index order; ``None`` for a model without a
             classifier (``"pretrain"``).
     """
@@ -84,6 +94,7 @@ class VideoModel:
     source: str
     kind: str
     num_frames: int
+    frame_stride: int = 1
     short_side: int
     crop_size: int
     label_names: list
@@ -97,11 +108,12 @@ class VideoModel:
         return self.kind != "classifier"
 
     def probabilities(self, clips):
-        """uint8 ``(batch, time, height, width, 3)`` -> float32 ``(batch, classes)`` softmax."""
+        """uint8 clips of :func:`video_clips` (already strided), ``(batch, time, height,
+        width, 3)`` -> float32 ``(batch, classes)`` softmax."""
         raise NotImplementedError
 
     def predicted_frames(self, clips):
-        """uint8 ``(batch, time, height, width, 3)`` -> float32
+        """uint8 clips of :func:`video_clips`, ``(batch, time, height, width, 3)`` -> float32
         ``(batch, time, crop_size, crop_size, 3)`` in [0, 1]: frame ``t`` predicts clip frame
         ``t + 1``."""
         raise NotImplementedError
@@ -116,7 +128,12 @@ class VideoModel:
 
 class ExportedModel(VideoModel):
     """A SavedModel of :func:`~dynamonet_tf.export.export_saved_model`, used through its
-    ``serving_default`` and ``predict_frames`` signatures."""
+    ``serving_default`` and ``predict_frames`` signatures.
+
+    The signatures take native-rate video and keep every ``frame_stride``-th frame; a clip of
+    :func:`video_clips` (already strided) is given to them with each frame repeated
+    ``frame_stride`` times, the native-rate input whose kept frames are exactly the clip.
+    """
 
     def __init__(self, export_dir):
         export_dir = Path(export_dir)
@@ -137,6 +154,8 @@ class ExportedModel(VideoModel):
             metadata = json.loads(metadata_path.read_text())
             self.kind = metadata["model_kind"]
             self.num_frames = metadata["num_frames"]
+            # Exports written before the stride was recorded served consecutive frames.
+            self.frame_stride = metadata.get("frame_stride", 1)
             self.short_side = metadata["short_side"]
             self.crop_size = metadata["crop_size"]
             self.label_names = metadata["label_names"]
@@ -160,12 +179,16 @@ class ExportedModel(VideoModel):
             )
 
     def probabilities(self, clips):
-        outputs = self._saved_model.signatures[export.SERVING_DEFAULT](video=tf.constant(clips))
+        outputs = self._saved_model.signatures[export.SERVING_DEFAULT](video=self._native_rate(clips))
         return outputs["probabilities"].numpy()
 
     def predicted_frames(self, clips):
-        outputs = self._saved_model.signatures[export.PREDICT_FRAMES](video=tf.constant(clips))
+        outputs = self._saved_model.signatures[export.PREDICT_FRAMES](video=self._native_rate(clips))
         return outputs[PREDICTED_FRAMES].numpy()
+
+    def _native_rate(self, clips):
+        # The export keeps frames 0, s, 2s, ... of these: the clip's frames.
+        return tf.constant(np.repeat(clips, self.frame_stride, axis=1))
 
 
 class RunModel(VideoModel):
@@ -183,6 +206,7 @@ class RunModel(VideoModel):
         self.source = str(run.checkpoint)
         self.kind = model_kind(config)
         self.num_frames = config.data.num_frames
+        self.frame_stride = config.data.frame_stride
         self.short_side = config.data.short_side
         self.crop_size = config.data.crop_size
         self.label_names = None
@@ -281,17 +305,20 @@ class VideoPrediction:
     Attributes:
         num_frames: frames of the video.
         num_clips: clips it was cut into.
+        frame_stride: the model's clips hold every ``frame_stride``-th frame of the video;
+            ``kept = ceil(num_frames / frame_stride)`` frames (0, s, 2s, ...) are used.
         probabilities: float64 ``(classes,)``, the mean of the clips' softmax scores;
             ``None`` for a model without a classifier.
         label_names: the class names, ``None`` without a classifier.
-        predicted_frames: float32 ``(num_frames - 1, crop_size, crop_size, 3)`` in [0, 1],
-            the prediction of video frames 1..num_frames-1 (0-based), each from the frame
-            before it in its clip; ``None`` unless asked for.
+        predicted_frames: float32 ``(kept - 1, crop_size, crop_size, 3)`` in [0, 1], the
+            prediction of kept frames 1..kept-1 (0-based; video frames s, 2s, ...), each
+            from the kept frame before it in its clip; ``None`` unless asked for.
         true_frames: float32, the same shape: the centre-cropped frames they predict.
     """
 
     num_frames: int
     num_clips: int
+    frame_stride: int = 1
     probabilities: np.ndarray = None
     label_names: list = None
     predicted_frames: np.ndarray = None
@@ -317,7 +344,7 @@ def predict_video(model, frames, *, with_frames=False, batch_size=8):
     """
     if with_frames and not model.predicts_frames:
         raise InferenceError(f"{model.source}: a {model.kind} model has no frame-prediction branch.")
-    clips = video_clips(frames, model.num_frames)
+    clips = video_clips(frames, model.num_frames, model.frame_stride)
     batches = [clips[start : start + batch_size] for start in range(0, len(clips), batch_size)]
     result = {}
     if model.classifies:
@@ -325,13 +352,16 @@ def predict_video(model, frames, *, with_frames=False, batch_size=8):
         result["probabilities"] = video_score(clip_probabilities)
         result["label_names"] = model.label_names
     if with_frames:
-        # Clip k's output t predicts video frame k * T + t + 1, so the clips' outputs in order
-        # predict frames 1, 2, ...; those beyond the last frame (padding) are dropped.
+        # Clip k's output t predicts kept frame k * T + t + 1, so the clips' outputs in order
+        # predict kept frames 1, 2, ...; those beyond the last kept frame (padding) are dropped.
+        kept = subsample_frames(frames, model.frame_stride)
         predicted = np.concatenate([model.predicted_frames(batch) for batch in batches])
         predicted = predicted.reshape(-1, *predicted.shape[2:])
-        result["predicted_frames"] = predicted[: len(frames) - 1]
-        result["true_frames"] = model.crop(frames[None, 1:]).numpy()[0]
-    return VideoPrediction(num_frames=len(frames), num_clips=len(clips), **result)
+        result["predicted_frames"] = predicted[: len(kept) - 1]
+        result["true_frames"] = model.crop(kept[None, 1:]).numpy()[0]
+    return VideoPrediction(
+        num_frames=len(frames), num_clips=len(clips), frame_stride=model.frame_stride, **result
+    )
 
 
 def write_frames(path, true_frames, predicted_frames, fps=DEFAULT_FPS):

@@ -80,17 +80,20 @@ def softmax(logits):
     return exponentials / exponentials.sum()
 
 
-def hand_computation(num_crops, clip_stride, include_padded=True, average_crops=True):
+def hand_computation(num_crops, clip_stride, include_padded=True, average_crops=True, frame_stride=1):
     """Per video: (label, probabilities averaged over its clips, clips); and per clip (label,
-    probabilities averaged over its crops). Clips start every ``clip_stride`` frames until
-    one reaches the last frame, whose missing frames repeat the last one."""
+    probabilities averaged over its crops). Of the video's frames 0, s, 2s, ...
+    (``s = frame_stride``), clips start every ``clip_stride`` kept frames until one reaches
+    the last kept frame, whose missing frames repeat the last kept one."""
     positions = (0, 1, 2) if num_crops == 3 else (1,)
     videos, clips = {}, []
     for number, (media_id, (length, label)) in enumerate(VIDEOS.items()):
+        kept = list(range(0, length, frame_stride))
+        length = len(kept)
         video_clips = []
         start = 0
         while True:
-            frame_indices = [min(start + k, length - 1) for k in range(T)]
+            frame_indices = [kept[min(start + k, length - 1)] for k in range(T)]
             if include_padded or start + T <= length:
                 views = [softmax(known_logits(frame_indices, number, p)) for p in positions]
                 video_clips.append(np.mean(views if average_crops else views[:1], axis=0))
@@ -127,12 +130,15 @@ def stamped_records(tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    "num_crops, clip_stride", [(1, T), (3, T), (1, 2)], ids=["centre", "3-crop", "overlapping"]
+    "num_crops, clip_stride, frame_stride",
+    [(1, T, 1), (3, T, 1), (1, 2, 1), (3, T, 2)],
+    ids=["centre", "3-crop", "overlapping", "frame-stride-2"],
 )
-def test_video_scores_equal_a_hand_computation(stamped_records, num_crops, clip_stride):
+def test_video_scores_equal_a_hand_computation(stamped_records, num_crops, clip_stride, frame_stride):
     dataset = eval_dataset(
         stamped_records,
         num_frames=T,
+        frame_stride=frame_stride,
         crop_size=CROP,
         short_side=HEIGHT,
         batch_size=5,
@@ -142,7 +148,7 @@ def test_video_scores_equal_a_hand_computation(stamped_records, num_crops, clip_
     names = [f"c{i}" for i in range(NUM_CLASSES)]
     report = evaluate_clips(predict, dataset, names)
 
-    videos, clips = hand_computation(num_crops, clip_stride)
+    videos, clips = hand_computation(num_crops, clip_stride, frame_stride=frame_stride)
     expected = accuracies(videos, clips)
     assert report["videos"] == len(VIDEOS) and report["clips"] == len(clips)
     assert report["views"] == num_crops * len(clips)
@@ -159,11 +165,13 @@ def test_video_scores_equal_a_hand_computation(stamped_records, num_crops, clip_
         assert [name for name, _ in prediction["top5"]] == [names[c] for c in best]
         np.testing.assert_allclose([p for _, p in prediction["top5"]], probabilities[best], rtol=1e-9)
 
-    # The test can tell: leaving out the padded last clips, or using only the centre crop
-    # of a 3-crop evaluation, gives other numbers for these videos.
-    assert accuracies(*hand_computation(num_crops, clip_stride, include_padded=False)) != expected
+    # The test can tell: leaving out the padded last clips, using only the centre crop of a
+    # 3-crop evaluation, or consecutive frames instead of strided ones, gives other numbers.
+    assert accuracies(*hand_computation(num_crops, clip_stride, include_padded=False, frame_stride=frame_stride)) != expected
     if num_crops == 3:
-        assert accuracies(*hand_computation(num_crops, clip_stride, average_crops=False)) != expected
+        assert accuracies(*hand_computation(num_crops, clip_stride, average_crops=False, frame_stride=frame_stride)) != expected
+    if frame_stride > 1:
+        assert accuracies(*hand_computation(num_crops, clip_stride)) != expected
 
 
 def test_summary_is_the_mean_and_population_std_over_splits():
@@ -191,9 +199,9 @@ def fixed_bias(target):
     return -0.3 * ((np.arange(8) - target) % 8)
 
 
-def write_run(model_dir, data_dir, *, bias=None, stage="joint"):
+def write_run(model_dir, data_dir, *overrides, bias=None, stage="joint"):
     """A run dir as train.py leaves one, untrained; with ``bias`` every clip's logits are it."""
-    config = tiny_config(data_dir, stage)
+    config = tiny_config(data_dir, stage, *overrides)
     model = build_model(config)
     if bias is not None:
         layer = model.get_layer(LOGITS)
@@ -306,6 +314,17 @@ def test_default_data_and_output_come_from_the_run(joint_run, tiny_data):
     evaluate.main(["--dataset", "hmdb51", "--model-dir", str(joint_run)])  # data.eval_files of the run
     metrics = json.loads((joint_run / "eval_hmdb51_split1" / "metrics.json").read_text())
     assert metrics["data"] == str(tiny_data / "test-*.tfrecord") and metrics["videos"] == 4
+    assert metrics["video_top1"] == pytest.approx(expected_numbers(3)["video_top1"])
+
+
+def test_a_strided_run_is_evaluated_on_its_strided_clips(tiny_data, tmp_path):
+    """data.frame_stride 2: the 20-frame test videos keep 10 frames, 2 clips of 8 each (3 of
+    consecutive frames)."""
+    run = write_run(tmp_path / "strided", tiny_data, "data.frame_stride=2", bias=fixed_bias(3))
+    evaluate.main(["--dataset", "hmdb51", "--model-dir", str(run), "--out", str(tmp_path / "out")])
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    protocol = dict(frame_stride=2, clip_stride=8, num_frames=8, videos=4, clips=8, views=8)
+    assert {key: metrics[key] for key in protocol} == protocol
     assert metrics["video_top1"] == pytest.approx(expected_numbers(3)["video_top1"])
 
 

@@ -10,9 +10,14 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import yaml
 
+import export as export_cli
 from dynamonet_tf import export
+from dynamonet_tf.config import to_dict
 from dynamonet_tf.models import build_dynamonet
+from dynamonet_tf.runs import CONFIG_FILE, build_model
+from tiny_run import tiny_config
 
 NUM_FRAMES = 8
 SHORT_SIDE = 72
@@ -298,6 +303,7 @@ def test_pretrain_export_predicts_frames_and_does_not_classify(tmp_path):
         ("pretrain", {"label_names": LABELS}, "no classes"),
         ("pretrain", {"crop_size": 56}, "crop_size 56 must equal the model's input"),
         ("pretrain", {"short_side": 60}, "crop_size 64 is larger than short_side 60"),
+        ("pretrain", {"frame_stride": 0}, "frame_stride must be a positive integer"),
     ],
 )
 def test_invalid_arguments_are_named_and_write_nothing(tmp_path, kind, arguments, message):
@@ -382,3 +388,43 @@ def test_failed_final_rename_keeps_the_earlier_export(tmp_path, monkeypatch):
         )
     assert [path.name for path in tmp_path.iterdir()] == ["export"]
     assert [path.name for path in export_dir.iterdir()] == ["old.txt"]
+
+
+def test_a_strided_run_exports_its_stride_and_serves_the_strided_clip(tmp_path):
+    """A run trained on every 2nd frame: export.py records the stride, the signatures take the
+    clip's 2 T frames at the native rate and serve what the Keras model makes of frames
+    0, 2, 4, ... of them, not of the first T consecutive frames."""
+    config = tiny_config(tmp_path / "no_data", "joint", "data.frame_stride=2")
+    model = build_model(config)
+    layer = model.get_layer("logits")
+    kernel, bias = layer.get_weights()
+    layer.set_weights([kernel * 10, bias])  # sharper logits, as in tiny_model
+    model_dir = tmp_path / "run"
+    model_dir.mkdir()
+    (model_dir / CONFIG_FILE).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    tf.train.CheckpointManager(tf.train.Checkpoint(model=model), model_dir / "checkpoints", max_to_keep=1).save()
+    out = tmp_path / "export"
+    export_cli.main(["--model-dir", str(model_dir), "--out", str(out)])
+
+    num_frames, side = config.data.num_frames, config.data.crop_size  # 8 frames of 32 x 32
+    metadata = json.loads((out / "assets" / export.METADATA_FILE).read_text())
+    assert metadata["frame_stride"] == 2 and metadata["num_frames"] == num_frames
+    assert metadata["input"]["shape"] == [None, 2 * num_frames, None, None, 3]
+    loaded = tf.saved_model.load(str(out))
+    # At the short side already, 40 wide: the centre crop is columns 4..35.
+    video = np.random.default_rng(5).integers(0, 256, (2, 2 * num_frames, side, 40, 3), dtype=np.uint8)
+    served = loaded.signatures["serving_default"](video=tf.constant(video))
+    frames = loaded.signatures["predict_frames"](video=tf.constant(video))
+
+    def keras_outputs(clips):
+        outputs = model(clips[:, :, :, 4:36].astype(np.float32) / 255, training=False)
+        return tf.nn.softmax(outputs["logits"]).numpy(), outputs["predicted_frames"].numpy()
+
+    probabilities, predicted = keras_outputs(video[:, ::2])
+    np.testing.assert_allclose(served["probabilities"], probabilities, atol=1e-5)
+    np.testing.assert_allclose(frames["predicted_frames"], predicted, atol=1e-5)
+    consecutive, _ = keras_outputs(video[:, :num_frames])
+    assert np.abs(consecutive - served["probabilities"].numpy()).max() > 1e-3  # the test can tell
+    # T consecutive frames are not a clip of this export.
+    with pytest.raises(tf.errors.InvalidArgumentError, match="must hold 16 frames at the native rate"):
+        loaded.signatures["serving_default"](video=tf.constant(video[:, :num_frames]))

@@ -8,10 +8,14 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
+import yaml
 from PIL import Image
 
+from dynamonet_tf.config import to_dict
 from dynamonet_tf.frame_metrics import MAX_PSNR, METRICS, FramePredictionScores
 from dynamonet_tf.frame_prediction import dataset_videos, evaluate, figure, folder_videos, moving_mask
+from dynamonet_tf.runs import CONFIG_FILE, build_model
 from dynamonet_tf.training.trainer import Trainer
 from synthetic import _texture
 from tiny_run import tiny_config, write_tiny_data
@@ -229,6 +233,38 @@ def test_video_clips_are_whole_consecutive_and_in_order(tmp_path):
     means = clips.mean(axis=(2, 3, 4)).ravel() * 255
     np.testing.assert_allclose(np.diff(means), 8, atol=2)
     assert means[0] == pytest.approx(40, abs=4)  # frame 0: the mean of its gradient
+
+
+def test_strided_video_clips_hold_every_stride_th_frame(tmp_path):
+    """At frame_stride 2 the 20 frames keep 0, 2, ..., 18: one whole clip of T + 1 = 9 kept
+    frames (0..16), each 16 levels brighter than the one before."""
+    write_video(tmp_path / "v.mp4", 20, height=48, width=64)
+    [(_, clips)] = list(folder_videos(tmp_path, clip_frames=T + 1, crop_size=SIZE, short_side=SIZE, frame_stride=2))
+    assert clips.shape == (1, T + 1, SIZE, SIZE, 3)
+    means = clips.mean(axis=(2, 3, 4)).ravel() * 255
+    np.testing.assert_allclose(np.diff(means), 16, atol=2)
+
+
+def test_a_strided_run_is_scored_on_strided_clips(tiny_data, tmp_path):
+    """A pretrain run of data.frame_stride 2: its 20-frame test videos keep 10 frames, one whole
+    clip each (consecutive frames give two), from the TFRecords and from video files alike."""
+    config = tiny_config(tiny_data, "pretrain", "data.frame_stride=2")
+    model_dir = tmp_path / "strided"
+    model_dir.mkdir()
+    (model_dir / CONFIG_FILE).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    tf.train.CheckpointManager(tf.train.Checkpoint(model=build_model(config)), model_dir / "checkpoints", max_to_keep=1).save()
+    assert run_script("--model-dir", model_dir, "--figures", 0, "--out", tmp_path / "data") is None
+    metrics, rows = read_outputs(tmp_path / "data")
+    assert (metrics["frame_stride"], metrics["videos"], metrics["clips"]) == (2, 4, 4)
+    assert [int(row["clips"]) for row in rows] == [1, 1, 1, 1]
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    write_video(folder / "a.mp4", 20, height=48, width=64)
+    write_video(folder / "short.mp4", 16, height=48, width=64)  # 8 kept frames: no clip of 9
+    assert run_script("--model-dir", model_dir, "--videos", folder, "--figures", 0, "--out", tmp_path / "files") is None
+    metrics, _ = read_outputs(tmp_path / "files")
+    assert (metrics["frame_stride"], metrics["clips"], metrics["videos_without_clip"]) == (2, 1, ["short.mp4"])
 
 
 @pytest.mark.parametrize("case", ["corrupt video", "empty folder", "classifier run", "no such run"])

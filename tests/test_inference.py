@@ -6,11 +6,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import yaml
 from PIL import Image
 
 import export as export_cli
 import predict
 from dynamonet_tf import export
+from dynamonet_tf.config import to_dict
 from dynamonet_tf.data.video import decode_video
 from dynamonet_tf.inference import (
     ExportedModel,
@@ -21,7 +23,7 @@ from dynamonet_tf.inference import (
     write_frames,
 )
 from dynamonet_tf.models import build_dynamonet
-from dynamonet_tf.runs import load_run
+from dynamonet_tf.runs import CONFIG_FILE, build_model, load_run
 from dynamonet_tf.training.trainer import Trainer
 from tiny_run import tiny_config, write_tiny_data
 from videos import write_video
@@ -93,6 +95,14 @@ def test_video_clips_cut_every_non_overlapping_clip(length):
     clips = video_clips(frames, NUM_FRAMES)
     np.testing.assert_array_equal(clips, naive_clips(frames, NUM_FRAMES))
     assert len(clips) == -(-length // NUM_FRAMES)
+
+
+@pytest.mark.parametrize("length, stride", [(1, 2), (16, 2), (21, 2), (33, 3)])
+def test_strided_video_clips_are_the_clips_of_every_stride_th_frame(length, stride):
+    frames = np.arange(length)[:, None, None, None] * np.ones((1, 2, 3, 1), np.int64)
+    clips = video_clips(frames, NUM_FRAMES, stride)
+    np.testing.assert_array_equal(clips, naive_clips(frames[::stride], NUM_FRAMES))
+    assert len(clips) == -(-(-(-length // stride)) // NUM_FRAMES)
 
 
 def centre_crop(frames):
@@ -277,3 +287,73 @@ def test_a_pretrain_model_only_writes_frames(tmp_path, video, capsys):
     assert "no classifier (pretrain model)" in capsys.readouterr().out
     with Image.open(tmp_path / "frames.gif") as gif:
         assert gif.n_frames == VIDEO_FRAMES - 1
+
+
+@pytest.fixture(scope="module")
+def strided_run(tmp_path_factory, video):
+    """An untrained joint run of data.frame_stride 2, its classifier made sensitive as in
+    ``tiny_run`` (on its strided clips of the test video), and export.py's export of it:
+    ``(model_dir, export_dir)``."""
+    root = tmp_path_factory.mktemp("strided")
+    config = tiny_config(root / "no_data", "joint", "data.frame_stride=2")
+    model = build_model(config)
+    logits = model.get_layer("logits")
+    frames, _ = read_video(video, SIDE)
+    clips = centre_crop(video_clips(frames, NUM_FRAMES, 2))
+    features = keras.Model(model.input, logits.input)(clips, training=False).numpy()
+    kernel = np.random.default_rng(1).normal(size=(features.shape[1], len(CLASSES)))
+    kernel *= 3 / ((features - features.mean(0)) @ kernel).std()
+    logits.set_weights([kernel.astype(np.float32), (-features.mean(0) @ kernel).astype(np.float32)])
+    model_dir = root / "run"
+    model_dir.mkdir()
+    (model_dir / CONFIG_FILE).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    tf.train.CheckpointManager(tf.train.Checkpoint(model=model), model_dir / "checkpoints", max_to_keep=1).save()
+    export_dir = root / "export"
+    export_cli.main(["--model-dir", str(model_dir), "--out", str(export_dir), "--labels", str(labels_file(root))])
+    return model_dir, export_dir
+
+
+def labels_file(folder):
+    path = folder / "labels.txt"
+    path.write_text("\n".join(CLASSES) + "\n")
+    return path
+
+
+def test_a_strided_run_and_its_export_predict_from_every_stride_th_frame(strided_run, video, tmp_path, capsys):
+    """VIDEO_FRAMES = 21 frames at stride 2 keep frames 0, 2, ..., 20: 2 clips (frames 0..14,
+    then 16, 18, 20 and 5 copies of 20), where consecutive frames would give 3."""
+    model_dir, export_dir = strided_run
+    run = load_run(model_dir)
+    frames, _ = read_video(video, SIDE)
+    kept = frames[::2]
+    by_run = predict_video(RunModel(run, CLASSES), frames, with_frames=True, batch_size=1)
+
+    by_hand = []
+    for start in (0, NUM_FRAMES):
+        indices = [min(start + t, len(kept) - 1) for t in range(NUM_FRAMES)]
+        outputs = run.model(centre_crop(kept[indices])[None], training=False)
+        by_hand.append((tf.nn.softmax(outputs["logits"])[0].numpy(), outputs["predicted_frames"][0].numpy()))
+    probabilities = np.mean([p for p, _ in by_hand], axis=0)
+    assert (by_run.num_frames, by_run.num_clips, by_run.frame_stride) == (VIDEO_FRAMES, 2, 2)
+    np.testing.assert_allclose(by_run.probabilities, probabilities, atol=1e-6)
+    # Kept frame k + 1 (video frame 2 k + 2) is predicted: 10 of them.
+    np.testing.assert_allclose(by_run.predicted_frames, np.concatenate([f for _, f in by_hand])[:10], atol=1e-5)
+    np.testing.assert_allclose(by_run.true_frames, centre_crop(kept[1:]), atol=1e-6)
+    # The test can tell: the clips of consecutive frames score otherwise.
+    consecutive = run.model(centre_crop(video_clips(frames, NUM_FRAMES)), training=False)["logits"]
+    assert np.abs(tf.nn.softmax(consecutive).numpy().mean(0) - by_run.probabilities).max() > 1e-3
+
+    exported = ExportedModel(export_dir)
+    assert exported.frame_stride == 2
+    by_export = predict_video(exported, frames, with_frames=True)
+    np.testing.assert_allclose(by_export.probabilities, by_run.probabilities, atol=1e-5)
+    np.testing.assert_allclose(by_export.predicted_frames, by_run.predicted_frames, atol=1e-5)
+
+    out = tmp_path / "frames.mp4"
+    [from_export] = predict_json(capsys, video, "--export", export_dir, "--frames-out", out)
+    [from_run] = predict_json(capsys, video, "--model-dir", model_dir, "--labels", labels_file(tmp_path))
+    for report in (from_export, from_run):
+        assert (report["frames"], report["clips"], report["frame_stride"]) == (VIDEO_FRAMES, 2, 2)
+        np.testing.assert_allclose(report["probabilities"], by_run.probabilities, atol=1e-5)
+    written, fps = decode_video(out)
+    assert len(written) == 10 and fps == pytest.approx(25 / 2)  # every 2nd frame, in real time

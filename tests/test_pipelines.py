@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dynamonet_tf.data.pipelines import eval_dataset, train_dataset
+from dynamonet_tf.data.pipelines import eval_dataset, subsample_frames, train_dataset
 from dynamonet_tf.data.schema import UNLABELED, encode_video_example
 
 HEIGHT, WIDTH = 128, 160
@@ -241,6 +241,44 @@ def test_eval_clip_stride_gives_overlapping_clips_reaching_the_end(tmp_path):
     assert [source_index(clip[0]) for clip in frames] == [0, 2, 4, 6]
     assert list(info["clip_index"]) == [0, 1, 2, 3]
     assert list(info["valid_frames"]) == [4, 4, 4, 3]
+
+
+@pytest.mark.parametrize(
+    "length, frame_stride, clip_stride, expected, valid",
+    [
+        # Kept frames 0, 3, 6, 9 (frame 10 is skipped): the padding repeats frame 9, not 10.
+        (11, 3, None, [[0, 3, 6], [9, 9, 9]], [3, 1]),
+        (6, 2, None, [[0, 2, 4]], [3]),
+        # clip_stride counts kept frames: clips start at kept frames 0, 2, 4 (frames 0, 4, 8).
+        (13, 2, 2, [[0, 2, 4], [4, 6, 8], [8, 10, 12]], [3, 3, 3]),
+        (2, 4, None, [[0, 0, 0]], [1]),  # one kept frame: one padded clip
+    ],
+    ids=["padded-with-last-kept-frame", "exact", "overlapping", "one-kept-frame"],
+)
+def test_eval_clips_hold_frames_frame_stride_apart(tmp_path, length, frame_stride, clip_stride, expected, valid):
+    """The video is subsampled to frames 0, s, 2s, ... before the clips are cut, so every kept
+    frame is seen once (non-overlapping clips) and no clip spans consecutive frames."""
+    path = write_records(tmp_path / "v.tfrecord", [(stamped_frames(length), 0, "v")])
+    dataset = eval_dataset(path, num_frames=3, frame_stride=frame_stride, clip_stride=clip_stride, batch_size=8)
+    frames, info = take(dataset)[0]
+    assert [[source_index(frame) for frame in clip] for clip in frames] == expected
+    assert list(info["valid_frames"]) == valid
+    assert list(info["clip_index"]) == list(range(len(expected)))
+    if clip_stride is None:
+        assert len(expected) == -(-(-(-length // frame_stride)) // 3)  # ceil(ceil(n / s) / T)
+
+
+def test_subsampling_is_one_slice_for_arrays_and_tensors():
+    video = np.arange(2 * 7).reshape(2, 7)  # (batch, time)
+    np.testing.assert_array_equal(subsample_frames(video[0], 3), [0, 3, 6])
+    np.testing.assert_array_equal(subsample_frames(video, 3, axis=1), video[:, [0, 3, 6]])
+    np.testing.assert_array_equal(subsample_frames(tf.constant(video), 3, axis=1).numpy(), video[:, [0, 3, 6]])
+    np.testing.assert_array_equal(subsample_frames(video[0], 1), video[0])
+    for stride in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="frame_stride must be a positive integer"):
+            subsample_frames(video, stride)
+    with pytest.raises(ValueError, match="frame_stride must be a positive integer"):
+        eval_dataset("unused", frame_stride=0, batch_size=1)
 
 
 def test_crop_larger_than_the_short_side_is_rejected(tmp_path):

@@ -9,9 +9,13 @@ normalise frames themselves, and the frame-prediction targets are raw frames.
   horizontal flip, the same crop and flip for every frame of the clip. Yields
   ``(frames, {"predicted_frames": next_frames, "logits": label})``: the model input
   (frames 1..T) and its targets (frames 2..T+1, and the label when ``labeled``).
-- :func:`eval_dataset`: every non-overlapping ``num_frames`` clip of each video, centre crop
-  (or 3 crops along the long side), in file order, with the video id so that scores can be
+- :func:`eval_dataset`: every non-overlapping ``num_frames`` clip of each video's frames
+  ``0, s, 2s, ...`` (``s = frame_stride``, the training clips' spacing), centre crop (or 3
+  crops along the long side), in file order, with the video id so that scores can be
   averaged per video.
+
+:func:`subsample_frames` is the one definition of that temporal subsampling, used here and by
+the export's serving preprocessing, whole-video inference and frame-prediction evaluation.
 
 Model Garden's framework-neutral video ops (``official.vision.ops.preprocess_ops_3d``) decode,
 resize and centre-crop. Random choices are made here instead, with stateless random ops
@@ -29,6 +33,7 @@ Each input pipeline then reads its own files (or every n-th video when there are
 than pipelines) and batches ``input_context.get_per_replica_batch_size(64)`` clips.
 """
 
+import numbers
 import secrets
 
 import tensorflow as tf
@@ -146,10 +151,27 @@ def train_dataset(
     return dataset.prefetch(AUTOTUNE).with_options(options)
 
 
+def subsample_frames(frames, frame_stride, axis=0):
+    """Frames ``0, s, 2s, ...`` of ``frames`` along its time ``axis`` (``s = frame_stride``).
+
+    The evaluation protocol's temporal subsampling (the training clips' frames are
+    ``frame_stride`` apart too): a video of ``n`` frames keeps ``ceil(n / s)``, starting with
+    its first. One strided slice, so it takes a NumPy array or a ``tf.Tensor`` (JPEG strings
+    ``(time,)``, decoded frames, batches of clips with ``axis=1``) and, for a tensor, gives the
+    static length ``ceil(time / s)`` when the time length is static.
+
+    Raises:
+        ValueError: ``frame_stride`` is not a positive integer.
+    """
+    _check_frame_stride(frame_stride)
+    return frames[(slice(None),) * axis + (slice(None, None, int(frame_stride)),)]
+
+
 def eval_dataset(
     file_pattern,
     *,
     num_frames=16,
+    frame_stride=1,
     crop_size=112,
     short_side=128,
     batch_size,
@@ -158,11 +180,16 @@ def eval_dataset(
 ):
     """All clips of every video, centre crop (or 3), no flip, in file order: ``(frames, info)``.
 
-    Clips start every ``clip_stride`` frames (default ``num_frames``: non-overlapping) until
-    one reaches the last frame, so they cover the whole video; the final clip is padded by
-    repeating the last frame, and a video shorter than ``num_frames`` gives one clip. Frames
-    are resized to ``short_side`` and centre-cropped to ``crop_size``. No shuffling, no
-    repetition; the last batch may be smaller.
+    Each video is first subsampled to its frames ``0, s, 2s, ...`` (``s = frame_stride``,
+    :func:`subsample_frames`), the spacing of :func:`train_dataset`'s clips; clips are then
+    cut from those kept frames, so a clip holds ``num_frames`` frames ``frame_stride`` apart
+    in the source video. Clips start every ``clip_stride`` kept frames (default
+    ``num_frames``: non-overlapping) until one reaches the last kept frame, so they cover
+    every kept frame; the final clip is padded by repeating the last kept frame, and a video
+    of fewer than ``num_frames`` kept frames gives one clip. A video of ``n`` frames thus gives
+    ``ceil(ceil(n / frame_stride) / num_frames)`` non-overlapping clips. Only the kept JPEGs
+    are decoded. Frames are resized to ``short_side`` and centre-cropped to ``crop_size``.
+    No shuffling, no repetition; the last batch may be smaller.
 
     With ``num_crops=3`` every clip is cut at 3 positions along the longer side of the
     resized frame: left, centre, right for landscape and square frames; top, centre, bottom
@@ -175,9 +202,10 @@ def eval_dataset(
         ``(batch, num_frames, crop_size, crop_size, 3)``; ``info`` a dict of ``(batch,)``
         tensors: ``media_id`` (string), ``label`` (int64, -1 when unlabeled),
         ``clip_index`` (int32, 0-based within the video) and ``valid_frames`` (int32, how
-        many of the clip's frames are real rather than padding).
+        many of the clip's frames are real kept frames rather than padding).
     """
     clip_stride = num_frames if clip_stride is None else clip_stride
+    _check_frame_stride(frame_stride)
     _check_clip_arguments(num_frames, clip_stride, crop_size, short_side)
     if num_crops not in (1, 3):
         raise ValueError(f"num_crops must be 1 (centre) or 3 (along the long side); got {num_crops!r}.")
@@ -185,7 +213,13 @@ def eval_dataset(
     videos = tf.data.TFRecordDataset(list_files(file_pattern)).map(
         parse_video_example, num_parallel_calls=AUTOTUNE
     )
-    clips = videos.flat_map(lambda video: _video_clips(video, num_frames, clip_stride))
+
+    def clips_of(video):
+        # Subsampled before cutting; the JPEGs of skipped frames are never decoded.
+        video = {**video, "frames": subsample_frames(video["frames"], frame_stride)}
+        return _video_clips(video, num_frames, clip_stride)
+
+    clips = videos.flat_map(clips_of)
 
     def decode_clip(clip):
         frames = _decode_and_resize(clip.pop("jpegs"), short_side)
@@ -206,6 +240,11 @@ def eval_dataset(
     options = tf.data.Options()
     options.deterministic = True
     return dataset.prefetch(AUTOTUNE).with_options(options)
+
+
+def _check_frame_stride(frame_stride):
+    if isinstance(frame_stride, bool) or not isinstance(frame_stride, numbers.Integral) or frame_stride < 1:
+        raise ValueError(f"frame_stride must be a positive integer; got {frame_stride!r}.")
 
 
 def _check_clip_arguments(num_frames, stride, crop_size, short_side):
