@@ -348,6 +348,7 @@ class Trainer:
         return eval_dataset(
             files,
             num_frames=num_frames,
+            frame_stride=data.frame_stride,
             crop_size=data.crop_size,
             short_side=data.short_side,
             batch_size=self.config.train.batch_size,
