@@ -136,10 +136,13 @@ def test_a_term_below_one_percent_of_the_gradient_is_warned_about_once(tiny_data
 def test_validation_reads_the_holdout_never_the_test_split(tiny_data, tmp_path, monkeypatch):
     read = []
     original = trainer_module.eval_dataset
-    monkeypatch.setattr(trainer_module, "eval_dataset", lambda files, **kw: read.append(files) or original(files, **kw))
-    trainer = Trainer(tiny_config(tiny_data, "joint", "train.epochs=1"), tmp_path / "run", progress=False)
+    monkeypatch.setattr(
+        trainer_module, "eval_dataset", lambda files, **kw: read.append((files, kw["frame_stride"])) or original(files, **kw)
+    )
+    trainer = Trainer(tiny_config(tiny_data, "joint", "train.epochs=1", "data.frame_stride=2"), tmp_path / "run", progress=False)
     trainer.validate()
-    assert read == [f"{tiny_data}/holdout-*.tfrecord"]
+    # The holdout, cut with the stride the model was trained at.
+    assert read == [(f"{tiny_data}/holdout-*.tfrecord", 2)]
     with pytest.raises(TrainingError, match="schedule 'plateau'.*data.val_files is not set"):
         Trainer(tiny_config(tiny_data, "joint", "data.val_files=null"), tmp_path / "other", progress=False)
 
