@@ -45,7 +45,7 @@ def main(argv=None):
     except (ConfigError, TrainingError, PrepareError) as error:
         sys.exit(f"error: {error}")
     except FileNotFoundError as error:  # data.train_files / eval_files matching nothing
-        sys.exit(f"error: {error} Check data.train_files and data.eval_files.")
+        sys.exit(f"error: {error} Check data.train_files, data.val_files and data.eval_files.")
     except KeyboardInterrupt:
         sys.exit("interrupted: the last checkpoint is kept; run the same command again to resume")
     print_report(report, model_dir)

@@ -212,3 +212,18 @@ def test_cosine_schedule_ends_at_the_minimum_rate():
     assert float(schedule(0)) == pytest.approx(0.1)
     assert float(schedule(50)) == pytest.approx(0.001 + 0.099 * 0.5)
     assert float(schedule(100)) == pytest.approx(0.001)
+
+
+def test_a_demo_prepared_before_the_holdout_is_named_not_half_used(tmp_path):
+    from dynamonet_tf.data.prepare import PrepareError
+    from dynamonet_tf.training.demo_data import with_demo_data
+
+    for folder in ("unlabeled", "labeled_split1"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "manifest.json").write_text("{}")
+        (tmp_path / folder / "train-00000-of-00001.tfrecord").write_bytes(b"")
+    with pytest.raises(PrepareError, match=r"labeled_split1 has no holdout-\*\.tfrecord.*Remove"):
+        with_demo_data(load_config(None, ["train.stage=joint", "data.num_classes=13"]), tmp_path)
+    assert sorted(p.name for p in (tmp_path / "labeled_split1").iterdir()) == ["manifest.json", "train-00000-of-00001.tfrecord"]
+    given = with_demo_data(load_config(None, ["train.stage=joint", "data.num_classes=13", "data.val_files=x"]), tmp_path)
+    assert given.data.val_files == "x"

@@ -3,7 +3,8 @@
 import dataclasses
 from pathlib import Path
 
-from dynamonet_tf.data.prepare import prepare_demo
+from dynamonet_tf.data.datasets import HOLDOUT
+from dynamonet_tf.data.prepare import PrepareError, prepare_demo
 
 DEMO_DATA_DIR = Path("data") / "demo"
 
@@ -21,10 +22,16 @@ def with_demo_data(config, data_dir=DEMO_DATA_DIR):
         print(f"preparing the demo dataset in {data_dir} (once)")
         prepare_demo(data_dir)
     training = data_dir / ("unlabeled" if config.train.stage == "pretrain" else "labeled_split1")
+    if config.data.val_files is None and not list(training.glob(f"{HOLDOUT}-*.tfrecord")):
+        raise PrepareError(
+            f"{training} has no {HOLDOUT}-*.tfrecord: the demo there was prepared before "
+            f"validation moved to a holdout of the training videos. Remove {data_dir} and run "
+            "again to prepare it anew."
+        )
     data = dataclasses.replace(
         config.data,
         train_files=config.data.train_files or str(training / "train-*.tfrecord"),
-        val_files=config.data.val_files or str(training / "holdout-*.tfrecord"),
+        val_files=config.data.val_files or str(training / f"{HOLDOUT}-*.tfrecord"),
         eval_files=config.data.eval_files or str(labeled / "test-*.tfrecord"),
     )
     return dataclasses.replace(config, data=data)

@@ -95,8 +95,7 @@ class Trainer:
                 "train.stage 'finetune' starts from an earlier run: pass --init-from with its "
                 "model dir or checkpoint."
             )
-        optimizer = config.optimizer
-        if optimizer.schedule == "plateau" and not config.data.val_files:
+        if config.optimizer.schedule == "plateau" and not config.data.val_files:
             raise TrainingError(
                 "optimizer.schedule 'plateau' lowers the rate when the validation loss stops "
                 "improving, but data.val_files is not set: give the holdout-*.tfrecord of the "
@@ -227,7 +226,7 @@ class Trainer:
         return total, parts
 
     def _is_joint(self):
-        return self.config.train.labeled and model_kind(self.config) == "joint"
+        return model_kind(self.config) == "joint"
 
     def _balance_groups(self):
         """``{group: variables}`` on which the loss terms' gradient norms are compared: the
@@ -284,11 +283,14 @@ class Trainer:
                     # PyTorch-style L2: decay flows through the momentum (paper's setting).
                     loss += 0.5 * weight_decay * tf.add_n([tf.reduce_sum(tf.square(tf.cast(w, tf.float32))) for w in self._decayed]) / replicas
                 scaled = self.optimizer.scale_loss(loss) if scales_loss else loss
-                terms = {
-                    term: tf.nn.compute_average_loss(parts[f"weighted_{term}_loss"], global_batch_size=global_batch)
-                    for term in ("frame_prediction", "classification")
+                terms = (
+                    {
+                        term: tf.nn.compute_average_loss(parts[f"weighted_{term}_loss"], global_batch_size=global_batch)
+                        for term in ("frame_prediction", "classification")
+                    }
                     if measure_balance
-                }
+                    else {}
+                )
             gradients = tape.gradient(scaled, self.model.trainable_variables)
             sums = self._batch_sums(outputs, targets, total, parts)
             if measure_balance:
