@@ -1,6 +1,6 @@
 """Size, forward FLOPs and training-step time of each backbone, beside PyTorch's.
 
-    python bench/backbones.py [--backbones resnet18,resnext101] [--frames 16 --size 112]
+    python -m bench.backbones [--backbones resnet18,resnext101] [--frames 16 --size 112]
                               [--batch 1 --steps 3 --rounds 1] [--skip-timing]
                               [--grouped-conv-implementations auto,native]
                               [--torch-python /tmp/torchenv/bin/python] [--json PATH]
@@ -31,20 +31,21 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from dynamonet_tf.models import BACKBONES, build_backbone  # noqa: E402
+from dynamonet_tf.models import build_backbone  # noqa: E402
+from dynamonet_tf.names import BACKBONES  # noqa: E402
 from dynamonet_tf.models.flops import forward_flops, trainable_parameter_count  # noqa: E402
 from dynamonet_tf.layers.grouped_conv3d import IMPLEMENTATIONS  # noqa: E402
-from machine import add_utilisation_arguments, backbone_names, describe, machine  # noqa: E402
+from bench.machine import (  # noqa: E402
+    add_utilisation_arguments, backbone_names, describe, machine,
+)
 
 NUM_CLASSES = 400
 HARA_TORCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference", "hara_torch.py")

@@ -1,6 +1,6 @@
 """Times DynamicFilter forward+backward for each implementation and kind of filter.
 
-    python bench/dynamic_filter.py [--batch 8 --frames 16 --size 112 --kernel 5 --repeats 5]
+    python -m bench.dynamic_filter [--batch 8 --frames 16 --size 112 --kernel 5 --repeats 5]
 
 Each timed call runs the layer and the gradients of a loss with respect to both the frames
 and the filters inside one ``tf.function``, after a warm-up call that traces it. The default
@@ -11,16 +11,14 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
 from dynamonet_tf.layers import DynamicFilter  # noqa: E402
-from machine import describe, machine, record_end  # noqa: E402
+from bench.machine import describe, machine, record_end  # noqa: E402
 
 CASES = (
     ("depthwise (global)", dict(implementation="depthwise")),

@@ -1,6 +1,6 @@
 """Forward + backward time of one grouped 3x3x3 convolution at each ResNeXt-101 stage shape.
 
-    python bench/grouped_conv.py [--implementations native,split,conv2d,auto] [--repeats 7]
+    python -m bench.grouped_conv [--implementations native,split,conv2d,auto] [--repeats 7]
                                  [--rounds 2] [--batch 1] [--dtype float32]
                                  [--torch-python /tmp/torchenv/bin/python] [--json PATH]
 
@@ -20,10 +20,8 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
@@ -32,7 +30,7 @@ import tensorflow as tf  # noqa: E402
 
 from dynamonet_tf.layers import GroupedConv3D  # noqa: E402
 from dynamonet_tf.layers.grouped_conv3d import IMPLEMENTATIONS  # noqa: E402
-from machine import describe, machine, record_end  # noqa: E402
+from bench.machine import describe, machine, record_end  # noqa: E402
 
 HARA_TORCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference", "hara_torch.py")
 GROUPS = 32

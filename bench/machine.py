@@ -12,7 +12,12 @@ REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def command_line():
-    """The command that runs this script, as typed in the repository root."""
+    """The command that runs this script again, as typed in the repository root: the bench
+    scripts import ``bench.machine``, so they run as modules (``python -m bench.training``),
+    and a recorded ``python bench/training.py`` would no longer run."""
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    if spec is not None:
+        return shlex.join(["python", "-m", spec.name] + sys.argv[1:])
     script = os.path.relpath(os.path.abspath(sys.argv[0]), REPOSITORY)
     return shlex.join(["python", script] + sys.argv[1:])
 
@@ -76,7 +81,7 @@ def add_utilisation_arguments(parser):
 
 def backbone_names(parser, text):
     """The comma-separated backbone names of ``text``; an unknown one ends the script."""
-    from dynamonet_tf.models import BACKBONES
+    from dynamonet_tf.names import BACKBONES
 
     names = text.split(",")
     unknown = [name for name in names if name not in BACKBONES]

@@ -1,6 +1,6 @@
 """Our 3D ResNet-50 against the TF Model Garden's ResNet3D-50: size, FLOPs and training step.
 
-    python bench/model_garden.py [--frames 16 --size 112] [--batches 1,2]
+    python -m bench.model_garden [--frames 16 --size 112] [--batches 1,2]
                                  [--rounds 3 --steps 2] [--json PATH]
 
 Ours is ``dynamonet_tf.models.build_backbone("resnet50")`` (Keras 3): Hara et al.'s 3D
@@ -44,10 +44,8 @@ import json
 import math
 import os
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
@@ -57,7 +55,9 @@ from official.vision.modeling.backbones import ResNet3D  # noqa: E402
 
 from dynamonet_tf.models import build_backbone  # noqa: E402
 from dynamonet_tf.models.flops import forward_flops, trainable_parameter_count  # noqa: E402
-from machine import add_utilisation_arguments, describe, machine, record_end  # noqa: E402
+from bench.machine import (  # noqa: E402
+    add_utilisation_arguments, describe, machine, record_end,
+)
 
 NUM_CLASSES = 400
 MODELS = ("ours", "model_garden")

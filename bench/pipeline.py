@@ -1,6 +1,6 @@
 """Throughput of the training and evaluation input pipelines, in clips per second.
 
-    python bench/pipeline.py [--videos 32 --video-frames 64 --height 128 --width 171]
+    python -m bench.pipeline [--videos 32 --video-frames 64 --height 128 --width 171]
                              [--frames 16 --size 112 --batch 8]
                              [--warmup 5 --steps 50] [--json PATH]
 
@@ -20,11 +20,9 @@ Only the pipeline runs: compare its clips/s with the clips/s a training step con
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
@@ -32,7 +30,7 @@ import tensorflow as tf  # noqa: E402
 
 from dynamonet_tf.data.pipelines import eval_dataset, train_dataset  # noqa: E402
 from dynamonet_tf.data.schema import encode_video_example  # noqa: E402
-from machine import describe, machine, record_end  # noqa: E402
+from bench.machine import describe, machine, record_end  # noqa: E402
 
 NUM_SHARDS = 4
 

@@ -1,6 +1,6 @@
 """Runs every benchmark at its report setting, then renders docs/BENCHMARKS.md from their JSONs.
 
-    python bench/run_all.py [--quick] [--only NAME,NAME] [--torch-python PATH]
+    python -m bench.run_all [--quick] [--only NAME,NAME] [--torch-python PATH]
                             [--results-dir DIR] [--out PATH]
 
 The benchmarks and their settings are ``report.BENCHES``: dynamic_filter, grouped_conv,
@@ -31,7 +31,7 @@ import subprocess
 import sys
 import time
 
-import report  # bench/report.py: bench/ is sys.path[0] when this runs as a script
+from bench import report
 
 
 def now():
@@ -92,7 +92,7 @@ def main(argv=None):
     os.makedirs(os.path.join(report.REPOSITORY, results_dir), exist_ok=True)
     record = {
         "command": shlex.join(
-            ["python", "bench/run_all.py"] + (sys.argv[1:] if argv is None else list(argv))
+            ["python", "-m", "bench.run_all"] + (sys.argv[1:] if argv is None else list(argv))
         ),
         "quick": args.quick,
         "results_dir": results_dir,

@@ -1,6 +1,6 @@
 """Training throughput of the plain classifier against the full DynamoNet, per backbone.
 
-    python bench/training.py [--backbones resnet18,resnext101] [--frames 16 --size 112]
+    python -m bench.training [--backbones resnet18,resnext101] [--frames 16 --size 112]
                              [--batch 2 --steps 3] [--num-classes 400] [--json PATH]
 
 For each backbone, times a training step of ``build_dynamonet("classifier")`` (backbone +
@@ -20,10 +20,8 @@ import gc
 import json
 import os
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
@@ -31,9 +29,12 @@ import tensorflow as tf  # noqa: E402
 
 from dynamonet_tf.config import LossConfig, OptimizerConfig  # noqa: E402
 from dynamonet_tf.losses import frame_prediction_loss as make_frame_prediction_loss  # noqa: E402
-from dynamonet_tf.models.dynamonet import LOGITS, PREDICTED_FRAMES, build_dynamonet  # noqa: E402
+from dynamonet_tf.models import build_dynamonet  # noqa: E402
+from dynamonet_tf.names import LOGITS, PREDICTED_FRAMES  # noqa: E402
 from dynamonet_tf.models.flops import forward_flops  # noqa: E402
-from machine import add_utilisation_arguments, backbone_names, describe, machine, record_end  # noqa: E402
+from bench.machine import (  # noqa: E402
+    add_utilisation_arguments, backbone_names, describe, machine, record_end,
+)
 
 KINDS = ("classifier", "joint")
 

@@ -2,40 +2,18 @@
 
 The fixtures are small synthetic JSONs shaped like those the bench scripts write (the
 benchmarks themselves take minutes, so only the renderer and the orchestration run here:
-``python bench/run_all.py --quick`` takes over a minute).
+``python -m bench.run_all --quick`` takes over a minute).
 """
 
-import importlib.util
 import json
 import os
 import sys
+import types
 from pathlib import Path
 
-import pytest
+from bench import machine as bench_machine, report, run_all
 
 BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(BENCH, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture
-def report(monkeypatch):
-    module = _load("report")
-    monkeypatch.setitem(sys.modules, "report", module)
-    return module
-
-
-@pytest.fixture
-def run_all(report, monkeypatch):
-    module = _load("run_all")
-    monkeypatch.setitem(sys.modules, "run_all", module)
-    return module
 
 
 def machine(command, gpus=(), start=(1.25, 1.5, 2.0), end=(1.75, 1.5, 2.0)):
@@ -212,7 +190,7 @@ def section(text, title):
     return text[start : end if end >= 0 else len(text)]
 
 
-def test_tables_show_the_numbers_of_the_jsons(report, tmp_path):
+def test_tables_show_the_numbers_of_the_jsons(tmp_path):
     write(tmp_path, fixtures())
     text = report.render(str(tmp_path))
 
@@ -273,7 +251,7 @@ def test_tables_show_the_numbers_of_the_jsons(report, tmp_path):
     assert "- a factorised bottleneck" in garden
 
 
-def test_machine_date_load_and_command_beside_every_table(report, tmp_path):
+def test_machine_date_load_and_command_beside_every_table(tmp_path):
     data = fixtures()
     write(tmp_path, data)
     text = report.render(str(tmp_path))
@@ -299,28 +277,28 @@ def test_machine_date_load_and_command_beside_every_table(report, tmp_path):
     assert "PyTorch: not part of this bench" in section(text, "Input")
 
 
-def test_a_missing_json_is_not_measured_with_its_command(report, tmp_path):
+def test_a_missing_json_is_not_measured_with_its_command(tmp_path):
     data = fixtures()
     del data["model_garden"], data["backbones"]
     write(tmp_path, data)
     text = report.render(str(tmp_path))
     assert (
-        f"not measured: `python bench/model_garden.py --batches 1,2 --rounds 3 --steps 2 "
+        f"not measured: `python -m bench.model_garden --batches 1,2 --rounds 3 --steps 2 "
         f"--json {tmp_path}/model_garden.json`" in section(text, "3D ResNet-50")
     )
     backbones = section(text, "Backbones")
-    assert backbones.count("not measured: `python bench/backbones.py ") == 1
+    assert backbones.count("not measured: `python -m bench.backbones ") == 1
     assert "--torch-python /tmp/torchenv/bin/python" in backbones
     assert "| resnet18 | joint |" in text  # the others still render
 
 
-def test_every_json_missing_still_renders(report, tmp_path):
+def test_every_json_missing_still_renders(tmp_path):
     text = report.render(str(tmp_path))
-    assert text.count("not measured: `python bench/") == len(report.BENCHES)
+    assert text.count("not measured: `python -m bench.") == len(report.BENCHES)
     assert "No run_all.json" in text
 
 
-def test_a_gpu_run_is_named(report, tmp_path):
+def test_a_gpu_run_is_named(tmp_path):
     data = fixtures()
     data["training"]["machine"]["gpus"] = ["NVIDIA H100 80GB HBM3"]
     write(tmp_path, data)
@@ -330,7 +308,7 @@ def test_a_gpu_run_is_named(report, tmp_path):
     assert "2 cores, GPU: NVIDIA H100 80GB HBM3;" in section(text, "DynamoNet training")
 
 
-def test_old_jsons_without_date_or_command_say_so(report, tmp_path):
+def test_old_jsons_without_date_or_command_say_so(tmp_path):
     data = fixtures()
     for name in ("dynamic_filter",):
         for key in ("date", "command", "load_average_at_start", "load_average_at_end"):
@@ -341,17 +319,17 @@ def test_old_jsons_without_date_or_command_say_so(report, tmp_path):
     assert "- Command: not recorded in the JSON" in part
 
 
-def test_main_writes_the_report(report, tmp_path):
+def test_main_writes_the_report(tmp_path):
     write(tmp_path, fixtures())
     out = tmp_path / "docs" / "BENCHMARKS.md"
     report.main(["--results-dir", str(tmp_path), "--out", str(out)])
     assert out.read_text() == report.render(str(tmp_path))
 
 
-def test_commands_of_the_report_and_quick_settings(report):
+def test_commands_of_the_report_and_quick_settings():
     backbones = report.BENCH_BY_NAME["backbones"]
     assert backbones.command("bench/results") == [
-        "python", "bench/backbones.py", "--backbones", "resnet18,resnext101,stc_resnext101",
+        "python", "-m", "bench.backbones", "--backbones", "resnet18,resnext101,stc_resnext101",
         "--grouped-conv-implementations", "auto,native", "--steps", "3", "--rounds", "2",
         "--torch-python", "/tmp/torchenv/bin/python", "--json", "bench/results/backbones.json",
     ]  # fmt: skip
@@ -363,6 +341,15 @@ def test_commands_of_the_report_and_quick_settings(report):
     assert {bench.name for bench in report.BENCHES} == set(report.RENDERERS)
     for bench in report.BENCHES:
         assert os.path.exists(os.path.join(BENCH, f"{bench.name}.py"))
+
+
+def test_a_bench_run_as_a_module_records_the_command_that_runs_it_again(monkeypatch):
+    """``python -m bench.training`` is recorded as such: ``python bench/training.py`` would fail
+    to import ``bench.machine``."""
+    main = types.SimpleNamespace(__spec__=types.SimpleNamespace(name="bench.training"))
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    monkeypatch.setattr(sys, "argv", [os.path.join(BENCH, "training.py"), "--steps", "1"])
+    assert bench_machine.command_line() == "python -m bench.training --steps 1"
 
 
 class FakeBench:
@@ -381,7 +368,7 @@ class FakeBench:
         return ["python", "-c", code, path]
 
 
-def test_run_all_runs_each_bench_then_renders(report, run_all, tmp_path, monkeypatch):
+def test_run_all_runs_each_bench_then_renders(tmp_path, monkeypatch):
     data = fixtures()
     benches = (
         FakeBench("dynamic_filter", data["dynamic_filter"]),
@@ -408,10 +395,10 @@ def test_run_all_runs_each_bench_then_renders(report, run_all, tmp_path, monkeyp
     assert "| depthwise (global) | 50.0 | 1.00 |" in text
     assert "(it exited with status 3 in the last run)" in section(text, "training")
     assert "Failed in that run:" in text
-    assert f"python bench/run_all.py --results-dir {tmp_path}" in text
+    assert f"python -m bench.run_all --results-dir {tmp_path}" in text
 
 
-def test_unsteady_steps_are_flagged(report, tmp_path):
+def test_unsteady_steps_are_flagged(tmp_path):
     data = fixtures()
     data["backbones"]["results"][0]["step_seconds_all"] = [0.5, 0.61, 0.8]
     data["backbones"]["results"][0]["pytorch_step_seconds_all"] = [0.5, 0.5, 1.5]
@@ -428,7 +415,7 @@ def test_unsteady_steps_are_flagged(report, tmp_path):
     assert "our steps ranged" not in garden
 
 
-def test_the_committed_report_is_the_rendering_of_the_committed_jsons(report):
+def test_the_committed_report_is_the_rendering_of_the_committed_jsons():
     """docs/BENCHMARKS.md holds no figure typed by hand: it is bench/results/ rendered."""
     root = Path(__file__).resolve().parent.parent
     assert (root / "docs" / "BENCHMARKS.md").read_text() == report.render(str(root / "bench" / "results"))
