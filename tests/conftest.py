@@ -1,8 +1,12 @@
 import os
-import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(__file__))
+# The tests import this working tree (pyproject.toml: pythonpath); so do the scripts they run
+# in subprocesses (python data/prepare.py, tests/multi_worker.py, ...), even where another
+# copy of dynamonet_tf is installed.
+REPOSITORY = str(Path(__file__).resolve().parent.parent)
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, (REPOSITORY, os.environ.get("PYTHONPATH"))))
 
 import keras  # noqa: E402
 import pytest  # noqa: E402

@@ -1,0 +1,81 @@
+"""Export a trained run as a SavedModel that serves raw uint8 video (see README.md).
+
+    python export.py --model-dir runs/joint --out exported/dynamonet
+
+Label names come from --labels, else from the manifest.json of the run's prepared data. The
+export keeps the run's data.frame_stride: clients give video at its native frame rate and the
+export keeps every data.frame_stride-th frame, as in training and evaluation.
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from dynamonet_tf.config import ConfigError  # noqa: E402
+from dynamonet_tf.data.prepare import PrepareError  # noqa: E402
+from dynamonet_tf.export import export_saved_model  # noqa: E402
+from dynamonet_tf.inference import InferenceError, run_label_names  # noqa: E402
+from dynamonet_tf.runs import RunError, add_run_arguments, load_run, run_source  # noqa: E402
+
+DEFAULT_TOP_K = 5
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_run_arguments(parser)
+    parser.add_argument("--out", type=Path, required=True, help="the export directory to create")
+    parser.add_argument("--labels", type=Path, metavar="FILE",
+                        help="class names, one a line (default: the manifest.json of the run's data)")
+    parser.add_argument("--top-k", type=int, help=f"classes serving_default returns (default {DEFAULT_TOP_K}, "
+                                                  "or all classes if fewer)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing export in --out")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        run = load_run(run_source(args), best=args.best)
+        config = run.config
+        if not config.train.labeled and (args.labels is not None or args.top_k is not None):
+            raise InferenceError(f"{run.checkpoint} is a pretrain model without classes: "
+                                 "leave out --labels and --top-k.")
+        label_names, label_source = run_label_names(config, args.labels)
+        if config.train.labeled and label_names is None:
+            print("warning: no label names (no manifest.json with classes beside data.eval_files or "
+                  "data.train_files, and no --labels); the export names classes by index.", file=sys.stderr)
+        top_k = args.top_k
+        if top_k is None and config.train.labeled:
+            top_k = min(DEFAULT_TOP_K, config.data.num_classes)
+        metadata = export_saved_model(
+            run.model,
+            args.out,
+            label_names=label_names,
+            short_side=config.data.short_side,
+            crop_size=config.data.crop_size,
+            frame_stride=config.data.frame_stride,
+            top_k=top_k,
+            backbone=config.model.backbone,
+            overwrite=args.overwrite,
+        )
+    except (InferenceError, RunError, ConfigError, PrepareError) as error:
+        sys.exit(f"error: {error}")
+    except FileExistsError:
+        sys.exit(f"error: --out {args.out} exists and is not an empty directory; pass --overwrite to "
+                 "replace it, or choose another --out.")
+    except ValueError as error:  # an argument export_saved_model refuses, such as --top-k
+        sys.exit(f"error: {error}")
+    print(f"exported the {metadata['model_kind']} model of {run.checkpoint} to {args.out}")
+    print(f"  signatures: {', '.join(metadata['signatures'])}")
+    print(f"  clips of {metadata['num_frames']} frames {metadata['frame_stride']} apart (input: "
+          f"{metadata['input']['shape'][1]} frames at the native rate), short side "
+          f"{metadata['short_side']}, centre crop {metadata['crop_size']}")
+    if label_names is not None:
+        print(f"  {len(label_names)} label names from {label_source}")
+
+
+if __name__ == "__main__":
+    main()
