@@ -29,8 +29,7 @@ from typing import Literal, Optional
 
 import yaml
 
-from dynamonet_tf.losses import FP_REDUCTIONS
-from dynamonet_tf.models.backbones import BACKBONES
+from dynamonet_tf.names import BACKBONES, FP_REDUCTIONS, STAGES
 
 
 class ConfigError(ValueError):
@@ -92,12 +91,13 @@ def _coerce(key, value, annotation):
 class ModelConfig(_Section):
     """The network: :func:`dynamonet_tf.models.build_dynamonet` and its backbone options."""
 
-    backbone: str = "resnet18"  # a name in dynamonet_tf.models.BACKBONES
+    backbone: str = "resnet18"  # a name in dynamonet_tf.names.BACKBONES
     width_multiplier: float = 1.0  # below 1: narrow backbones for CPU demos
     shortcut_type: Optional[Literal["A", "B"]] = None  # None: A for ResNet-10/18/34, else B
     conv1_t_size: int = 7
     conv1_t_stride: int = 1
     no_max_pool: bool = False
+    cardinality: int = 32  # groups of ResNeXt's 3x3x3 convolutions
     stc_reduction: int = 16
     kernel_size: int = 5  # side of the dynamic motion filters; the paper found 5 best
     # Beyond the paper (one filter per frame): a filter per pixel, interpolated bilinearly
@@ -116,13 +116,14 @@ class ModelConfig(_Section):
     def _check_values(self):
         if self.backbone not in BACKBONES:
             raise ConfigError(
-                f"model.backbone must be one of {', '.join(BACKBONES)}; got {self.backbone!r}."
-                f"{_did_you_mean(self.backbone, BACKBONES)}"
+                f"Unknown backbone {self.backbone!r}; valid backbones: {', '.join(BACKBONES)}"
+                f" (model.backbone).{_did_you_mean(self.backbone, BACKBONES)}"
             )
         self._require("width_multiplier", self.width_multiplier > 0, "positive")
         for name in (
             "conv1_t_size",
             "conv1_t_stride",
+            "cardinality",
             "stc_reduction",
             "head_filters",
             "ar_units",
@@ -158,6 +159,11 @@ class DataConfig(_Section):
     short_side: int = 128  # frames are resized to this short side before cropping
     frame_stride: int = 1
     shuffle_buffer: int = 256  # videos; each holds a whole encoded video in memory
+
+    @property
+    def clip_shape(self):
+        """The model input of one clip, ``(num_frames, crop_size, crop_size, 3)``."""
+        return (self.num_frames, self.crop_size, self.crop_size, 3)
 
     def _check_values(self):
         self._require(
@@ -230,7 +236,7 @@ class TrainConfig(_Section):
 
     # pretrain: frame prediction only; joint: both heads; finetune: joint with a new
     # classifier on weights from an earlier stage, at a lower learning rate.
-    stage: Literal["pretrain", "joint", "finetune"] = "pretrain"
+    stage: Literal[STAGES] = "pretrain"
     classifier_only: bool = False  # the plain backbone + action head ablation (labeled stages)
     epochs: int = 10
     steps_per_epoch: int = 100

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from dynamonet_tf.atomic_files import atomic_write
 from dynamonet_tf.data.pipelines import eval_dataset, list_files
 from dynamonet_tf.data.prepare import MANIFEST_FILE, prepare_demo, read_manifest
-from dynamonet_tf.models import LOGITS
+from dynamonet_tf.names import LOGITS
 from dynamonet_tf.runs import load_run, load_run_config, model_kind, resolve_checkpoint, run_dir_of
 from dynamonet_tf.training.demo_data import DEMO_DATA_DIR
 from dynamonet_tf.video_accuracy import accuracy_report, average_clip_scores

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from dynamonet_tf.config import load_config
 from dynamonet_tf.models import build_dynamonet
+from dynamonet_tf.names import kind_of_stage
 
 CONFIG_FILE = "config.yaml"
 
@@ -23,36 +24,16 @@ class RunError(Exception):
 
 def model_kind(config):
     """``"pretrain"``, ``"joint"`` or ``"classifier"``: the model ``config`` trains."""
-    if config.train.stage == "pretrain":
-        return "pretrain"
-    return "classifier" if config.train.classifier_only else "joint"
+    return kind_of_stage(config.train.stage, config.train.classifier_only)
 
 
 def build_model(config):
     """The Keras model that ``config`` trains (fresh weights)."""
-    model, data = config.model, config.data
     return build_dynamonet(
         model_kind(config),
-        backbone=model.backbone,
-        input_shape=(data.num_frames, data.crop_size, data.crop_size, 3),
-        num_classes=data.num_classes if config.train.labeled else None,
-        kernel_size=model.kernel_size,
-        per_pixel_filters=model.per_pixel_filters,
-        filter_grid=model.filter_grid,
-        head_filters=model.head_filters,
-        ar_units=model.ar_units,
-        dmr_units=model.dmr_units,
-        dropout_rate=model.dropout_rate,
-        initial_centre_weight=model.initial_centre_weight,
-        backbone_options=dict(
-            width_multiplier=model.width_multiplier,
-            shortcut_type=model.shortcut_type,
-            conv1_t_size=model.conv1_t_size,
-            conv1_t_stride=model.conv1_t_stride,
-            no_max_pool=model.no_max_pool,
-            stc_reduction=model.stc_reduction,
-            synchronized_batch_norm=model.sync_batch_norm,
-        ),
+        config.model,
+        input_shape=config.data.clip_shape,
+        num_classes=config.data.num_classes if config.train.labeled else None,
     )
 
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from dynamonet_tf.layers import GroupedConv3D
-from dynamonet_tf.models import BACKBONES, build_backbone
+from dynamonet_tf.models import build_backbone
+from dynamonet_tf.names import BACKBONES
 
 TINY = dict(width_multiplier=0.125)
 

@@ -196,7 +196,7 @@ def test_configs_are_frozen_and_replace_revalidates():
         (["model.backbone=18"], r"model\.backbone must be of type str; got 18 \(int\)"),
         (["optimizer.momentum=.nan"], r"optimizer\.momentum must be a finite number"),
         # choices
-        (["model.backbone=resnet19"], r"model\.backbone must be one of resnet10, .*stc_resnext152; got 'resnet19'\. Did you mean 'resnet18'"),
+        (["model.backbone=resnet19"], r"Unknown backbone 'resnet19'; valid backbones: resnet10, .*stc_resnext152 \(model\.backbone\)\. Did you mean 'resnet18'"),
         (["train.stage=pre-train"], r"train\.stage must be one of 'pretrain', 'joint', 'finetune'; got 'pre-train'"),
         (["optimizer.schedule=step"], r"optimizer\.schedule must be one of 'plateau', 'cosine', 'constant'"),
         (["train.mixed_precision=float16"], r"train\.mixed_precision must be one of 'float32', 'mixed_float16', 'mixed_bfloat16'"),

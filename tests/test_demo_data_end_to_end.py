@@ -37,7 +37,7 @@ def test_prepare_demo_command_feeds_the_pipelines_and_the_model(tmp_path):
 
     model = build_dynamonet(
         "joint", backbone="resnet10", num_classes=len(DEMO_CLASSES),
-        backbone_options=dict(width_multiplier=0.125), head_filters=8,
+        width_multiplier=0.125, head_filters=8,
     )
     outputs = model(frames)
     assert outputs["logits"].shape == (4, len(DEMO_CLASSES))

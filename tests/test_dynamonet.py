@@ -12,7 +12,7 @@ TINY = dict(
     head_filters=8,
     ar_units=16,
     dmr_units=12,
-    backbone_options=dict(width_multiplier=0.125),
+    width_multiplier=0.125,
 )
 FP_LAYERS = {"fp_conv1", "fp_bn1", "fp_conv2", "fp_bn2", "fp_filter_fc"}
 ACTION_LAYERS = {"ar_conv1", "ar_bn1", "ar_conv2", "ar_bn2", "ar_fc", "dmr", "logits"}
@@ -28,7 +28,7 @@ def clips(batch, frames=9, size=32, seed=0):
 
 def test_pretrain_model_predicts_16_frames_from_a_17_frame_clip():
     model = build_dynamonet(
-        "pretrain", backbone="resnet10", input_shape=(16, 64, 64, 3), backbone_options=dict(width_multiplier=0.125)
+        "pretrain", backbone="resnet10", input_shape=(16, 64, 64, 3), width_multiplier=0.125
     )
     frames, targets = split_clip(clips(2, frames=17, size=64))
     outputs = model(frames)
@@ -132,7 +132,7 @@ def test_joint_loss_trains_and_is_the_weighted_sum():
 
 @pytest.mark.parametrize("kind", ["pretrain", "joint", "classifier"])
 def test_keras_file_round_trip(kind, tmp_path):
-    options = dict(TINY, backbone="stc_resnet10", backbone_options=dict(width_multiplier=0.25))
+    options = dict(TINY, backbone="stc_resnet10", width_multiplier=0.25)
     model = build_dynamonet(kind, num_classes=None if kind == "pretrain" else 4, **options)
     path = tmp_path / f"{kind}.keras"
     model.save(path)

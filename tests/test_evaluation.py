@@ -21,7 +21,7 @@ from dynamonet_tf.config import to_dict
 from dynamonet_tf.data.pipelines import eval_dataset
 from dynamonet_tf.data.schema import encode_video_example
 from dynamonet_tf.evaluation import evaluate_clips, summarise_splits
-from dynamonet_tf.models import LOGITS
+from dynamonet_tf.names import LOGITS
 from dynamonet_tf.runs import CONFIG_FILE, build_model
 from synthetic import translation_clips
 from tiny_run import tiny_config, write_tiny_data

@@ -80,7 +80,7 @@ def tiny_model(kind):
         head_filters=8,
         ar_units=16,
         dmr_units=16,
-        backbone_options={"width_multiplier": 0.125},
+        width_multiplier=0.125,
     )
     if kind != "pretrain":
         # An untrained classifier is almost uniform, which would hide preprocessing errors

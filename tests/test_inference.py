@@ -276,7 +276,7 @@ def test_a_pretrain_model_only_writes_frames(tmp_path, video, capsys):
         backbone="resnet10",
         input_shape=(NUM_FRAMES, SIDE, SIDE, 3),
         head_filters=8,
-        backbone_options={"width_multiplier": 0.125},
+        width_multiplier=0.125,
     )
     export.export_saved_model(model, tmp_path / "pretrain", short_side=SIDE, crop_size=SIDE)
     arguments = [str(video), "--export", str(tmp_path / "pretrain")]

@@ -60,7 +60,7 @@ def _term_gradient_norms(fp_reduction, alpha=0.1, beta=1.0):
     frames, next_frames = split_clip(tf.constant(clips))
     model = build_dynamonet(
         "joint", backbone="resnet10", input_shape=(8, 48, 48, 3), num_classes=8,
-        head_filters=8, ar_units=16, dmr_units=16, backbone_options=dict(width_multiplier=0.125),
+        head_filters=8, ar_units=16, dmr_units=16, width_multiplier=0.125,
     )
     fp_loss = losses.FramePredictionLoss(fp_reduction=fp_reduction)
     ce_loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -173,7 +173,7 @@ def test_layers_that_cannot_be_loaded_stop_the_run_unless_intended(tiny_data, tm
 def test_heads_use_he_initialisation():
     model = build_dynamonet(
         "joint", backbone="resnet10", input_shape=(16, 32, 32, 3), num_classes=400,
-        head_filters=64, backbone_options=dict(width_multiplier=0.125),
+        head_filters=64, width_multiplier=0.125,
     )
     # Fan-out far above fan-in, so He (2 / fan_in) and Glorot (2 / (fan_in + fan_out)) differ.
     for name, fan_in in (("fp_filter_fc", 64), ("ar_fc", 64), ("dmr", 16 * 25), ("logits", 1024)):
@@ -185,7 +185,7 @@ def test_heads_use_he_initialisation():
 
 
 def test_weight_decay_scope():
-    model = build_dynamonet("pretrain", backbone="resnet10", input_shape=(4, 32, 32, 3), backbone_options=dict(width_multiplier=0.125))
+    model = build_dynamonet("pretrain", backbone="resnet10", input_shape=(4, 32, 32, 3), width_multiplier=0.125)
     every = decayed_weights(model, "all")
     kernels = decayed_weights(model, "kernels")
     assert len(every) == len(model.trainable_weights)

@@ -22,7 +22,7 @@ def test_tiny_pretrain_model_beats_copying_the_last_frame_on_unseen_translations
         backbone="resnet10",
         input_shape=(frames, size, size, 3),
         head_filters=16,
-        backbone_options=dict(width_multiplier=0.125),
+        width_multiplier=0.125,
     )
     model.compile(keras.optimizers.Adam(3e-3), **losses.pretrain_loss())
     model.fit(training_batches(), steps_per_epoch=steps, epochs=1, shuffle=False, verbose=0)

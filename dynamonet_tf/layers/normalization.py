@@ -1,7 +1,23 @@
-"""Per-channel normalisation of raw frames for the backbone."""
+"""Normalisation: of raw frames for the backbone, and the BatchNorm every block uses."""
 
 import keras
 from keras import ops
+
+# PyTorch's BatchNorm defaults, as in the reference implementation: its momentum 0.1 is the
+# weight of the new batch, Keras's momentum the weight of the running value.
+BATCH_NORM_MOMENTUM = 0.9
+BATCH_NORM_EPSILON = 1e-5
+
+
+def batch_norm(name: str, synchronized: bool = False) -> keras.layers.BatchNormalization:
+    """The BatchNorm of every backbone block and head; ``synchronized`` takes statistics
+    over the global batch of all replicas instead of each replica's share."""
+    return keras.layers.BatchNormalization(
+        momentum=BATCH_NORM_MOMENTUM,
+        epsilon=BATCH_NORM_EPSILON,
+        synchronized=synchronized,
+        name=name,
+    )
 
 
 @keras.saving.register_keras_serializable(package="dynamonet_tf")

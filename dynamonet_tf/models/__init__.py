@@ -1,12 +1,7 @@
-"""Backbones and DynamoNet models."""
+"""Backbones and DynamoNet models (the names of their outputs: :mod:`dynamonet_tf.names`)."""
 
-from dynamonet_tf.models.backbones import BACKBONES, build_backbone
+from dynamonet_tf.models.backbones import build_backbone, model_config
 from dynamonet_tf.models.dynamonet import (
-    DMR,
-    FILTERS,
-    LOGITS,
-    MODEL_KINDS,
-    PREDICTED_FRAMES,
     WeightTransferReport,
     build_dynamonet,
     split_clip,
@@ -16,16 +11,11 @@ from dynamonet_tf.models.flops import forward_flops, trainable_parameter_count
 from dynamonet_tf.models.resnet3d import build_resnet3d
 
 __all__ = [
-    "BACKBONES",
-    "DMR",
-    "FILTERS",
-    "LOGITS",
-    "MODEL_KINDS",
-    "PREDICTED_FRAMES",
     "WeightTransferReport",
     "build_backbone",
     "build_dynamonet",
     "build_resnet3d",
+    "model_config",
     "forward_flops",
     "split_clip",
     "trainable_parameter_count",

@@ -1,36 +1,63 @@
-"""The backbone registry: ``build_backbone(name, **options)``."""
+"""The backbones by name: ``build_backbone(model_config, input_shape=...)``."""
 
-import functools
+import dataclasses
+from typing import Optional, Union
 
+import keras
+
+from dynamonet_tf.config import ConfigError, DataConfig, ModelConfig
 from dynamonet_tf.models.resnet3d import build_resnet3d
+from dynamonet_tf.names import BACKBONES
 
 
-def _registry():
-    backbones = {}
-    for stc in (False, True):
-        prefix = "stc_" if stc else ""
-        for depth in (10, 18, 34, 50, 101, 152):
-            backbones[f"{prefix}resnet{depth}"] = functools.partial(
-                build_resnet3d, depth, resnext=False, stc=stc
-            )
-        for depth in (50, 101, 152):
-            backbones[f"{prefix}resnext{depth}"] = functools.partial(
-                build_resnet3d, depth, resnext=True, stc=stc
-            )
-    return backbones
+def build_backbone(
+    config: Union[ModelConfig, str] = None,
+    /,
+    *,
+    input_shape: Optional[tuple] = None,
+    grouped_conv_implementation: str = "auto",
+    name: Optional[str] = None,
+    **options,
+) -> keras.Model:
+    """Builds the backbone ``config.backbone`` from clips to its last feature map.
 
+    Args:
+        config: a :class:`~dynamonet_tf.config.ModelConfig`, whose backbone options are used
+            (see :func:`~dynamonet_tf.models.resnet3d.build_resnet3d`), or a backbone name
+            (one of :data:`dynamonet_tf.names.BACKBONES`), short for
+            ``ModelConfig(backbone=name)``; None: ``ModelConfig()``.
+        input_shape: ``(time, height, width, channels)``; default, the clip shape of
+            ``DataConfig()``.
+        grouped_conv_implementation: how ResNeXt's grouped convolutions compute (speed only).
+        name: the Keras model's name (the backbone name by default).
+        options: fields of ``ModelConfig`` replacing those of ``config``
+            (``width_multiplier=0.25``, ``shortcut_type="B"``, ...).
 
-BACKBONES = _registry()
-
-
-def build_backbone(name, /, **options):
-    """Builds the backbone ``name`` (see ``BACKBONES``) from clips to its last feature map.
-
-    ``options`` are those of :func:`dynamonet_tf.models.resnet3d.build_resnet3d`
-    (``input_shape``, ``shortcut_type``, ``conv1_t_size``, ``conv1_t_stride``,
-    ``no_max_pool``, ``width_multiplier``, ``cardinality``, ``stc_reduction``), and ``name``
-    for the Keras model (the backbone name by default).
+    Raises:
+        ValueError: an unknown backbone or option (a ``ConfigError`` naming the key).
     """
-    if name not in BACKBONES:
-        raise ValueError(f"Unknown backbone {name!r}; valid backbones: {', '.join(BACKBONES)}.")
-    return BACKBONES[name](name=options.pop("name", name), **options)
+    config = model_config(config, **options)
+    return build_resnet3d(
+        BACKBONES[config.backbone],
+        config,
+        input_shape=tuple(input_shape or DataConfig().clip_shape),
+        grouped_conv_implementation=grouped_conv_implementation,
+        name=name or config.backbone,
+    )
+
+
+def model_config(config=None, **options) -> ModelConfig:
+    """``config`` (a ``ModelConfig``, a backbone name or None for the defaults) with the
+    ``ModelConfig`` fields in ``options`` replaced; an unknown field raises ConfigError."""
+    if config is None:
+        config = ModelConfig()
+    elif isinstance(config, str):
+        options = {"backbone": config, **options}
+        config = ModelConfig()
+    valid = {field.name for field in dataclasses.fields(ModelConfig)}
+    unknown = sorted(set(options) - valid)
+    if unknown:
+        raise ConfigError(
+            f"Unknown model option {unknown[0]!r}; valid options: {', '.join(sorted(valid))}."
+        )
+    return dataclasses.replace(config, **options)

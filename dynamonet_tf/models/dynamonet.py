@@ -1,6 +1,6 @@
 """DynamoNet: a 3D backbone with a dynamic-motion-filter head and an action head.
 
-Paper §3 and §4.1; the design notes, §3.3. Three functional models share layer names, so
+Paper §3 and §4.1; docs/DESIGN.md §3.3. Three functional models share layer names, so
 weights move between them by name (:func:`transfer_weights`):
 
 - ``"pretrain"``: frame prediction only (no classifier variables). Outputs
@@ -30,24 +30,29 @@ the DMR, is then each frame's mean filter over the grid, ``(batch, time, k, k)``
 """
 
 import dataclasses
+from typing import Optional, Union
 
 import keras
 
+from dynamonet_tf.config import DataConfig, ModelConfig
 from dynamonet_tf.layers import (
     HE_CONV_INITIALIZER,
     HE_DENSE_INITIALIZER,
     CentreTapBias,
     DynamicFilter,
     FrameNormalization,
+    batch_norm,
 )
-from dynamonet_tf.models.backbones import build_backbone
-
-MODEL_KINDS = ("pretrain", "joint", "classifier")
-
-LOGITS = "logits"
-PREDICTED_FRAMES = "predicted_frames"
-FILTERS = "filters"
-DMR = "dmr"
+from dynamonet_tf.models.backbones import build_backbone, model_config
+from dynamonet_tf.names import (
+    AR_LAYER,
+    DMR,
+    FILTERS,
+    FRAMES_INPUT,
+    LOGITS,
+    MODEL_KINDS,
+    PREDICTED_FRAMES,
+)
 
 # Per-channel statistics of Kinetics-400 frames in [0, 1] (Hara et al.'s training code).
 KINETICS_MEAN = (0.4345, 0.4051, 0.3775)
@@ -74,9 +79,7 @@ def _conv_head(features, prefix, filters, synchronized):
             kernel_initializer=HE_CONV_INITIALIZER,
             name=f"{prefix}_conv{index}",
         )(x)
-        x = keras.layers.BatchNormalization(
-            momentum=0.9, epsilon=1e-5, synchronized=synchronized, name=f"{prefix}_bn{index}"
-        )(x)
+        x = batch_norm(f"{prefix}_bn{index}", synchronized)(x)
         x = keras.layers.ReLU(name=f"{prefix}_relu{index}")(x)
     return keras.layers.GlobalAveragePooling3D(name=f"{prefix}_pool")(x)
 
@@ -109,50 +112,52 @@ def _per_pixel_filters(filter_logits, time, kernel_size, grid, frame_size):
 
 
 def build_dynamonet(
-    kind="joint",
+    kind: str = "joint",
+    config: Union[ModelConfig, str, None] = None,
     *,
-    backbone="stc_resnext101",
-    input_shape=(16, 112, 112, 3),
-    num_classes=None,
-    kernel_size=5,
-    per_pixel_filters=False,
-    filter_grid=8,
-    head_filters=64,
-    ar_units=512,
-    dmr_units=512,
-    dropout_rate=0.0,
-    initial_centre_weight=0.5,
-    filter_implementation=None,
-    filter_padding="zeros",
-    mean=KINETICS_MEAN,
-    std=KINETICS_STD,
-    backbone_options=None,
-    name=None,
-):
+    input_shape: Optional[tuple] = None,
+    num_classes: Optional[int] = None,
+    filter_implementation: Optional[str] = None,
+    filter_padding: Optional[str] = None,
+    grouped_conv_implementation: str = "auto",
+    name: Optional[str] = None,
+    **options,
+) -> keras.Model:
     """Builds a DynamoNet model of the given ``kind`` ("pretrain", "joint", "classifier").
 
     Args:
-        backbone: a name from :data:`dynamonet_tf.models.BACKBONES`.
-        input_shape: ``(time, height, width, channels)`` of the input frames.
+        kind: one of :data:`dynamonet_tf.names.MODEL_KINDS`.
+        config: the :class:`~dynamonet_tf.config.ModelConfig` (its fields: the backbone and
+            its options, ``kernel_size`` of the motion filters, ``per_pixel_filters`` and
+            ``filter_grid`` (see the module docstring), ``head_filters``, ``ar_units``,
+            ``dmr_units``, ``dropout_rate`` on concat(AR, DMR), ``initial_centre_weight``
+            (see :class:`CentreTapBias`), ``sync_batch_norm`` (backbone and heads)); a
+            backbone name is short for ``ModelConfig(backbone=name)``; None: the defaults.
+        input_shape: ``(time, height, width, channels)`` of the input frames; default, the
+            clip shape of ``DataConfig()`` (:attr:`DataConfig.clip_shape`).
         num_classes: number of actions (joint and classifier models).
-        kernel_size: side of the dynamic motion filters (the paper found 5 best).
-        per_pixel_filters: a filter per pixel, interpolated from a ``filter_grid`` x
-            ``filter_grid`` grid per frame, instead of the paper's one per frame (see the
-            module docstring).
-        head_filters: channels of the two convolutions of each head (64 in the paper).
-        ar_units, dmr_units: widths of the AR and DMR features (DMR: 512 in the paper).
-        dropout_rate: dropout on concat(AR, DMR) before the classifier.
-        initial_centre_weight: weight of each filter's centre tap before training (see
-            :class:`CentreTapBias`); ``None`` starts from uniform filters.
-        filter_implementation, filter_padding: passed to :class:`DynamicFilter`.
-        mean, std: per-channel statistics used to normalise frames for the backbone.
-        backbone_options: extra options for :func:`build_backbone` (``width_multiplier``,
-            ``shortcut_type``, ``conv1_t_size``, ``no_max_pool``, ...);
-            ``synchronized_batch_norm`` applies to the heads' BatchNorm too.
+        filter_implementation, filter_padding: passed to :class:`DynamicFilter` when given.
+        grouped_conv_implementation: passed to the backbone (speed only).
+        options: fields of ``ModelConfig`` replacing those of ``config``.
+
+    Frames are normalised for the backbone with Kinetics-400's statistics
+    (``KINETICS_MEAN``, ``KINETICS_STD``).
 
     Returns:
         A ``keras.Model`` whose input is ``frames`` and whose outputs are a dict.
     """
+    config = model_config(config, **options)
+    mean, std = KINETICS_MEAN, KINETICS_STD
+    kernel_size, filter_grid = config.kernel_size, config.filter_grid
+    per_pixel_filters, head_filters = config.per_pixel_filters, config.head_filters
+    initial_centre_weight = config.initial_centre_weight
+    filter_options = {
+        option: value
+        for option, value in (("implementation", filter_implementation), ("padding", filter_padding))
+        if value is not None
+    }
+    if input_shape is None:
+        input_shape = DataConfig().clip_shape
     if kind not in MODEL_KINDS:
         raise ValueError(f"Unknown DynamoNet kind {kind!r}; valid kinds: {', '.join(MODEL_KINDS)}.")
     input_shape = tuple(input_shape)
@@ -178,12 +183,14 @@ def build_dynamonet(
     if not classifies and num_classes is not None:
         raise ValueError("A 'pretrain' DynamoNet has no classifier: leave num_classes unset.")
 
-    backbone_options = dict(backbone_options or {})
-    synchronized = backbone_options.get("synchronized_batch_norm", False)
-    frames = keras.Input(shape=input_shape, name="frames")
+    synchronized = config.sync_batch_norm
+    frames = keras.Input(shape=input_shape, name=FRAMES_INPUT)
     normalized = normalize(frames)
     features = build_backbone(
-        backbone, input_shape=input_shape, name="backbone", **backbone_options
+        config,
+        input_shape=input_shape,
+        grouped_conv_implementation=grouped_conv_implementation,
+        name="backbone",
     )(normalized)
 
     outputs = {}
@@ -220,30 +227,28 @@ def build_dynamonet(
             )(filters)
             applied = filters
         outputs[PREDICTED_FRAMES] = DynamicFilter(
-            kernel_size,
-            implementation=filter_implementation,
-            per_pixel=per_pixel_filters,
-            padding=filter_padding,
-            name=PREDICTED_FRAMES,
+            kernel_size, per_pixel=per_pixel_filters, name=PREDICTED_FRAMES, **filter_options
         )(frames, applied)
         outputs[FILTERS] = filters
 
     if classifies:
         action = keras.layers.Dense(
-            ar_units, activation="relu", kernel_initializer=HE_DENSE_INITIALIZER, name="ar_fc"
+            config.ar_units, activation="relu", kernel_initializer=HE_DENSE_INITIALIZER,
+            name=AR_LAYER,
         )(
             _conv_head(features, "ar", head_filters, synchronized)
         )
         if kind == "joint":
             dmr = keras.layers.Dense(
-                dmr_units, activation="relu", kernel_initializer=HE_DENSE_INITIALIZER, name=DMR
+                config.dmr_units, activation="relu", kernel_initializer=HE_DENSE_INITIALIZER,
+                name=DMR,
             )(
                 keras.layers.Flatten(name="dmr_flatten")(filters)
             )
             outputs[DMR] = dmr
             action = keras.layers.Concatenate(name="ar_dmr_concat")([action, dmr])
-        if dropout_rate:
-            action = keras.layers.Dropout(dropout_rate, name="classifier_dropout")(action)
+        if config.dropout_rate:
+            action = keras.layers.Dropout(config.dropout_rate, name="classifier_dropout")(action)
         outputs[LOGITS] = keras.layers.Dense(
             num_classes, kernel_initializer=HE_DENSE_INITIALIZER, dtype="float32", name=LOGITS
         )(action)

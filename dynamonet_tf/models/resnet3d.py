@@ -12,7 +12,7 @@ alignment equal theirs:
 - ResNeXt-50/101/152: bottlenecks with expansion 2, widths 128/256/512/1024, inner width
   ``cardinality * width / 32`` and a grouped 3x3x3 convolution with ``cardinality`` groups.
 - Shortcut A: subsample + zero channels; shortcut B: 1x1x1 convolution + BN.
-- Convolutions have no bias; BN uses PyTorch's defaults (momentum 0.1, epsilon 1e-5).
+- Convolutions have no bias; BN uses PyTorch's defaults (:func:`~dynamonet_tf.layers.batch_norm`).
 
 ResNeXt's grouped 3x3x3 convolutions are :class:`GroupedConv3D` layers: a ``Conv3D`` with
 the same kernel variable (checkpoints and weight transfers are interchangeable with a plain
@@ -28,15 +28,20 @@ reference implementation's pixel for pixel. STC variants insert a
 before the addition.
 """
 
+from typing import Optional
+
 import keras
 
+from dynamonet_tf.config import ModelConfig
 from dynamonet_tf.layers import (
     HE_CONV_INITIALIZER,
     GroupedConv3D,
     SpatioTemporalChannelCorrelation,
     ZeroPadShortcut,
+    batch_norm,
 )
 from dynamonet_tf.layers.grouped_conv3d import IMPLEMENTATIONS as GROUPED_CONV_IMPLEMENTATIONS
+from dynamonet_tf.names import RESNET_DEPTHS, BackboneSpec
 
 BLOCKS_PER_STAGE = {
     10: (1, 1, 1, 1),
@@ -49,13 +54,8 @@ BLOCKS_PER_STAGE = {
 RESNET_WIDTHS = (64, 128, 256, 512)
 RESNEXT_WIDTHS = (128, 256, 512, 1024)
 STEM_WIDTH = 64
+assert tuple(BLOCKS_PER_STAGE) == RESNET_DEPTHS, "every backbone name needs its stages"
 
-
-
-def _batch_norm(name, synchronized=False):
-    return keras.layers.BatchNormalization(
-        momentum=0.9, epsilon=1e-5, synchronized=synchronized, name=name
-    )
 
 
 def _conv(x, filters, kernel_size, strides, name, groups=1, implementation="auto"):
@@ -89,16 +89,16 @@ def _shortcut(x, channels, strides, shortcut_type, name, synchronized):
     if shortcut_type == "A":
         return ZeroPadShortcut(channels, strides, name=f"{name}_downsample")(x)
     x = _conv(x, channels, (1, 1, 1), strides, name=f"{name}_downsample_conv")
-    return _batch_norm(f"{name}_downsample_bn", synchronized)(x)
+    return batch_norm(f"{name}_downsample_bn", synchronized)(x)
 
 
 def _basic_block(x, width, strides, shortcut_type, stc_reduction, name, synchronized, **_):
     shortcut = _shortcut(x, width, strides, shortcut_type, name, synchronized)
     y = _conv(x, width, (3, 3, 3), strides, name=f"{name}_conv1")
-    y = _batch_norm(f"{name}_bn1", synchronized)(y)
+    y = batch_norm(f"{name}_bn1", synchronized)(y)
     y = keras.layers.ReLU(name=f"{name}_relu1")(y)
     y = _conv(y, width, (3, 3, 3), 1, name=f"{name}_conv2")
-    y = _batch_norm(f"{name}_bn2", synchronized)(y)
+    y = batch_norm(f"{name}_bn2", synchronized)(y)
     return _merge(shortcut, y, stc_reduction, name)
 
 
@@ -117,7 +117,7 @@ def _bottleneck_block(
 ):
     shortcut = _shortcut(x, width * expansion, strides, shortcut_type, name, synchronized)
     y = _conv(x, inner_width, (1, 1, 1), 1, name=f"{name}_conv1")
-    y = _batch_norm(f"{name}_bn1", synchronized)(y)
+    y = batch_norm(f"{name}_bn1", synchronized)(y)
     y = keras.layers.ReLU(name=f"{name}_relu1")(y)
     y = _conv(
         y,
@@ -128,10 +128,10 @@ def _bottleneck_block(
         groups=groups,
         implementation=grouped_conv_implementation,
     )
-    y = _batch_norm(f"{name}_bn2", synchronized)(y)
+    y = batch_norm(f"{name}_bn2", synchronized)(y)
     y = keras.layers.ReLU(name=f"{name}_relu2")(y)
     y = _conv(y, width * expansion, (1, 1, 1), 1, name=f"{name}_conv3")
-    y = _batch_norm(f"{name}_bn3", synchronized)(y)
+    y = batch_norm(f"{name}_bn3", synchronized)(y)
     return _merge(shortcut, y, stc_reduction, name)
 
 
@@ -161,38 +161,27 @@ def _check_input_shape(input_shape):
 
 
 def build_resnet3d(
-    depth,
+    spec: BackboneSpec,
+    config: ModelConfig,
     *,
-    resnext=False,
-    stc=False,
-    input_shape=(16, 112, 112, 3),
-    shortcut_type=None,
-    conv1_t_size=7,
-    conv1_t_stride=1,
-    no_max_pool=False,
-    width_multiplier=1.0,
-    cardinality=32,
-    stc_reduction=16,
-    synchronized_batch_norm=False,
-    grouped_conv_implementation="auto",
-    name=None,
-):
+    input_shape: tuple,
+    grouped_conv_implementation: str = "auto",
+    name: Optional[str] = None,
+) -> keras.Model:
     """Builds a 3D ResNet/ResNeXt (optionally with STC blocks) as a functional model.
 
     Args:
-        depth: 10, 18, 34, 50, 101 or 152 (ResNeXt: 50, 101 or 152).
-        resnext: ResNeXt bottlenecks (grouped convolution, expansion 2).
-        stc: insert an STC block in every residual block.
+        spec: depth (10, 18, 34, 50, 101 or 152; ResNeXt: 50, 101 or 152), ResNeXt
+            bottlenecks (grouped convolution, expansion 2) or not, STC blocks or not.
+        config: the model section; its backbone options are read: ``shortcut_type`` ("A"
+            or "B"; ``None`` gives Hara et al.'s choice, A for basic-block ResNets 10/18/34
+            and B for bottleneck ones), ``conv1_t_size`` and ``conv1_t_stride`` (temporal
+            kernel size and stride of conv1), ``no_max_pool`` (skip the max-pool after
+            conv1), ``width_multiplier`` (scales conv1 and every stage width: tiny models
+            for CPUs), ``cardinality`` (ResNeXt groups), ``stc_reduction`` (the STC blocks'
+            ratio ``r``) and ``sync_batch_norm`` (BatchNorm statistics over the global batch
+            of all replicas of a ``tf.distribute`` strategy rather than each replica's share).
         input_shape: ``(time, height, width, channels)`` of the clips; time must be known.
-        shortcut_type: "A" or "B"; ``None`` gives Hara et al.'s choice: A for basic-block
-            ResNets (10/18/34), B for bottleneck ResNets and ResNeXts.
-        conv1_t_size, conv1_t_stride: temporal kernel size and stride of conv1.
-        no_max_pool: skip the max-pool after conv1.
-        width_multiplier: scales conv1 and every stage width (tiny models for CPUs).
-        cardinality: ResNeXt groups.
-        stc_reduction: the STC blocks' reduction ratio ``r``.
-        synchronized_batch_norm: BatchNorm statistics over the global batch of all replicas
-            of a ``tf.distribute`` strategy rather than each replica's share.
         grouped_conv_implementation: how ResNeXt's grouped convolutions compute:
             ``"auto"`` (default), ``"native"`` (Keras's ``Conv3D``: cuDNN on GPUs, XLA on
             CPUs, slow there), ``"split"`` or ``"conv2d"``; see
@@ -204,6 +193,11 @@ def build_resnet3d(
         feature map ``(batch, time', height', width', features)``; for 16x112x112 clips,
         ``time' = 1`` and ``height' = width' = 4``.
     """
+    depth, resnext, stc = spec
+    shortcut_type, width_multiplier = config.shortcut_type, config.width_multiplier
+    conv1_t_size, conv1_t_stride = config.conv1_t_size, config.conv1_t_stride
+    cardinality, stc_reduction = config.cardinality, config.stc_reduction
+    synchronized_batch_norm, no_max_pool = config.sync_batch_norm, config.no_max_pool
     if depth not in BLOCKS_PER_STAGE:
         raise ValueError(f"Unknown ResNet depth {depth!r}; valid: {sorted(BLOCKS_PER_STAGE)}.")
     bottleneck = resnext or depth >= 50
@@ -239,7 +233,7 @@ def build_resnet3d(
         kernel_initializer=HE_CONV_INITIALIZER,
         name="conv1",
     )(x)
-    x = _batch_norm("bn1", synchronized_batch_norm)(x)
+    x = batch_norm("bn1", synchronized_batch_norm)(x)
     x = keras.layers.ReLU(name="relu1")(x)
     if not no_max_pool:
         # Zero padding equals PyTorch's -inf padding here: the inputs follow a ReLU.
