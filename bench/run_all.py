@@ -32,6 +32,7 @@ import sys
 import time
 
 from bench import report
+from bench.report_common import loads
 
 
 def now():
@@ -104,7 +105,7 @@ def main(argv=None):
     }
     print(
         f"PyTorch: {version or 'not available'}; load averages at start: "
-        + report.loads(record["load_average_at_start"]),
+        + loads(record["load_average_at_start"]),
         flush=True,
     )
     start = time.perf_counter()
@@ -138,7 +139,7 @@ def main(argv=None):
     )
     with open(os.path.join(report.REPOSITORY, results_dir, report.RUN_ALL_JSON), "w") as file:
         json.dump(record, file, indent=2)
-    print("\nLoad averages at end: " + report.loads(record["load_average_at_end"]), flush=True)
+    print("\nLoad averages at end: " + loads(record["load_average_at_end"]), flush=True)
     report.main(["--results-dir", results_dir, "--out", out])
     return 1 if any(b["returncode"] for b in record["benches"]) else 0
 

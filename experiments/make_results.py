@@ -17,6 +17,7 @@ if not __package__:  # run as a script: import from the repository root, not exp
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from bench.machine import describe  # noqa: E402
+from dynamonet_tf.markdown import markdown_table  # noqa: E402
 from experiments.aggregate import summarize  # noqa: E402
 from experiments.claims import CLAIMS, RESULTS_DIR, RESULTS_FILE, RESULTS_PAGE, Gain  # noqa: E402
 
@@ -172,17 +173,12 @@ def at_a_glance(found):
                 f"{numbers['mean_a']} vs {numbers['mean_b']} ({n} seed{'s' if n > 1 else ''})",
                 numbers["verdict"],
             ])
-    lines = ["## At a glance", "", _table(["claim", "contrast", "here", "verdict"], rows), ""]
+    glance_table = markdown_table(["claim", "contrast", "here", "verdict"], rows)
+    lines = ["## At a glance", "", glance_table, ""]
     if not_matching:
         lines += ["**Where the results do not go the way of the paper (or of our expectation):**", "",
                   *not_matching, ""]
     return lines
-
-
-def _table(header, rows):
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def provenance(results):
@@ -213,7 +209,7 @@ def summary_table(claim, results):
         n = next((value["n"] for value in values if value), 0)
         entries = [mean_std(v, metric) if v else "—" for v, metric in zip(values, claim.metrics)]
         rows.append([row.label, *entries, str(n)])
-    lines = [_table(["", *(metric.label for metric in claim.metrics), "seeds"], rows), ""]
+    lines = [markdown_table(["", *(metric.label for metric in claim.metrics), "seeds"], rows), ""]
     runs = results["arms"][claim.rows[0].arm]["runs"]
     sample = runs[0]["metrics"] if runs else {}
     if "videos" in sample:
@@ -234,7 +230,7 @@ def seed_table(claim, results):
             rows.append([row.label, str(run["seed"]), *numbers, f"`{run['command']}`"])
     header = ["", "seed", *(metric.label for metric in claim.metrics), "command"]
     return ["<details><summary>Every seed, with the command that trains it again</summary>", "",
-            _table(header, rows), "", "</details>", ""]
+            markdown_table(header, rows), "", "</details>", ""]
 
 
 def shared_runs(claim, results):

@@ -7,13 +7,19 @@ benchmarks themselves take minutes, so only the renderer and the orchestration r
 
 import json
 import os
+import subprocess
 import sys
 import types
 from pathlib import Path
 
-from bench import machine as bench_machine, report, run_all
+import pytest
 
-BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
+from bench import machine as bench_machine, report, run_all
+from dynamonet_tf.markdown import markdown_table
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+BENCH = os.path.join(ROOT, "bench")
 
 
 def machine(command, gpus=(), start=(1.25, 1.5, 2.0), end=(1.75, 1.5, 2.0)):
@@ -419,3 +425,33 @@ def test_the_committed_report_is_the_rendering_of_the_committed_jsons():
     """docs/BENCHMARKS.md holds no figure typed by hand: it is bench/results/ rendered."""
     root = Path(__file__).resolve().parent.parent
     assert (root / "docs" / "BENCHMARKS.md").read_text() == report.render(str(root / "bench" / "results"))
+
+
+# The report renders without TensorFlow: every module it is made of, each bench's renderer
+# (bench/<name>_report.py, beside the script that imports TensorFlow) among them.
+REPORT_MODULES = [f"bench.{bench.name}_report" for bench in report.BENCHES] + [
+    "bench.report_common",
+    "bench.report",
+    "dynamonet_tf.markdown",
+]
+
+
+@pytest.mark.parametrize("module", REPORT_MODULES)
+def test_the_report_modules_do_not_import_tensorflow(module):
+    """In a fresh interpreter: this test process has TensorFlow loaded already."""
+    code = (
+        f"import {module}, sys; "
+        "loaded = [name for name in ('tensorflow', 'keras') if name in sys.modules]; "
+        "assert not loaded, loaded"
+    )
+    check = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+
+
+def test_markdown_table_aligns_each_column_as_asked():
+    assert markdown_table(["name", "ms"], [["a", 1.5], ["b", 20]], "lr") == (
+        "| name | ms |\n|---|---:|\n| a | 1.5 |\n| b | 20 |"
+    )
+    assert markdown_table(["x", "y"], []) == "| x | y |\n|---|---|"
+    with pytest.raises(ValueError):
+        markdown_table(["x", "y"], [], "l")
