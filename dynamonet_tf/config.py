@@ -29,6 +29,7 @@ from typing import Literal, Optional
 
 import yaml
 
+from dynamonet_tf.atomic_files import atomic_write
 from dynamonet_tf.names import BACKBONES, FP_REDUCTIONS, STAGES
 
 
@@ -420,8 +421,8 @@ def to_dict(config):
 
 
 def save_config(config, path):
-    """Writes ``config`` as YAML; :func:`load_config` reads it back equal."""
-    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    """Writes ``config`` as YAML, atomically; :func:`load_config` reads it back equal."""
+    atomic_write(path, yaml.safe_dump(to_dict(config), sort_keys=False))
 
 
 def learning_rate(config):

@@ -14,6 +14,9 @@ PREDICTED_FRAMES = "predicted_frames"  # (batch, time, height, width, 3) in [0, 
 FILTERS = "filters"  # (batch, time, k, k): each frame's dynamic motion filter
 DMR = "dmr"  # (batch, dmr_units): the dynamic motion representation
 
+# The label index of a video without a label (unlabeled data, TFRecords and readers).
+UNLABELED = -1
+
 # The model input's name and the layer whose output is the AR (appearance) features.
 FRAMES_INPUT = "frames"
 AR_LAYER = "ar_fc"

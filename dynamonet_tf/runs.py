@@ -13,9 +13,9 @@ import tensorflow as tf
 
 from dynamonet_tf.config import load_config
 from dynamonet_tf.models import build_dynamonet
+from dynamonet_tf.layout import RUN_CONFIG, run_dir_of, run_layout
 from dynamonet_tf.names import kind_of_stage
 
-CONFIG_FILE = "config.yaml"
 
 
 class RunError(Exception):
@@ -49,13 +49,6 @@ class LoadedRun:
     model_dir: Path
 
 
-def run_dir_of(source):
-    """The model dir of ``source``: a model dir itself, or a checkpoint prefix inside its
-    ``checkpoints/`` or ``best/`` folder."""
-    source = Path(source)
-    return source if source.is_dir() else source.parent.parent
-
-
 def resolve_checkpoint(source, *, best=False):
     """The checkpoint prefix ``source`` names.
 
@@ -69,7 +62,8 @@ def resolve_checkpoint(source, *, best=False):
     """
     source = Path(source)
     if source.is_dir():
-        folder = source / ("best" if best else "checkpoints")
+        run = run_layout(source)
+        folder = run.best if best else run.checkpoints
         prefix = tf.train.latest_checkpoint(folder)
         if prefix is None:
             raise RunError(f"{source}: no checkpoint in {folder}; expected the model dir of a train.py run.")
@@ -85,9 +79,9 @@ def resolve_checkpoint(source, *, best=False):
 def load_run_config(source):
     """The resolved config saved in the run that ``source`` belongs to."""
     run_dir = run_dir_of(source)
-    config_path = run_dir / CONFIG_FILE
+    config_path = run_layout(run_dir).config
     if not config_path.exists():
-        raise RunError(f"{source}: no {CONFIG_FILE} in {run_dir}; expected the model dir of a train.py run.")
+        raise RunError(f"{source}: no {RUN_CONFIG} in {run_dir}; expected the model dir of a train.py run.")
     return load_config(config_path)
 
 
@@ -103,7 +97,7 @@ def load_run(source, *, best=False):
     try:
         status.assert_existing_objects_matched()
     except AssertionError as error:
-        raise RunError(f"{checkpoint} does not match the model of {CONFIG_FILE}: {error}") from None
+        raise RunError(f"{checkpoint} does not match the model of {RUN_CONFIG}: {error}") from None
     return LoadedRun(config=config, model=model, checkpoint=checkpoint, model_dir=run_dir_of(source))
 
 

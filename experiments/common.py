@@ -26,7 +26,7 @@ from bench.machine import machine
 from dynamonet_tf.atomic_files import atomic_write
 from dynamonet_tf.config import ConfigError, load_config, to_dict
 from dynamonet_tf.data.prepare import PrepareError
-from dynamonet_tf.runs import CONFIG_FILE
+from dynamonet_tf.layout import REPORT, RUN_CONFIG
 from dynamonet_tf.training.trainer import Trainer, TrainingError
 from experiments.aggregate import summarize_runs
 from experiments.claims import RESULTS_DIR, RESULTS_FILE, RESULTS_PAGE
@@ -164,7 +164,7 @@ def seed_command(args, seed):
 
 def finished_report(model_dir, config):
     """The report of a finished run of ``config`` in ``model_dir``, else None."""
-    report, saved = Path(model_dir) / "report.json", Path(model_dir) / CONFIG_FILE
+    report, saved = Path(model_dir) / REPORT, Path(model_dir) / RUN_CONFIG
     if not report.exists() or not saved.exists():
         return None
     if yaml.safe_load(saved.read_text()) != to_dict(config):

@@ -15,8 +15,9 @@ import dataclasses
 from pathlib import Path
 
 from dynamonet_tf.data.demo import PHOTOS
-from dynamonet_tf.data.prepare import MANIFEST_FILE, PrepareOptions, prepare_demo
-from dynamonet_tf.training.demo_data import DEMO_DATA_DIR
+from dynamonet_tf.data.demo_data import ensure_demo
+from dynamonet_tf.data.prepare import PrepareOptions
+from dynamonet_tf.layout import DEMO_DATA_DIR, TEST, TRAIN, shards
 
 # A person, an object, a texture and a scene; training films the other photographs.
 HELD_OUT_PHOTOS = ("astronaut", "coffee", "gravel", "rocket")
@@ -46,19 +47,16 @@ class DemoData:
 
 def _prepared(root, demo_options=None, *, smoke=False, seed=0):
     """The files of the demo under ``root``, generated and prepared first if incomplete."""
-    unlabeled, labeled = root / "unlabeled", root / "labeled_split1"
-    if not (unlabeled / MANIFEST_FILE).exists() or not (labeled / MANIFEST_FILE).exists():
-        print(f"preparing {root} (once)", flush=True)
-        # Tiny videos decode faster in this process than worker processes start.
-        options, workers = (SMOKE_PREPARE, 0) if smoke else (PrepareOptions(), 2)
-        prepare_demo(
-            root, seed=seed, demo_options=demo_options, options=options, workers=workers, progress=False
-        )
+    # Tiny videos decode faster in this process than worker processes start.
+    options, workers = (SMOKE_PREPARE, 0) if smoke else (PrepareOptions(), 2)
+    demo = ensure_demo(
+        root, seed=seed, demo_options=demo_options, options=options, workers=workers, progress=False
+    )
     return DemoData(
-        unlabeled=str(unlabeled / "train-*.tfrecord"),
-        unlabeled_all=str(unlabeled / "*.tfrecord"),
-        labeled_train=str(labeled / "train-*.tfrecord"),
-        labeled_test=str(labeled / "test-*.tfrecord"),
+        unlabeled=shards(demo.unlabeled, TRAIN),
+        unlabeled_all=shards(demo.unlabeled),
+        labeled_train=shards(demo.labeled(1), TRAIN),
+        labeled_test=shards(demo.labeled(1), TEST),
     )
 
 

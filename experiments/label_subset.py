@@ -21,7 +21,8 @@ import tensorflow as tf
 
 from dynamonet_tf.atomic_files import atomic_write, temporary_path
 from dynamonet_tf.data.pipelines import list_files
-from dynamonet_tf.data.prepare import MANIFEST_FILE, PrepareError, read_manifest
+from dynamonet_tf.data.prepare import PrepareError, read_manifest
+from dynamonet_tf.layout import MANIFEST, TRAIN, shard_name
 from dynamonet_tf.data.schema import IMAGE_KEY, LABEL_INDEX_KEY, LABEL_TEXT_KEY, MEDIA_ID_KEY
 
 RULE = "max(1, n // 2) of each class's n videos: half, rounded down, at least one"
@@ -82,7 +83,7 @@ def write_half_subset(train_files, out_dir, *, seed=0):
     out_dir, train_files = Path(out_dir), str(train_files)
     files = list_files(train_files)
     source = {"files": train_files, "seed": seed, "rule": RULE}
-    manifest_path = out_dir / MANIFEST_FILE
+    manifest_path = out_dir / MANIFEST
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text())
         if {key: manifest["half_of"][key] for key in source} == source:
@@ -96,7 +97,7 @@ def write_half_subset(train_files, out_dir, *, seed=0):
 
     out_dir.mkdir(parents=True, exist_ok=True)
     count = -(-len(selected) // VIDEOS_PER_SHARD)
-    shards = [f"train-{k:05d}-of-{count:05d}.tfrecord" for k in range(count)]
+    shards = [shard_name(TRAIN, k, count) for k in range(count)]
     for k, shard in enumerate(shards):
         chunk = selected[k * VIDEOS_PER_SHARD : (k + 1) * VIDEOS_PER_SHARD]
         _write_shard(out_dir / shard, [record for record, _ in chunk])

@@ -18,7 +18,8 @@ from dynamonet_tf.config import (
     to_dict,
 )
 from dynamonet_tf.data.datasets import DatasetIndex, VideoRecord
-from dynamonet_tf.data.prepare import MANIFEST_FILE, PrepareOptions, prepare
+from dynamonet_tf.data.prepare import PrepareOptions, prepare
+from dynamonet_tf.layout import MANIFEST
 from videos import write_video
 
 
@@ -330,7 +331,7 @@ def test_check_against_data_reads_the_manifest_that_prepare_writes(tmp_path):
         records.append(VideoRecord(str(path), i % 2, classes[i % 2], "train", f"v{i}"))
     out = tmp_path / "prepared"
     prepare(DatasetIndex("tiny", classes, records), out, PrepareOptions(short_side=40), workers=0, progress=False)
-    prepared = json.loads((out / MANIFEST_FILE).read_text())
+    prepared = json.loads((out / MANIFEST).read_text())
 
     joint = ["train.stage=joint", "data.num_frames=8", "data.crop_size=32", "data.short_side=40"]
     check_against_data(load_config(overrides=joint + ["data.num_classes=2"]), prepared)

@@ -216,7 +216,7 @@ def test_cosine_schedule_ends_at_the_minimum_rate():
 
 def test_a_demo_prepared_before_the_holdout_is_named_not_half_used(tmp_path):
     from dynamonet_tf.data.prepare import PrepareError
-    from dynamonet_tf.training.demo_data import with_demo_data
+    from dynamonet_tf.data.demo_data import with_demo_data
 
     for folder in ("unlabeled", "labeled_split1"):
         (tmp_path / folder).mkdir()

@@ -10,7 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from dynamonet_tf.cli import CONFIGS_DIR  # noqa: E402
 from dynamonet_tf.config import ConfigError, load_config  # noqa: E402
 from dynamonet_tf.data.prepare import PrepareError  # noqa: E402
-from dynamonet_tf.training.demo_data import with_demo_data  # noqa: E402
+from dynamonet_tf.data.demo_data import with_demo_data  # noqa: E402
 from dynamonet_tf.training.trainer import STRATEGIES, Trainer, TrainingError, make_strategy  # noqa: E402
 
 DEFAULT_CONFIG = CONFIGS_DIR / "default.yaml"

@@ -14,15 +14,16 @@ import dataclasses
 import os
 import posixpath
 
+from dynamonet_tf.layout import HOLDOUT, TEST, TRAIN, VAL
+from dynamonet_tf.names import UNLABELED
+
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov")
 # "holdout" is never read from a split file: dynamonet_tf.data.prepare moves a seeded part of
 # each class's train videos there, the set that training validates on (Kinetics' "val" is its
 # reported evaluation set, so the holdout has a name of its own).
-SUBSETS = ("train", "val", "test", "holdout")
-HOLDOUT = "holdout"
+SUBSETS = (TRAIN, VAL, TEST, HOLDOUT)
 SPLITS = (1, 2, 3)
 DATASET_NAMES = ("ucf101", "hmdb51", "kinetics400", "folder")
-UNLABELED = -1
 
 # How many expected paths a "videos missing" error quotes.
 _MISSING_SHOWN = 5

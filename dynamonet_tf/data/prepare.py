@@ -35,13 +35,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from dynamonet_tf.atomic_files import TEMPORARY_PATTERN, atomic_write, temporary_path
-from dynamonet_tf.data.datasets import HOLDOUT, DatasetIndex
+from dynamonet_tf.data.datasets import DatasetIndex
 from dynamonet_tf.data.video import VideoDecodeError, decode_video
+from dynamonet_tf.layout import FAILURES, HOLDOUT, MANIFEST, PROGRESS_DIR, demo_layout, shard_name
 
-PROGRESS_DIR = ".progress"
 PLAN_FILE = "plan.json"
-MANIFEST_FILE = "manifest.json"
-FAILURES_FILE = "failures.json"
 
 
 class PrepareError(Exception):
@@ -159,7 +157,7 @@ def read_manifest(files):
     folders = {Path(path).parent for path in files}
     if len(folders) != 1:
         return None
-    path = folders.pop() / MANIFEST_FILE
+    path = folders.pop() / MANIFEST
     if not path.exists():
         return None
     try:
@@ -206,7 +204,7 @@ def _plan(index, options):
         count = math.ceil(len(videos) / options.videos_per_shard)
         for k in range(count):
             chunk = videos[k * options.videos_per_shard : (k + 1) * options.videos_per_shard]
-            shards.append(_Shard(f"{subset}-{k:05d}-of-{count:05d}.tfrecord", subset, chunk))
+            shards.append(_Shard(shard_name(subset, k, count), subset, chunk))
     return shards
 
 
@@ -235,7 +233,7 @@ def _claim_output(out_dir, plan, overwrite):
     if overwrite or not plan_path.exists():
         for stale in list(out_dir.glob("*.tfrecord")) + list(progress.glob("*")):
             stale.unlink()
-        for name in (MANIFEST_FILE, FAILURES_FILE):
+        for name in (MANIFEST, FAILURES):
             (out_dir / name).unlink(missing_ok=True)
     progress.mkdir(parents=True, exist_ok=True)
     for leftover in list(out_dir.glob(TEMPORARY_PATTERN)) + list(progress.glob(TEMPORARY_PATTERN)):
@@ -386,8 +384,8 @@ def prepare(index, out_dir, options=PrepareOptions(), *, workers=2, source=None,
     ) as progress_bar:
         _write_shards(out_dir, pending, options, min(workers, remaining), progress_bar)
     manifest, failures = _manifest(out_dir, index, options, plan, shards)
-    atomic_write(out_dir / FAILURES_FILE, json.dumps(failures, indent=2))
-    atomic_write(out_dir / MANIFEST_FILE, json.dumps(manifest, indent=2))
+    atomic_write(out_dir / FAILURES, json.dumps(failures, indent=2))
+    atomic_write(out_dir / MANIFEST, json.dumps(manifest, indent=2))
     return manifest
 
 
@@ -414,8 +412,8 @@ def prepare_demo(
     from dynamonet_tf.data.datasets import read_folder, read_hmdb51
     from dynamonet_tf.data.demo import demo_paths, generate_demo
 
-    out_dir = Path(out_dir)
-    video_root = Path(video_root) if video_root else out_dir / "videos"
+    demo = demo_layout(out_dir)
+    video_root = Path(video_root) if video_root else demo.videos
     try:
         generate_demo(video_root, seed=seed, **(demo_options or {}))
     except (ValueError, FileExistsError) as error:
@@ -423,7 +421,7 @@ def prepare_demo(
     paths = demo_paths(video_root)
     unlabeled = prepare(
         read_folder(paths.unlabeled),
-        out_dir / "unlabeled",
+        demo.unlabeled,
         options,
         workers=workers,
         source={"demo": str(video_root), "seed": seed},
@@ -432,7 +430,7 @@ def prepare_demo(
     )
     labeled = prepare(
         read_hmdb51(paths.videos, paths.splits, split),
-        out_dir / f"labeled_split{split}",
+        demo.labeled(split),
         options,
         workers=workers,
         source={"demo": str(video_root), "seed": seed, "split": split},

@@ -8,11 +8,12 @@ videos have label index -1 and an empty label text.
 
 import tensorflow as tf
 
+from dynamonet_tf.names import UNLABELED
+
 LABEL_INDEX_KEY = "clip/label/index"
 LABEL_TEXT_KEY = "clip/label/text"
 MEDIA_ID_KEY = "clip/media_id"
 IMAGE_KEY = "image/encoded"
-UNLABELED = -1
 
 
 def encode_video_example(jpeg_frames, label, label_name, media_id):

@@ -1,0 +1,100 @@
+"""What a training run keeps in its folder: its config, checkpoints, epoch log and reports.
+
+The names and places are :class:`dynamonet_tf.layout.RunLayout`'s. Every file is written
+whole or not at all (:mod:`dynamonet_tf.atomic_files`), so a run killed at any moment leaves
+files a resumed run can read.
+"""
+
+import csv
+import json
+import shutil
+
+import tensorflow as tf
+import yaml
+
+from dynamonet_tf.atomic_files import atomic_write, atomic_write_csv
+from dynamonet_tf.config import ConfigError, ExperimentConfig, load_config, save_config, to_dict
+from dynamonet_tf.layout import RunLayout
+
+# Checkpoints of the last states kept in checkpoints/ (best/ keeps one).
+CHECKPOINTS_KEPT = 3
+
+
+class RunFolderError(Exception):
+    """A run folder that holds another run; the message names the differences."""
+
+
+def config_differences(saved: dict, current: dict, prefix: str = ""):
+    """``"section.key: old -> new"`` for every key whose value differs."""
+    for key in sorted(set(saved) | set(current)):
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            yield from config_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            yield f"{prefix}{key}: {a!r} -> {b!r}"
+
+
+def claim_run_folder(run: RunLayout, config: ExperimentConfig, overwrite: bool = False):
+    """Makes ``run`` the folder of ``config``'s run and saves the config there.
+
+    A folder holding a run of the same config is resumed as it is. One holding a run of
+    another config is refused unless ``overwrite``, which removes that run's outputs
+    (checkpoints, best/, TensorBoard, logs and reports) first.
+
+    Raises:
+        RunFolderError: the folder holds a run of another config and not ``overwrite``.
+    """
+    current = to_dict(config)
+    if run.config.exists():
+        try:
+            # Through the schema, so that a key added to it since (with its default) does
+            # not count as a difference.
+            saved = to_dict(load_config(run.config))
+        except ConfigError:
+            saved = yaml.safe_load(run.config.read_text())
+        differences = list(config_differences(saved, current))
+        if differences and not overwrite:
+            raise RunFolderError(
+                f"{run.root} holds a run with another config ({'; '.join(differences)}); "
+                "use another --model-dir, or --overwrite to start it afresh."
+            )
+        if differences:
+            for path in run.outputs:
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+    run.root.mkdir(parents=True, exist_ok=True)
+    save_config(config, run.config)
+
+
+def checkpoint_managers(checkpoint: tf.train.Checkpoint, model, run: RunLayout):
+    """``(last, best)``: the manager of the run's last states (model, optimizer, position)
+    in ``checkpoints/`` and of its best weights (model only) in ``best/``."""
+    last = tf.train.CheckpointManager(checkpoint, run.checkpoints, max_to_keep=CHECKPOINTS_KEPT)
+    best = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), run.best, max_to_keep=1)
+    return last, best
+
+
+def has_checkpoint(run: RunLayout) -> bool:
+    return tf.train.latest_checkpoint(run.checkpoints) is not None
+
+
+def write_json(path, content):
+    """Writes ``content`` as indented JSON, atomically (reports)."""
+    atomic_write(path, json.dumps(content, indent=2))
+
+
+def append_epoch_log(path, row: dict):
+    """Adds ``row`` (an epoch's logs) to the CSV log, replacing any row of that epoch or
+    later: a run killed after logging an epoch but before checkpointing it redoes it.
+
+    Columns measured only in some epochs (the loss balance every N steps) stay blank in the
+    others.
+    """
+    rows = []
+    if path.exists():
+        with path.open(newline="") as file:
+            rows = [r for r in csv.DictReader(file) if int(r["epoch"]) < row["epoch"]]
+    rows.append(row)
+    atomic_write_csv(path, rows)
