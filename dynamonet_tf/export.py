@@ -46,16 +46,23 @@ and the signatures as named attributes of the loaded object.
 
 import json
 import os
-import shutil
 import tempfile
-import uuid
 
 import keras
 import tensorflow as tf
 from official.vision.ops import preprocess_ops_3d
 
+from dynamonet_tf.atomic_files import atomic_directory
 from dynamonet_tf.data.pipelines import subsample_frames
-from dynamonet_tf.models.dynamonet import DMR, FILTERS, LOGITS, MODEL_KINDS, PREDICTED_FRAMES
+from dynamonet_tf.names import (
+    AR_LAYER,
+    DMR,
+    FILTERS,
+    KIND_OUTPUTS,
+    LOGITS,
+    MODEL_KINDS,
+    PREDICTED_FRAMES,
+)
 
 SERVING_DEFAULT = "serving_default"
 PREDICT_FRAMES = "predict_frames"
@@ -64,15 +71,8 @@ LABELS = "labels"
 METADATA = "metadata"
 
 AR_FEATURES = "ar_features"
-AR_LAYER = "ar_fc"
 METADATA_FILE = "dynamonet_export.json"
 
-# The outputs of each kind of model built by build_dynamonet.
-_KIND_OUTPUTS = {
-    "pretrain": {PREDICTED_FRAMES, FILTERS},
-    "joint": {LOGITS, PREDICTED_FRAMES, FILTERS, DMR},
-    "classifier": {LOGITS},
-}
 _KIND_SIGNATURES = {
     "pretrain": [PREDICT_FRAMES, METADATA],
     "joint": [SERVING_DEFAULT, PREDICT_FRAMES, MOTION_FEATURES, LABELS, METADATA],
@@ -118,9 +118,9 @@ def model_kind(model):
     layers = {layer.name for layer in model.layers}
     for kind in MODEL_KINDS:
         # Classifying kinds also need the layer of their AR features.
-        if names == _KIND_OUTPUTS[kind] and (kind == "pretrain" or AR_LAYER in layers):
+        if names == KIND_OUTPUTS[kind] and (kind == "pretrain" or AR_LAYER in layers):
             return kind
-    expected = "; ".join(f"{kind}: {sorted(outputs)}" for kind, outputs in _KIND_OUTPUTS.items())
+    expected = "; ".join(f"{kind}: {sorted(outputs)}" for kind, outputs in KIND_OUTPUTS.items())
     raise ValueError(
         "export_saved_model needs a model built by build_dynamonet, whose outputs are a dict "
         f"with the keys of one kind ({expected}) and, to classify, a layer {AR_LAYER!r}; got "
@@ -143,9 +143,10 @@ def export_saved_model(
     """Exports a DynamoNet model as a SavedModel that serves raw ``uint8`` video.
 
     The signatures are described in the module docstring. The SavedModel is written to a
-    temporary directory beside ``export_dir`` and renamed into place when complete, so an
-    export that fails leaves neither a half-written ``export_dir`` nor temporary files
-    (a killed process leaves only a hidden ``.<name>.partial-*`` directory).
+    temporary directory beside ``export_dir`` and renamed into place when complete
+    (:func:`~dynamonet_tf.atomic_files.atomic_directory`), so an export that fails leaves
+    neither a half-written ``export_dir`` nor temporary files (a killed process leaves only a
+    hidden ``.<name>.partial-*`` directory).
 
     Args:
         model: a model from :func:`~dynamonet_tf.models.build_dynamonet` ("joint",
@@ -199,26 +200,20 @@ def export_saved_model(
     }
 
     os.makedirs(os.path.dirname(export_dir), exist_ok=True)
-    staging = _make_sibling_dir(export_dir, "partial")
-    try:
-        with tempfile.TemporaryDirectory() as asset_dir:
-            # The asset is copied into the SavedModel's assets/ on saving, so its source must
-            # live outside the directory being written.
-            metadata_path = os.path.join(asset_dir, METADATA_FILE)
-            with open(metadata_path, "w") as file:
-                json.dump(metadata, file, indent=2)
-            module = _ServingModule(
-                model, metadata_path, label_names, short_side, crop_size, frame_stride, top_k
-            )
-            tf.saved_model.save(
-                module,
-                staging,
-                signatures={name: getattr(module, name) for name in signatures},
-            )
-        _move_into_place(staging, export_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    with atomic_directory(export_dir) as staging, tempfile.TemporaryDirectory() as asset_dir:
+        # The asset is copied into the SavedModel's assets/ on saving, so its source must
+        # live outside the directory being written.
+        metadata_path = os.path.join(asset_dir, METADATA_FILE)
+        with open(metadata_path, "w") as file:
+            json.dump(metadata, file, indent=2)
+        module = _ServingModule(
+            model, metadata_path, label_names, short_side, crop_size, frame_stride, top_k
+        )
+        tf.saved_model.save(
+            module,
+            staging,
+            signatures={name: getattr(module, name) for name in signatures},
+        )
     return metadata
 
 
@@ -347,34 +342,3 @@ def _check_destination(export_dir, overwrite):
         raise FileExistsError(
             f"export_dir {export_dir} exists and is not empty; pass overwrite=True to replace it."
         )
-
-
-def _move_into_place(staging, export_dir):
-    """Renames the finished ``staging`` directory to ``export_dir``, replacing what is there.
-
-    The old export is renamed aside first and deleted last, so a failed rename leaves it in
-    place.
-    """
-    if not os.path.isdir(export_dir):
-        os.rename(staging, export_dir)
-        return
-    old = _make_sibling_dir(export_dir, "old")
-    moved = os.path.join(old, os.path.basename(export_dir))
-    os.rename(export_dir, moved)
-    try:
-        os.rename(staging, export_dir)
-    except BaseException:
-        os.rename(moved, export_dir)
-        os.rmdir(old)
-        raise
-    shutil.rmtree(old)
-
-
-def _make_sibling_dir(path, tag):
-    """Creates a new hidden directory beside ``path``, on the same file system so that
-    renames are atomic. Unlike ``tempfile.mkdtemp`` it honours the umask: the staging
-    directory becomes the export, which servers running as other users must read."""
-    parent, name = os.path.split(path)
-    sibling = os.path.join(parent, f".{name}.{tag}-{uuid.uuid4().hex[:8]}")
-    os.mkdir(sibling)
-    return sibling

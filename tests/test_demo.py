@@ -11,6 +11,7 @@ import pytest
 from skimage.registration import phase_cross_correlation
 from skimage.transform import SimilarityTransform, warp
 
+from dynamonet_tf.atomic_files import hidden_temporary_path
 from dynamonet_tf.data import demo
 
 SMALL = {"unlabeled_videos": 3, "videos_per_class": 6, "num_frames": 10, "size": (64, 80)}
@@ -298,7 +299,7 @@ def test_an_interrupted_run_leaves_no_half_video_and_is_cleared(tmp_path, monkey
             write_video(path, frames, fps)
             data = path.read_bytes()
             path.unlink()
-            demo.temp_path(path).write_bytes(data[: len(data) // 2])
+            hidden_temporary_path(path).write_bytes(data[: len(data) // 2])
             raise KeyboardInterrupt
         write_video(path, frames, fps)
 
@@ -306,7 +307,7 @@ def test_an_interrupted_run_leaves_no_half_video_and_is_cleared(tmp_path, monkey
     with pytest.raises(KeyboardInterrupt):
         demo.generate_demo(tmp_path, seed=0, **{**TINY, "unlabeled_videos": 4})
     assert not (tmp_path / demo.MARKER).exists()
-    leftover = demo.temp_path(calls[-1])
+    leftover = hidden_temporary_path(calls[-1])
     assert leftover.exists() and leftover.suffix not in VIDEO_SUFFIXES
     videos = [p for p in tmp_path.rglob("*") if p.suffix in VIDEO_SUFFIXES]
     assert len(videos) == 3
@@ -330,7 +331,7 @@ def test_a_write_interrupted_midway_leaves_no_file(tmp_path, monkeypatch):
     def from_ndarray(array, format):
         if len(frames_given) == 2:
             # Midway: the output is open, under its temporary name only.
-            assert demo.temp_path(target).exists() and not target.exists()
+            assert hidden_temporary_path(target).exists() and not target.exists()
             raise KeyboardInterrupt
         frames_given.append(array)
         return av.VideoFrame.from_ndarray(array, format=format)

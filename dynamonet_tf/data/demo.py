@@ -29,12 +29,11 @@ held-out set whose scenes a model trained on the other never saw. Every video dr
 own random generator keyed by ``(seed, stream, index)``, so the content is a pure function
 of the seed and options.
 
-Writes are atomic (a hidden temporary file, then ``os.replace``), a ``.complete`` marker holding
-the options is written last, and a complete demo is never regenerated.
+Writes are atomic (a hidden temporary file, then a rename: :mod:`dynamonet_tf.atomic_files`), a
+``.complete`` marker holding the options is written last, and a complete demo is never regenerated.
 """
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import NamedTuple
@@ -43,6 +42,8 @@ import av
 import numpy as np
 from skimage import data as skdata
 from skimage import exposure, transform
+
+from dynamonet_tf.atomic_files import atomic_write, atomic_write_with, hidden_temporary_path
 
 # Photographs that load from the scikit-image wheel without network access (checked on
 # scikit-image 0.26; brain, eagle, lily, skin, ... need pooch and a download). Synthetic or
@@ -434,23 +435,6 @@ def labeled_clip(rng, label, num_frames, size, photos=None):
 # ----------------------------------------------------------------------------- files
 
 
-def temp_path(path):
-    """Hidden, extension-less sibling of ``path``: a reader globbing ``*.avi`` never sees it."""
-    path = Path(path)
-    return path.with_name(f".{path.name}.partial")
-
-
-def _write_atomically(path, write):
-    """Calls ``write(temp_path)`` and then moves the result onto ``path``; no half files remain."""
-    tmp = temp_path(path)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_video(path, frames, fps):
     """Writes ``frames`` ``(time, height, width, 3)`` uint8 to ``path``.
 
@@ -482,12 +466,13 @@ def write_video(path, frames, fps):
                 container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
             container.mux(stream.encode())
 
-    _write_atomically(path, write)
+    # Hidden and extension-less until complete: the readers list videos by extension.
+    atomic_write_with(path, write, temporary=hidden_temporary_path(path))
 
 
 def _write_text(path, text):
-    """Writes ``text`` to ``path`` atomically."""
-    _write_atomically(path, lambda target: Path(target).write_text(text))
+    """Writes ``text`` to ``path`` atomically, under a hidden temporary name."""
+    atomic_write(path, text, temporary=hidden_temporary_path(path))
 
 
 # ----------------------------------------------------------------------------- dataset
