@@ -21,13 +21,13 @@ import sys
 
 from bench.backbones_report import render_backbones
 from bench.dynamic_filter_report import render_dynamic_filter
+from bench.machine import REPOSITORY
 from bench.grouped_conv_report import render_grouped_conv
 from bench.model_garden_report import render_model_garden
 from bench.pipeline_report import render_pipeline
 from bench.report_common import load_results, loads, machine_lines
 from bench.training_report import render_training
 
-REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_RESULTS = os.path.join("bench", "results")
 DEFAULT_OUT = os.path.join("docs", "BENCHMARKS.md")
 QUICK_RESULTS = os.path.join("bench", "results", "quick")
