@@ -64,7 +64,7 @@ def describe(info):
     )
 
 
-# The measured float32 GEMM peak of the 2-core development CPU (DESIGN.md section 6).
+# The measured float32 GEMM peak of the 2-core development CPU (docs/DESIGN.md §6).
 DEVELOPMENT_CPU_PEAK_GFLOPS = 220.0
 
 
@@ -75,7 +75,7 @@ def add_utilisation_arguments(parser):
         type=float,
         default=DEVELOPMENT_CPU_PEAK_GFLOPS,
         help="peak for the utilisation column (default: the float32 GEMM peak of the "
-        "2-core development CPU, DESIGN.md section 6)",
+        "2-core development CPU, docs/DESIGN.md §6)",
     )
     parser.add_argument("--json", metavar="PATH", help="also write the results here")
 

@@ -246,7 +246,7 @@ class TrainConfig(_Section):
     seed: int = 0
     deterministic: bool = False
     mixed_precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
-    jit_compile: bool = False  # XLA; 3-5x slower on the development CPUs (DESIGN.md §6)
+    jit_compile: bool = False  # XLA; 3-5x slower on the development CPUs (docs/DESIGN.md §6)
     checkpoint_every_steps: int = 100
     finetune_learning_rate_scale: float = 0.1
     # Every this many steps of a joint run, the share of alpha * L_FP and beta * L_CE in the

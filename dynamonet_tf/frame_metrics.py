@@ -1,6 +1,6 @@
 """Quality of predicted frames: SSIM and PSNR, against the ground truth and a baseline.
 
-The conventions of the design notes (§5), after Mathieu et al.'s protocol (paper Table 3):
+The conventions of docs/DESIGN.md §5, after Mathieu et al.'s protocol (paper Table 3):
 SSIM is scikit-image's ``structural_similarity`` with :data:`SSIM_SETTINGS` (Gaussian
 weights, sigma 1.5, an 11x11 window, population covariance, ``data_range=1``), computed on
 RGB (averaged over the channels) and on luma (Y of BT.601). PSNR is capped at

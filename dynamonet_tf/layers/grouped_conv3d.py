@@ -2,7 +2,7 @@
 
 Keras 3 runs a grouped ``Conv3D`` (``groups > 1``) on a TensorFlow CPU through XLA, because
 TensorFlow's own CPU kernels have no grouped 3D convolution; on the 2-core development CPU
-that made a ResNeXt-101 training step about ten times slower than PyTorch's (DESIGN.md §6).
+that made a ResNeXt-101 training step about ten times slower than PyTorch's (docs/DESIGN.md §6).
 :class:`GroupedConv3D` is a ``keras.layers.Conv3D`` (same options, same ``kernel`` variable
 of shape ``kernel_size + (in_channels // groups, filters)``, so checkpoints and weight
 transfers are interchangeable with a plain ``Conv3D``; the class answers to ``Conv3D``'s name,

@@ -2,7 +2,7 @@
 
 STC (Diba et al., ECCV 2018) rescales the channels of a 3D feature map with gates computed
 from two global summaries of it. No public code of the original exists; this is our reading
-of the paper (the design notes, §3.2, record it):
+of the paper (docs/DESIGN.md §3.2 records it):
 
 - channel branch: average over time, height and width -> ``C``; FC ``C -> C/r``, ReLU;
   FC ``C/r -> C``; sigmoid.

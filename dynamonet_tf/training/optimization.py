@@ -1,4 +1,4 @@
-"""The optimiser and its learning-rate schedule (paper §4.3; the design notes, §3.4)."""
+"""The optimiser and its learning-rate schedule (paper §4.3; docs/DESIGN.md §3.4)."""
 
 import math
 
