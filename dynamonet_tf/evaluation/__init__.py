@@ -1,0 +1,57 @@
+"""Action recognition evaluation of trained runs: the paper's test protocol (§4.3, Table 5).
+
+Every clip of each test video is classified at the centre crop, or at 3 crops along the long
+side; the softmax scores of all views of a video are averaged, and the video counts as
+correct when its true class ranks first (top-1) or in the first five (top-5) of that
+average. UCF101 and HMDB51 report the mean over their 3 splits.
+
+- :mod:`~dynamonet_tf.evaluation.protocol`: the core, :func:`evaluate_clips` (any callable
+  from frames to logits, any dataset of ``(frames, info)`` batches; the trainer's end-of-run
+  accuracy uses it too), and the class names and video counts of a prepared manifest.
+- :mod:`~dynamonet_tf.evaluation.splits`: what ``evaluate.py`` runs (:func:`plan_splits`,
+  :func:`evaluate_split`, :func:`summarise_splits`): it finds runs and data and checks that
+  they fit together.
+- :mod:`~dynamonet_tf.evaluation.outputs`: ``metrics.json``, ``predictions.csv``,
+  ``confusion.png``, ``summary.json`` and the printed table (:func:`format_table`).
+- :mod:`~dynamonet_tf.evaluation.figures`: the confusion matrix as an image.
+"""
+
+from dynamonet_tf.evaluation.figures import confusion_image
+from dynamonet_tf.evaluation.outputs import format_table, write_outputs, write_summary
+from dynamonet_tf.evaluation.protocol import (
+    HEADLINE,
+    ClipScores,
+    EvaluationError,
+    class_names,
+    evaluate_clips,
+    model_logits,
+    score_clips,
+)
+from dynamonet_tf.evaluation.splits import (
+    DATASETS,
+    SPLITS,
+    SplitPlan,
+    evaluate_split,
+    plan_splits,
+    summarise_splits,
+)
+
+__all__ = [
+    "DATASETS",
+    "HEADLINE",
+    "SPLITS",
+    "ClipScores",
+    "EvaluationError",
+    "SplitPlan",
+    "class_names",
+    "confusion_image",
+    "evaluate_clips",
+    "evaluate_split",
+    "format_table",
+    "model_logits",
+    "plan_splits",
+    "score_clips",
+    "summarise_splits",
+    "write_outputs",
+    "write_summary",
+]

@@ -1,0 +1,275 @@
+"""What ``evaluate.py`` runs: the data sets and their splits, each split's run and data found
+and checked against each other, scored by the protocol
+(:func:`~dynamonet_tf.evaluation.protocol.evaluate_clips`) and its files written
+(:mod:`dynamonet_tf.evaluation.outputs`); several splits summarised by mean and std.
+
+Every T-frame clip of each test video is classified (non-overlapping clips of the video's
+frames 0, s, 2s, ..., ``s`` the run's ``data.frame_stride`` as in its training clips, covering
+every kept frame, the last one padded by repeating the last kept frame, as
+:func:`~dynamonet_tf.data.pipelines.eval_dataset` cuts them) at the centre crop, or at 3
+crops along the long side. UCF101 and HMDB51 report the mean over their 3 splits.
+"""
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from dynamonet_tf.data.demo_data import demo_test_files
+from dynamonet_tf.data.pipelines import eval_dataset, list_files
+from dynamonet_tf.data.prepare import read_manifest
+from dynamonet_tf.evaluation.outputs import write_outputs
+from dynamonet_tf.evaluation.protocol import (
+    HEADLINE,
+    EvaluationError,
+    evaluate_clips,
+    manifest_class_names,
+    model_logits,
+    videos_in,
+)
+from dynamonet_tf.layout import MANIFEST, eval_subset, run_dir_of, shards
+from dynamonet_tf.runs import load_run, load_run_config, model_kind, resolve_checkpoint
+
+DATASETS = ("ucf101", "hmdb51", "kinetics400", "demo")
+# The demo's labeled set is made by the HMDB51 reader, so its manifest says hmdb51.
+PREPARED_AS = {"demo": "hmdb51"}
+# UCF101, HMDB51 (and the demo) have 3 official splits; Kinetics-400 has one validation set.
+SPLITS = {"ucf101": (1, 2, 3), "hmdb51": (1, 2, 3), "kinetics400": (1,), "demo": (1, 2, 3)}
+SPLIT_PLACEHOLDER = "{split}"
+
+
+# ---------------------------------------------------------------------------- data sets
+
+
+def resolve_data(data, dataset, split, config, source):
+    """The TFRecord files to evaluate on and the pattern they came from.
+
+    ``data``: a prepared folder (its test subset; val for Kinetics) or a glob; None takes
+    the demo's split for ``dataset == "demo"`` and the run's ``data.eval_files`` otherwise.
+    """
+    if data is None and dataset == "demo":
+        data, named = demo_test_files(split), "the demo data"
+    elif data is None:
+        data, named = config.data.eval_files, f"data.eval_files of {source}"
+        if not data:
+            raise EvaluationError(f"{source} has no data.eval_files in its config; pass --data.")
+    else:
+        named = "--data"
+    pattern = str(data)
+    if Path(data).is_dir():
+        pattern = shards(data, eval_subset(dataset))
+    try:
+        return list_files(pattern), pattern
+    except FileNotFoundError:
+        example = f"prepared/{dataset}_split{split}"
+        raise EvaluationError(
+            f"{named} {pattern!r} matches no TFRecord files; pass --data with a prepared folder "
+            f"(e.g. {example}) or a glob such as '{shards(example, eval_subset(dataset))}'."
+        ) from None
+
+
+def check_data(manifest, pattern, dataset, split, num_classes, source):
+    """Refuses prepared data that does not fit the run or the options (see the messages)."""
+    if manifest is None:
+        return
+    classes = len(manifest["classes"])
+    if classes != num_classes:
+        raise EvaluationError(
+            f"the data {pattern!r} has {classes} classes (its {MANIFEST}) but the model of "
+            f"{source} predicts {num_classes}; evaluate it on the data set it was trained for."
+        )
+    prepared_as = manifest.get("dataset")
+    expected = PREPARED_AS.get(dataset, dataset)
+    if prepared_as and prepared_as != expected:
+        raise EvaluationError(
+            f"the data {pattern!r} was prepared from {prepared_as} (its {MANIFEST}), not "
+            f"{dataset}; pass the matching --dataset or --data."
+        )
+    prepared_split = manifest.get("source", {}).get("split")
+    if len(SPLITS[dataset]) > 1 and prepared_split is not None and prepared_split != split:
+        raise EvaluationError(
+            f"the data {pattern!r} is split {prepared_split} (its {MANIFEST}), not split "
+            f"{split}; pass --split {prepared_split} or that split's --data."
+        )
+
+
+# ---------------------------------------------------------------------------- splits
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitPlan:
+    """What to evaluate for one split. ``source``: a model dir or checkpoint prefix;
+    ``data``: a folder or glob (None: the run's own eval data, or the demo's);
+    ``out_dir``: None for the default ``<model dir>/eval_<dataset>_split<N>``."""
+
+    split: int
+    source: Path
+    is_checkpoint: bool
+    data: str = None
+    out_dir: Path = None
+
+
+def parse_splits(dataset, split):
+    """``"1"``, ``"2"``, ``"3"`` or ``"all"`` -> the split numbers to evaluate."""
+    if dataset not in DATASETS:
+        raise EvaluationError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}.")
+    valid = SPLITS[dataset]
+    if str(split) == "all":
+        if len(valid) == 1:
+            raise EvaluationError(
+                f"{dataset} has a single test set; --split all is for ucf101, hmdb51 and demo."
+            )
+        return list(valid)
+    if str(split) not in {str(s) for s in valid}:
+        choices = ", ".join(map(str, valid)) + (" or all" if len(valid) > 1 else "")
+        raise EvaluationError(f"{dataset} has no split {split!r}; valid: {choices}.")
+    return [int(split)]
+
+
+def default_model_dir(dataset):
+    """Where ``evaluate.py`` looks without --model-dir: the demo's and Kinetics' joint run
+    in ``runs/joint`` (where ``train.py`` puts it), a fine-tuned run per split otherwise."""
+    if dataset in ("demo", "kinetics400"):
+        return "runs/joint"
+    return f"runs/finetune_{dataset}_split{SPLIT_PLACEHOLDER}"
+
+
+def plan_splits(dataset, split, *, source=None, is_checkpoint=False, data=None, out=None):
+    """The :class:`SplitPlan` of each split, and the folder of ``summary.json`` (None for one
+    split).
+
+    ``source`` (a model dir, or a checkpoint prefix with ``is_checkpoint``; None:
+    :func:`default_model_dir`) and ``data`` may hold a ``{split}`` placeholder, replaced by
+    each split's number; with several splits, the run's must. With several splits, ``out``
+    (default ``eval_<dataset>_splits`` beside the split-1 run) receives ``summary.json`` and a
+    ``split<N>`` folder per split.
+    """
+    splits = parse_splits(dataset, split)
+    template = str(source or default_model_dir(dataset))
+    several = len(splits) > 1
+    if several and SPLIT_PLACEHOLDER not in template:
+        flag = "--checkpoint" if is_checkpoint else "--model-dir"
+        raise EvaluationError(
+            f"--split all evaluates one run per split: {flag} {template!r} needs a "
+            f"{SPLIT_PLACEHOLDER} placeholder, e.g. --model-dir "
+            f"'runs/finetune_{dataset}_split{SPLIT_PLACEHOLDER}'."
+        )
+    if several and data is not None and SPLIT_PLACEHOLDER not in str(data):
+        raise EvaluationError(
+            f"--split all needs a {SPLIT_PLACEHOLDER} placeholder in --data {str(data)!r}, e.g. "
+            f"--data 'prepared/{dataset}_split{SPLIT_PLACEHOLDER}' (or leave --data out to use "
+            "each run's data.eval_files)."
+        )
+
+    def for_split(text, number):
+        return None if text is None else str(text).replace(SPLIT_PLACEHOLDER, str(number))
+
+    plans = [
+        SplitPlan(
+            split=number,
+            source=Path(for_split(template, number)),
+            is_checkpoint=is_checkpoint,
+            data=for_split(data, number),
+            out_dir=(Path(out) / f"split{number}" if several else Path(out)) if out else None,
+        )
+        for number in splits
+    ]
+    summary_dir = None
+    if several:
+        summary_dir = (
+            Path(out) if out else run_dir_of(plans[0].source).parent / f"eval_{dataset}_splits"
+        )
+    return plans, summary_dir
+
+
+def load_classifier_run(source, *, is_checkpoint, best):
+    """:func:`~dynamonet_tf.runs.load_run` with the user's mistakes named first."""
+    if is_checkpoint:
+        resolve_checkpoint(source)  # a missing prefix, named before its run's config is read
+    elif not source.is_dir():
+        raise EvaluationError(
+            f"model dir {str(source)!r} does not exist; pass --model-dir with the folder of a "
+            "train.py run (config.yaml, checkpoints/) or --checkpoint with a checkpoint prefix."
+        )
+    config = load_run_config(source)
+    if model_kind(config) == "pretrain":
+        raise EvaluationError(
+            f"{source} is a pretrain run (frame prediction only, no classifier); evaluate a "
+            "joint or finetune run."
+        )
+    return load_run(source, best=best)
+
+
+def evaluate_split(
+    plan, dataset, *, best=False, num_crops=1, clip_stride=None, batch_size=None, progress=True
+):
+    """Evaluates one split's run and writes its files; returns ``(metrics, out_dir)``.
+
+    Clips hold every ``data.frame_stride``-th frame of a video, as the run's training clips;
+    ``clip_stride`` counts those kept frames and defaults to the run's T (non-overlapping
+    clips), ``batch_size`` (views per batch) to its ``train.batch_size``. Raises
+    :class:`EvaluationError` or :class:`~dynamonet_tf.runs.RunError` on a run or data that
+    does not fit, and :class:`~dynamonet_tf.data.prepare.PrepareError` on an unreadable
+    manifest.
+    """
+    if clip_stride is not None and clip_stride < 1:
+        raise EvaluationError(f"--clip-stride must be >= 1; got {clip_stride}.")
+    if num_crops not in (1, 3):
+        raise EvaluationError(f"--crops must be 1 or 3; got {num_crops}.")
+    if batch_size is not None and batch_size < 1:
+        raise EvaluationError(f"--batch-size must be >= 1; got {batch_size}.")
+    run = load_classifier_run(plan.source, is_checkpoint=plan.is_checkpoint, best=best)
+    data = run.config.data
+    files, pattern = resolve_data(plan.data, dataset, plan.split, run.config, plan.source)
+    manifest = read_manifest(files)
+    check_data(manifest, pattern, dataset, plan.split, data.num_classes, plan.source)
+    names = manifest_class_names(manifest, data.num_classes)
+    clip_stride = clip_stride or data.num_frames
+    clips = eval_dataset(
+        files,
+        num_frames=data.num_frames,
+        frame_stride=data.frame_stride,
+        crop_size=data.crop_size,
+        short_side=data.short_side,
+        batch_size=batch_size or run.config.train.batch_size,
+        clip_stride=clip_stride,
+        num_crops=num_crops,
+    )
+    predict = tf.function(model_logits(run.model), reduce_retracing=True)
+    total_videos = videos_in(files, manifest)
+    try:
+        report = evaluate_clips(predict, clips, names, total_videos=total_videos, progress=progress)
+    except ValueError as error:  # labels outside the model's classes, unlabeled videos
+        raise EvaluationError(f"cannot score {pattern!r} with {run.checkpoint}: {error}") from None
+    predictions = report.pop("predictions")
+    metrics = {
+        "dataset": dataset,
+        "split": plan.split,
+        "checkpoint": run.checkpoint,
+        "data": pattern,
+        "num_frames": data.num_frames,
+        "frame_stride": data.frame_stride,
+        "crop_size": data.crop_size,
+        "crops": num_crops,
+        "clip_stride": clip_stride,
+        **{key: report[key] for key in ("videos", "clips", "views", *HEADLINE, "per_class")},
+        "classes": names,
+        "confusion": report["confusion"],  # [true class][predicted class], video counts
+    }
+    out_dir = plan.out_dir or run.model_dir / f"eval_{dataset}_split{plan.split}"
+    write_outputs(out_dir, metrics, predictions)
+    return metrics, out_dir
+
+
+def summarise_splits(results):
+    """``{"splits": {N: headline numbers}, "mean": ..., "std": ...}`` over ``(split, metrics)``
+    pairs; the standard deviation is the population one (ddof 0) over the splits."""
+    kept = ("checkpoint", "videos", "clips", *HEADLINE)
+    table = {str(split): {key: metrics[key] for key in kept} for split, metrics in results}
+    values = {key: np.array([metrics[key] for _, metrics in results]) for key in HEADLINE}
+    return {
+        "splits": table,
+        "mean": {key: float(v.mean()) for key, v in values.items()},
+        "std": {key: float(v.std()) for key, v in values.items()},
+    }
