@@ -4,17 +4,11 @@ Joint training from scratch on the labeled demo set of DynamoNet (backbone, acti
 dynamic motion filters, alpha = 0.1) and of the backbone with the action head only
 (``train.classifier_only=true``); video-level top-1 on the test videos::
 
-    python experiments/backbone_baseline.py [--seeds 0 1 2] [--steps N] [--smoke]
+    python -m experiments.backbone_baseline [--seeds 0 1 2] [--steps N] [--smoke]
 """
 
-import sys
-from pathlib import Path
-
-if not __package__:  # run as a script: import from the repository root, not experiments/
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)
-
-from experiments import common  # noqa: E402
-from experiments.claims import BACKBONE_BASELINE  # noqa: E402
+from experiments import common
+from experiments.claims import BACKBONE_BASELINE
 
 ARMS = (
     common.Arm("dynamonet", same_as=("fp_objective", "alpha_0.1")),

@@ -4,17 +4,11 @@ Joint training from scratch on the labeled demo set with the paper's loss weight
 (``loss.alpha=0.1``) and without frame prediction (``loss.alpha=0``: the filters are then
 shaped by the classification loss alone); video-level top-1 on the test videos::
 
-    python experiments/fp_objective.py [--seeds 0 1 2] [--steps N] [--smoke]
+    python -m experiments.fp_objective [--seeds 0 1 2] [--steps N] [--smoke]
 """
 
-import sys
-from pathlib import Path
-
-if not __package__:  # run as a script: import from the repository root, not experiments/
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)
-
-from experiments import common  # noqa: E402
-from experiments.claims import FP_OBJECTIVE  # noqa: E402
+from experiments import common
+from experiments.claims import FP_OBJECTIVE
 
 ARMS = (
     common.Arm("alpha_0.1", ("loss.alpha=0.1",)),

@@ -5,18 +5,12 @@ frames (SSIM on RGB and luma, PSNR, the Huber loss) on clips filmed over 4 other
 copying the last frame. Arms: one filter per frame (the paper) and a filter per pixel (our
 extension, ``model.per_pixel_filters``)::
 
-    python experiments/frame_prediction.py [--seeds 0 1 2] [--steps N] [--smoke]
+    python -m experiments.frame_prediction [--seeds 0 1 2] [--steps N] [--smoke]
 """
 
-import sys
-from pathlib import Path
-
-if not __package__:  # run as a script: import from the repository root, not experiments/
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)
-
-from experiments import common  # noqa: E402
-from experiments.claims import FRAME_PREDICTION  # noqa: E402
-from experiments.datasets import photo_split_data  # noqa: E402
+from experiments import common
+from experiments.claims import FRAME_PREDICTION
+from experiments.datasets import photo_split_data
 
 ARMS = (
     common.Arm("global_filters"),

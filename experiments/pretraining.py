@@ -6,19 +6,15 @@ training on the labeled demo set from those weights and from scratch, on all the
 videos and on a fixed half of each class's (:mod:`experiments.label_subset`). Both arms
 train alike; only the initial weights differ::
 
-    python experiments/pretraining.py [--seeds 0 1 2] [--steps N] [--smoke]
+    python -m experiments.pretraining [--seeds 0 1 2] [--steps N] [--smoke]
 """
 
-import sys
 from pathlib import Path
 
-if not __package__:  # run as a script: import from the repository root, not experiments/
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)
-
-from experiments import common  # noqa: E402
-from experiments.claims import PRETRAINING  # noqa: E402
-from experiments.datasets import demo_data  # noqa: E402
-from experiments.label_subset import write_half_subset  # noqa: E402
+from experiments import common
+from experiments.claims import PRETRAINING
+from experiments.datasets import demo_data
+from experiments.label_subset import write_half_subset
 
 HALF_SEED = 0  # one fixed half for every training seed, as Table 2 has one
 

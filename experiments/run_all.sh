@@ -7,9 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for experiment in frame_prediction fp_objective pretraining backbone_baseline; do
-    python "experiments/$experiment.py" "$@"
+    python -m "experiments.$experiment" "$@"
 done
 case " $* " in
-    *" --smoke "*) python experiments/make_results.py --results-dir experiments/results/smoke --out experiments/results/smoke/RESULTS.md ;;
-    *) python experiments/make_results.py ;;
+    *" --smoke "*) python -m experiments.make_results --results-dir experiments/results/smoke --out experiments/results/smoke/RESULTS.md ;;
+    *) python -m experiments.make_results ;;
 esac

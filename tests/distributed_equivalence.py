@@ -5,6 +5,8 @@ logical devices must be configured before TensorFlow starts, so it runs in its o
 
 Both runs start from the same seed, so from the same initial weights; each saves its weights
 before and after training and its validation loss as ``OUT_DIR/<name>[_initial].npz``.
+dynamonet_tf comes from the installed package (pip install -e .) or, under pytest, from the
+PYTHONPATH tests/conftest.py sets; test_training imports from tests/, the script's folder.
 """
 
 import os
@@ -14,9 +16,6 @@ import tensorflow as tf
 
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 

@@ -7,18 +7,16 @@ Cases: the update by ``optimizer.apply`` ("naive") or by ``finite_updates.apply_
 ("combined"), with a ``LossScaleOptimizer(SGD)`` or a plain ``SGD`` ("plain"), on a global
 batch whose second replica's rows overflow float16 ("overflow") or not ("finite"). Prints
 one JSON line: per case the weights after the step (as strings: "inf" and "nan" survive),
-the loss scale and the optimizer's iterations.
+the loss scale and the optimizer's iterations. dynamonet_tf comes from the installed package
+(pip install -e .) or, under pytest, from the PYTHONPATH tests/conftest.py sets.
 """
 
 import json
-import os
-import sys
 
 import tensorflow as tf
 
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

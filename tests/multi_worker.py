@@ -3,7 +3,9 @@ worker is its own process, told its role by TF_CONFIG).
 
     python tests/multi_worker.py DATA_DIR OUT_DIR PORT0 PORT1 INDEX [KEY=VALUE ...]
 
-Writes the worker's final weights to ``OUT_DIR/worker<INDEX>.npz``.
+Writes the worker's final weights to ``OUT_DIR/worker<INDEX>.npz``. dynamonet_tf comes from the
+installed package (pip install -e .) or, under pytest, from the PYTHONPATH tests/conftest.py
+sets; test_training imports from tests/, the script's folder.
 """
 
 import json
@@ -17,8 +19,6 @@ os.environ["TF_CONFIG"] = json.dumps(
         "task": {"type": "worker", "index": int(index)},
     }
 )
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 

@@ -12,7 +12,7 @@ from dynamonet_tf.layers import GroupedConv3D
 from dynamonet_tf.layers import grouped_conv3d
 from dynamonet_tf.models import build_backbone
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # PYTHONPATH of the snippets
 GROUPS = 4
 CHANNELS = 8
 
@@ -192,11 +192,9 @@ def test_mixed_bfloat16(implementation):
 
 MIRRORED_SCRIPT = textwrap.dedent(
     """
-    import sys
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    sys.path.insert(0, sys.argv[1])
     import keras
     import numpy as np
     from dynamonet_tf.layers import GroupedConv3D
@@ -240,19 +238,17 @@ MIRRORED_SCRIPT = textwrap.dedent(
 
 def test_mirrored_strategy_matches_one_device_native():
     result = subprocess.run(
-        [sys.executable, "-c", MIRRORED_SCRIPT, ROOT],
+        [sys.executable, "-c", MIRRORED_SCRIPT],
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        env={**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]
 
 
 ONEDNN_OFF_SCRIPT = textwrap.dedent(
     """
-    import sys
-    sys.path.insert(0, sys.argv[1])
     import keras
     import numpy as np
     import tensorflow as tf
@@ -278,10 +274,11 @@ ONEDNN_OFF_SCRIPT = textwrap.dedent(
 
 def test_auto_without_onednn_splits_and_trains():
     result = subprocess.run(
-        [sys.executable, "-c", ONEDNN_OFF_SCRIPT, ROOT],
+        [sys.executable, "-c", ONEDNN_OFF_SCRIPT],
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0"},
+        env={**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "2",
+             "TF_ENABLE_ONEDNN_OPTS": "0"},
     )
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]
