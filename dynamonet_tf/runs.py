@@ -6,14 +6,17 @@ Evaluation, export and inference load models from it with :func:`load_run`; thei
 lines name the run with the options of :func:`add_run_arguments`, read by :func:`run_source`.
 """
 
+import argparse
 import dataclasses
 from pathlib import Path
+from typing import Optional
 
+import keras
 import tensorflow as tf
 
-from dynamonet_tf.config import load_config
+from dynamonet_tf.config import ExperimentConfig, load_config
+from dynamonet_tf.layout import RUN_CONFIG, PathLike, run_dir_of, run_layout
 from dynamonet_tf.models import build_dynamonet
-from dynamonet_tf.layout import RUN_CONFIG, run_dir_of, run_layout
 from dynamonet_tf.names import kind_of_stage
 
 
@@ -22,12 +25,12 @@ class RunError(Exception):
     """A model dir or checkpoint that cannot be loaded; the message names the path."""
 
 
-def model_kind(config):
+def model_kind(config: ExperimentConfig) -> str:
     """``"pretrain"``, ``"joint"`` or ``"classifier"``: the model ``config`` trains."""
     return kind_of_stage(config.train.stage, config.train.classifier_only)
 
 
-def build_model(config):
+def build_model(config: ExperimentConfig) -> keras.Model:
     """The Keras model that ``config`` trains (fresh weights)."""
     return build_dynamonet(
         model_kind(config),
@@ -43,13 +46,13 @@ class LoadedRun:
     checkpoint's weights; ``checkpoint``: the checkpoint prefix they came from;
     ``model_dir``: the run's folder."""
 
-    config: object
-    model: object
+    config: ExperimentConfig
+    model: keras.Model
     checkpoint: str
     model_dir: Path
 
 
-def resolve_checkpoint(source, *, best=False):
+def resolve_checkpoint(source: PathLike, *, best: bool = False) -> str:
     """The checkpoint prefix ``source`` names.
 
     Args:
@@ -76,7 +79,7 @@ def resolve_checkpoint(source, *, best=False):
     return str(source)
 
 
-def load_run_config(source):
+def load_run_config(source: PathLike) -> ExperimentConfig:
     """The resolved config saved in the run that ``source`` belongs to."""
     run_dir = run_dir_of(source)
     config_path = run_layout(run_dir).config
@@ -85,7 +88,7 @@ def load_run_config(source):
     return load_config(config_path)
 
 
-def load_run(source, *, best=False):
+def load_run(source: PathLike, *, best: bool = False) -> "LoadedRun":
     """Builds a run's model and restores its weights: a :class:`LoadedRun`.
 
     Only the model is restored (optimizer slots are left out), so a run of any stage loads.
@@ -104,9 +107,9 @@ def load_run(source, *, best=False):
 def add_run_arguments(
     parser,
     *,
-    model_dir_help="a train.py run (its latest checkpoint)",
-    checkpoint_help="a checkpoint prefix of a run, e.g. runs/joint/checkpoints/ckpt-200",
-):
+    model_dir_help: str = "a train.py run (its latest checkpoint)",
+    checkpoint_help: str = "a checkpoint prefix of a run, e.g. runs/joint/checkpoints/ckpt-200",
+) -> None:
     """Adds ``--model-dir``, ``--checkpoint`` and ``--best`` to an argparse parser; see
     :func:`run_source` for what they load."""
     parser.add_argument("--model-dir", type=Path, help=model_dir_help)
@@ -118,7 +121,7 @@ def add_run_arguments(
     )
 
 
-def run_source(args, *, required=True):
+def run_source(args: argparse.Namespace, *, required: bool = True) -> Optional[PathLike]:
     """The ``source`` of :func:`load_run` (with ``best=args.best``) that the options of
     :func:`add_run_arguments` name: ``--checkpoint`` when given, else ``--model-dir``; None
     when neither is given and not ``required``.

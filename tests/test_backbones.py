@@ -131,8 +131,8 @@ def test_unknown_backbone_lists_valid_names():
         (dict(input_shape=(16, 112, 112)), r"\(time, height, width, channels\)"),
         (dict(input_shape=(None, 112, 112, 3)), "positive number of frames"),
         (dict(input_shape=(16, 112, 112, 0)), "positive channel count"),
-        (dict(shortcut_type="C"), "shortcut_type must be 'A' or 'B'"),
-        (dict(conv1_t_stride=0), "conv1_t_stride must be a positive integer"),
+        (dict(shortcut_type="C"), "model.shortcut_type must be one of 'A', 'B'"),
+        (dict(conv1_t_stride=0), "model.conv1_t_stride must be >= 1"),
         (dict(width_multiplier=0), "width_multiplier must be positive"),
     ],
 )

@@ -6,6 +6,8 @@ and at every position of its frame; optionally (``per_pixel=True``) a kernel per
 as in the dynamic local filtering of De Brabandere et al. (NIPS 2016).
 """
 
+from typing import Optional
+
 import keras
 import tensorflow as tf
 
@@ -55,10 +57,10 @@ class DynamicFilter(keras.layers.Layer):
 
     def __init__(
         self,
-        kernel_size=5,
-        implementation=None,
-        per_pixel=False,
-        padding="zeros",
+        kernel_size: int = 5,
+        implementation: Optional[str] = None,
+        per_pixel: bool = False,
+        padding: str = "zeros",
         **kwargs,
     ):
         kwargs.setdefault("dtype", "float32")
@@ -148,7 +150,7 @@ class DynamicFilter(keras.layers.Layer):
                     f"(frames {frames_shape}); use a kernel no larger than the frame."
                 )
 
-    def call(self, frames, filters):
+    def call(self, frames, filters) -> "tf.Tensor":
         self._check_shapes(frames.shape, filters.shape)
         frames = tf.cast(frames, tf.float32)
         filters = tf.cast(filters, tf.float32)

@@ -37,7 +37,7 @@ import keras
 IMPLEMENTATIONS = ("auto", "native", "split", "conv2d")
 
 
-def onednn_enabled():
+def onednn_enabled() -> bool:
     """Whether TensorFlow's CPU ops run through oneDNN in this process."""
     try:
         from tensorflow.python.util import _pywrap_util_port
@@ -62,7 +62,7 @@ class GroupedConv3D(keras.layers.Conv3D):
         **kwargs: those of ``keras.layers.Conv3D``.
     """
 
-    def __init__(self, *args, implementation="auto", **kwargs):
+    def __init__(self, *args, implementation: str = "auto", **kwargs):
         super().__init__(*args, **kwargs)
         if implementation not in IMPLEMENTATIONS:
             raise ValueError(

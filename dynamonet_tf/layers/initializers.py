@@ -27,7 +27,7 @@ class CentreTapBias(keras.initializers.Initializer):
     must beat, instead of a blur.
     """
 
-    def __init__(self, kernel_size, centre_weight):
+    def __init__(self, kernel_size: int, centre_weight: float):
         if not 0.0 < centre_weight < 1.0:
             raise ValueError(f"centre_weight must lie in (0, 1); got {centre_weight!r}.")
         self.kernel_size = int(kernel_size)

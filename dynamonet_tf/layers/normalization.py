@@ -1,5 +1,7 @@
 """Normalisation: of raw frames for the backbone, and the BatchNorm every block uses."""
 
+from collections.abc import Sequence
+
 import keras
 from keras import ops
 
@@ -28,7 +30,7 @@ class FrameNormalization(keras.layers.Layer):
     clip would broadcast against the three statistics and pass through the model silently.
     """
 
-    def __init__(self, mean, std, **kwargs):
+    def __init__(self, mean: Sequence[float], std: Sequence[float], **kwargs):
         super().__init__(**kwargs)
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)

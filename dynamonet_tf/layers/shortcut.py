@@ -14,7 +14,7 @@ class ZeroPadShortcut(keras.layers.Layer):
     channels (theirs detaches them with ``.data``), as the residual design intends.
     """
 
-    def __init__(self, channels, strides=1, **kwargs):
+    def __init__(self, channels: int, strides: int = 1, **kwargs):
         super().__init__(**kwargs)
         self.channels = int(channels)
         self.strides = int(strides)

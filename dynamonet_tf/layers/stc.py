@@ -15,7 +15,7 @@ import keras
 from keras import ops
 
 
-def stc_parameter_count(time, channels, reduction=16):
+def stc_parameter_count(time: int, channels: int, reduction: int = 16) -> int:
     """Trainable parameters of one STC block (all four FC layers have biases)."""
     channel_hidden = max(1, channels // reduction)
     temporal_hidden = max(1, time * channels // reduction)
@@ -34,7 +34,7 @@ class SpatioTemporalChannelCorrelation(keras.layers.Layer):
     FC layer has ``time * channels`` inputs). Hidden widths are ``max(1, n // reduction)``.
     """
 
-    def __init__(self, reduction=16, **kwargs):
+    def __init__(self, reduction: int = 16, **kwargs):
         super().__init__(**kwargs)
         if isinstance(reduction, bool) or not isinstance(reduction, int) or reduction < 1:
             raise ValueError(f"STC reduction must be a positive integer; got {reduction!r}.")

@@ -30,7 +30,8 @@ the DMR, is then each frame's mean filter over the grid, ``(batch, time, k, k)``
 """
 
 import dataclasses
-from typing import Optional, Union
+from collections.abc import Sequence
+from typing import Any, Optional, Union
 
 import keras
 
@@ -54,12 +55,15 @@ from dynamonet_tf.names import (
     PREDICTED_FRAMES,
 )
 
+# A NumPy array or a tensor.
+ArrayLike = Any
+
 # Per-channel statistics of Kinetics-400 frames in [0, 1] (Hara et al.'s training code).
 KINETICS_MEAN = (0.4345, 0.4051, 0.3775)
 KINETICS_STD = (0.2768, 0.2713, 0.2737)
 
 
-def split_clip(clip):
+def split_clip(clip: ArrayLike) -> tuple:
     """Splits a ``(batch, time + 1, ...)`` clip into model input and prediction targets.
 
     Returns ``(frames[:, :-1], frames[:, 1:])``: the model sees frames 1..T and predicts
@@ -287,7 +291,7 @@ class WeightTransferReport:
         return "\n".join(lines)
 
 
-def weighted_layers(model, prefix=""):
+def weighted_layers(model: keras.Model, prefix: str = "") -> dict:
     """``{qualified name: layer}`` for every layer with weights, descending into sub-models."""
     layers = {}
     for layer in model.layers:
@@ -299,7 +303,9 @@ def weighted_layers(model, prefix=""):
     return layers
 
 
-def transfer_weights(source, target, reinitialize=()):
+def transfer_weights(
+    source: keras.Model, target: keras.Model, reinitialize: Sequence[str] = ()
+) -> "WeightTransferReport":
     """Copies weights from ``source`` into ``target`` layer by layer, matching names.
 
     Non-trainable weights (BatchNorm statistics) move too. Layers named in ``reinitialize``

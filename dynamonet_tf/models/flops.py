@@ -7,7 +7,7 @@ import keras
 from dynamonet_tf.layers import DynamicFilter, SpatioTemporalChannelCorrelation
 
 
-def forward_flops(model, batch_size=1):
+def forward_flops(model: keras.Model, batch_size: int = 1) -> int:
     """Forward FLOPs of a built functional ``model`` for ``batch_size`` examples.
 
     Convention: FLOPs = 2 x multiply-accumulates (MACs), counted for
@@ -29,7 +29,7 @@ def forward_flops(model, batch_size=1):
     return 2 * batch_size * _macs_per_example(model)
 
 
-def trainable_parameter_count(model):
+def trainable_parameter_count(model: keras.Model) -> int:
     """Number of trainable scalars of ``model``."""
     return sum(math.prod(weight.shape) for weight in model.trainable_weights)
 
