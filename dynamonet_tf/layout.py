@@ -3,7 +3,7 @@
 A **run** (``train.py --model-dir``) holds ``config.yaml`` (the resolved config),
 ``checkpoints/`` (the last states, with optimizer), ``best/`` (the weights of the lowest
 validation loss), ``tensorboard/``, ``log.csv`` (a row per epoch), ``report.json`` (the
-end-of-run report) and, for a run started from another, ``init_report.json``.
+end-of-run report) and, for a run started from another, ``init_report.json``; evaluate.py adds ``eval_<dataset>_split<N>/``.
 
 A **prepared dataset** (``data/prepare.py --out``) holds ``<subset>-<k>-of-<n>.tfrecord``
 shards (subsets ``train``, ``holdout``, ``val``, ``test``), ``manifest.json`` and
@@ -68,6 +68,10 @@ class RunLayout:
     def init_report(self) -> Path:
         return self.root / INIT_REPORT
 
+    def eval_dir(self, dataset: str, split: int) -> Path:
+        """Where evaluate.py writes its results on one split by default."""
+        return self.root / f"eval_{dataset}_split{split}"
+
     @property
     def outputs(self) -> tuple:
         """Everything a run writes besides its config, for replacing a run."""
@@ -83,6 +87,11 @@ class RunLayout:
 
 def run_layout(model_dir: PathLike) -> RunLayout:
     return RunLayout(Path(model_dir))
+
+
+def splits_summary_dir(first_run: PathLike, dataset: str) -> Path:
+    """Where ``evaluate.py --split all`` writes its summary by default: beside the runs."""
+    return run_dir_of(first_run).parent / f"eval_{dataset}_splits"
 
 
 def default_model_dir(stage: str) -> Path:

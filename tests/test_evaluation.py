@@ -22,7 +22,8 @@ from dynamonet_tf.data.pipelines import eval_dataset
 from dynamonet_tf.data.schema import encode_video_example
 from dynamonet_tf.evaluation import evaluate_clips, summarise_splits
 from dynamonet_tf.names import LOGITS
-from dynamonet_tf.runs import CONFIG_FILE, build_model
+from dynamonet_tf.layout import RUN_CONFIG
+from dynamonet_tf.runs import build_model
 from synthetic import translation_clips
 from tiny_run import tiny_config, write_tiny_data
 
@@ -208,7 +209,7 @@ def write_run(model_dir, data_dir, *overrides, bias=None, stage="joint"):
         layer.kernel.assign(np.zeros(layer.kernel.shape, np.float32))
         layer.bias.assign(bias.astype(np.float32))
     model_dir.mkdir(parents=True)
-    (model_dir / CONFIG_FILE).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    (model_dir / RUN_CONFIG).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
     tf.train.CheckpointManager(tf.train.Checkpoint(model=model), model_dir / "checkpoints", max_to_keep=1).save()
     return model_dir
 

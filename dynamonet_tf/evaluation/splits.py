@@ -28,7 +28,7 @@ from dynamonet_tf.evaluation.protocol import (
     model_logits,
     videos_in,
 )
-from dynamonet_tf.layout import MANIFEST, eval_subset, run_dir_of, shards
+from dynamonet_tf.layout import MANIFEST, eval_subset, run_layout, shards, splits_summary_dir
 from dynamonet_tf.runs import load_run, load_run_config, model_kind, resolve_checkpoint
 
 DATASETS = ("ucf101", "hmdb51", "kinetics400", "demo")
@@ -177,9 +177,7 @@ def plan_splits(dataset, split, *, source=None, is_checkpoint=False, data=None, 
     ]
     summary_dir = None
     if several:
-        summary_dir = (
-            Path(out) if out else run_dir_of(plans[0].source).parent / f"eval_{dataset}_splits"
-        )
+        summary_dir = Path(out) if out else splits_summary_dir(plans[0].source, dataset)
     return plans, summary_dir
 
 
@@ -257,7 +255,7 @@ def evaluate_split(
         "classes": names,
         "confusion": report["confusion"],  # [true class][predicted class], video counts
     }
-    out_dir = plan.out_dir or run.model_dir / f"eval_{dataset}_split{plan.split}"
+    out_dir = plan.out_dir or run_layout(run.model_dir).eval_dir(dataset, plan.split)
     write_outputs(out_dir, metrics, predictions)
     return metrics, out_dir
 
