@@ -37,16 +37,21 @@ BATCHES = {
 
 def run(update, optimizer_kind, batch):
     with strategy.scope():
-        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, kernel_initializer="ones")])
+        model = keras.Sequential(
+            [keras.Input((2,)), keras.layers.Dense(1, kernel_initializer="ones")]
+        )
         optimizer = keras.optimizers.SGD(0.1, momentum=0.9)
         if optimizer_kind == "loss_scaled":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_variables)
-    dataset = strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensor_slices(BATCHES[batch]).batch(4))
+    dataset = strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensor_slices(BATCHES[batch]).batch(4)
+    )
 
     def replica_step(inputs):
         with tf.GradientTape() as tape:
-            loss = tf.nn.compute_average_loss(tf.cast(model(inputs), tf.float32)[:, 0] ** 2, global_batch_size=4)
+            loss = tf.nn.compute_average_loss(tf.cast(model(inputs), tf.float32)[:, 0] ** 2,
+                                              global_batch_size=4)
             scaled = optimizer.scale_loss(loss) if optimizer_kind == "loss_scaled" else loss
         gradients = tape.gradient(scaled, model.trainable_variables)
         if update == "naive":
@@ -61,7 +66,8 @@ def run(update, optimizer_kind, batch):
     step(next(iter(dataset)))
     return {
         "weights": [str(value) for w in model.trainable_variables for value in w.numpy().ravel()],
-        "scale": float(optimizer.dynamic_scale.numpy()) if optimizer_kind == "loss_scaled" else None,
+        "scale": (float(optimizer.dynamic_scale.numpy()) if optimizer_kind == "loss_scaled"
+                  else None),
         "iterations": int(optimizer.iterations.numpy()),
     }
 

@@ -30,7 +30,8 @@ ENVIRONMENT = {key: value for key, value in os.environ.items() if key != "PYTHON
 
 
 def run(command, cwd, timeout=300):
-    return subprocess.run(command, cwd=cwd, env=ENVIRONMENT, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(command, cwd=cwd, env=ENVIRONMENT, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +50,10 @@ def installed(tmp_path_factory):
     python = env_dir / "bin" / "python"
     probe = run([str(python), "-c", "import setuptools; print(setuptools.__version__)"], root)
     if probe.returncode != 0 or int(probe.stdout.split(".")[0]) < 64:
-        pytest.skip(f"no setuptools >= 64 for an offline build: {probe.stdout.strip() or probe.stderr[-300:]}")
-    result = run([str(python), "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
-                  str(source)], root, timeout=600)
+        found = probe.stdout.strip() or probe.stderr[-300:]
+        pytest.skip(f"no setuptools >= 64 for an offline build: {found}")
+    result = run([str(python), "-m", "pip", "install", "--no-deps", "--no-build-isolation",
+                  "--no-index", str(source)], root, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     outside = root / "elsewhere"
     outside.mkdir()
@@ -60,7 +62,8 @@ def installed(tmp_path_factory):
 
 def test_the_installed_package_is_imported_outside_the_repository(installed):
     env_dir, outside = installed
-    result = run([str(env_dir / "bin" / "python"), "-c", "import dynamonet_tf; print(dynamonet_tf.__file__)"], outside)
+    result = run([str(env_dir / "bin" / "python"), "-c",
+                  "import dynamonet_tf; print(dynamonet_tf.__file__)"], outside)
     assert result.returncode == 0, result.stderr[-3000:]
     module = Path(result.stdout.strip().splitlines()[-1]).resolve()
     assert module.is_relative_to(env_dir.resolve()), module
@@ -84,7 +87,8 @@ def test_the_configs_ship_with_the_package_and_their_bases_resolve(installed):
     assert result.returncode == 0, result.stderr[-3000:]
     configs_dir, names = result.stdout.strip().splitlines()[-2:]
     assert Path(configs_dir).resolve().is_relative_to(env_dir.resolve())
-    assert names.split() == sorted(path.name for path in (REPOSITORY / "dynamonet_tf" / "configs").glob("*.yaml"))
+    shipped = (REPOSITORY / "dynamonet_tf" / "configs").glob("*.yaml")
+    assert names.split() == sorted(path.name for path in shipped)
 
 
 def test_dynamonet_train_help(installed):

@@ -10,7 +10,7 @@ last kept frame) at the run's crop size, softmax averaged per video; clips hold 
 data.frame_stride-th frame of the video, as the run's training clips. {split} in --model-dir,
 --checkpoint and --data is replaced by each split's number; --split all evaluates the three
 splits, each with its own run, and reports their mean and standard deviation.
-"""
+"""  # noqa: E501 (the usage lines are --help's epilog, verbatim)
 
 import argparse
 import os
@@ -30,27 +30,34 @@ def parse_args(argv):
         epilog=__doc__.split("\n", 2)[2],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--dataset", required=True, help=f"one of {', '.join(evaluation.DATASETS)}")
-    parser.add_argument("--split", default="1", help="1, 2, 3 or all (UCF101, HMDB51, demo; Kinetics-400 has 1)")
+    parser.add_argument("--dataset", required=True,
+                        help=f"one of {', '.join(evaluation.DATASETS)}")
+    parser.add_argument("--split", default="1",
+                        help="1, 2, 3 or all (UCF101, HMDB51, demo; Kinetics-400 has 1)")
     add_run_arguments(
         parser,
-        model_dir_help="a train.py run, {split} replaced per split (default: runs/joint for demo and "
-        "kinetics400, runs/finetune_<dataset>_split{split} otherwise)",
+        model_dir_help="a train.py run, {split} replaced per split (default: runs/joint for demo "
+        "and kinetics400, runs/finetune_<dataset>_split{split} otherwise)",
         checkpoint_help="a checkpoint prefix, e.g. runs/joint/best/ckpt-12 ({split} allowed)",
     )
     parser.add_argument(
         "--data",
         help="a prepared folder (its test-*.tfrecord; val-* for kinetics400) or a TFRecord glob, "
-        "{split} replaced per split (default: the run's data.eval_files; demo: data/demo/labeled_split<N>)",
+        "{split} replaced per split (default: the run's data.eval_files; demo: "
+        "data/demo/labeled_split<N>)",
     )
     parser.add_argument(
         "--out",
         help="output folder (default <model-dir>/eval_<dataset>_split<N>; with --split all it "
         "holds summary.json and split<N>/, default eval_<dataset>_splits beside the runs)",
     )
-    parser.add_argument("--crops", type=int, default=1, choices=(1, 3), help="1: centre; 3: along the long side")
-    parser.add_argument("--clip-stride", type=int, help="kept frames (after data.frame_stride) between clip starts (default T: non-overlapping)")
-    parser.add_argument("--batch-size", type=int, help="views per batch (default: the run's train.batch_size)")
+    parser.add_argument("--crops", type=int, default=1, choices=(1, 3),
+                        help="1: centre; 3: along the long side")
+    parser.add_argument("--clip-stride", type=int,
+                        help="kept frames (after data.frame_stride) between clip starts "
+                        "(default T: non-overlapping)")
+    parser.add_argument("--batch-size", type=int,
+                        help="views per batch (default: the run's train.batch_size)")
     return parser.parse_args(argv)
 
 
