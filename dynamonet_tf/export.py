@@ -3,7 +3,8 @@
 :func:`export_saved_model` writes a TensorFlow SavedModel whose signatures take a batch of
 raw RGB video, ``uint8`` ``(batch, num_frames * frame_stride, height, width, 3)`` of any batch
 size, height and width, and do the evaluation preprocessing of
-:func:`dynamonet_tf.data.pipelines.eval_dataset` inside the graph (:func:`preprocess_video`):
+:func:`dynamonet_tf.data.pipelines.eval_dataset` inside the graph, with the same function
+(:func:`dynamonet_tf.data.clips.preprocess_video`):
 keeping every ``frame_stride``-th frame (frames 0, s, 2s, ...: the spacing the run trained on,
 its ``data.frame_stride``), conversion to [0, 1], bilinear resize of the short side to
 ``short_side`` keeping the aspect ratio, centre crop to ``crop_size``. The client gives the
@@ -50,10 +51,9 @@ import tempfile
 
 import keras
 import tensorflow as tf
-from official.vision.ops import preprocess_ops_3d
 
 from dynamonet_tf.atomic_files import atomic_directory
-from dynamonet_tf.data.pipelines import subsample_frames
+from dynamonet_tf.data.clips import preprocess_video
 from dynamonet_tf.names import (
     AR_LAYER,
     DMR,
@@ -78,37 +78,6 @@ _KIND_SIGNATURES = {
     "joint": [SERVING_DEFAULT, PREDICT_FRAMES, MOTION_FEATURES, LABELS, METADATA],
     "classifier": [SERVING_DEFAULT, MOTION_FEATURES, LABELS, METADATA],
 }
-
-
-def preprocess_video(video, *, short_side, crop_size, frame_stride=1):
-    """Raw video -> model input, as :func:`~dynamonet_tf.data.pipelines.eval_dataset` does.
-
-    The same subsampling and Model Garden ops in the same order: frames 0, s, 2s, ... of the
-    time axis (``s = frame_stride``, :func:`~dynamonet_tf.data.pipelines.subsample_frames`),
-    conversion to float32 in [0, 1] (before resizing, so that resizing does not round to
-    ``uint8`` levels), bilinear resize so that the short side is ``short_side``
-    (``(long * short_side) // short`` for the long side), centre crop.
-
-    Args:
-        video: ``uint8`` ``(batch, time, height, width, channels)``, any height and width.
-        frame_stride: keep every ``frame_stride``-th frame; 1 keeps them all.
-
-    Returns:
-        float32 ``(batch, ceil(time / frame_stride), crop_size, crop_size, channels)`` in
-        [0, 1].
-    """
-    video = subsample_frames(video, frame_stride, axis=1)
-    shape = tf.shape(video)
-    # Model Garden's ops take (time, height, width, channels); frames of all clips are one
-    # such sequence for them.
-    frames = tf.reshape(video, tf.concat([[-1], shape[2:]], axis=0))
-    frames = preprocess_ops_3d.normalize_image(frames, zero_centering_image=False)
-    frames = preprocess_ops_3d.resize_smallest(frames, short_side)
-    frames = preprocess_ops_3d.crop_image(frames, crop_size, crop_size)
-    frames = tf.reshape(frames, tf.concat([shape[:2], [crop_size, crop_size], shape[4:]], axis=0))
-    # The model checks its input's static shape.
-    frames.set_shape(video.shape[:2] + (crop_size, crop_size) + video.shape[4:])
-    return frames
 
 
 def model_kind(model):

@@ -1,14 +1,14 @@
 """Next-frame prediction of a trained run against copying the last frame (paper Table 3).
 
 Every whole, non-overlapping clip of T + 1 frames of each video is cut (centre crop, as in
-evaluation), from the video's frames 0, s, 2s, ... (``s`` the run's ``data.frame_stride``,
-the spacing of its training clips, so frame t + 1 is ``s`` source frames after frame t); the
-model sees frames 1..T and predicts frames 2..T+1, and each prediction of frame t + 1 is
-scored against the true frame t + 1 together with the copy-the-last-frame baseline (frame t
-itself), on the same frames and crops: SSIM (RGB and luma) and PSNR, with the settings of
-:mod:`dynamonet_tf.frame_metrics`. Padded clips (the last one of a video in
-:func:`~dynamonet_tf.data.pipelines.eval_dataset`) are left out: their repeated final frame
-is a stillness that copying the last frame predicts for free.
+evaluation: :mod:`dynamonet_tf.data.clips`), from the video's frames 0, s, 2s, ... (``s``
+the run's ``data.frame_stride``, the spacing of its training clips, so frame t + 1 is ``s``
+source frames after frame t); the model sees frames 1..T and predicts frames 2..T+1, and
+each prediction of frame t + 1 is scored against the true frame t + 1 together with the
+copy-the-last-frame baseline (frame t itself), on the same frames and crops: SSIM (RGB and
+luma) and PSNR, with the settings of :mod:`dynamonet_tf.frame_metrics`. Padded clips (the
+last one of a video in :func:`~dynamonet_tf.data.pipelines.eval_dataset`) are left out:
+their repeated final frame is a stillness that copying the last frame predicts for free.
 
 Clips come from prepared TFRecords (:func:`dataset_videos`) or straight from video files
 (:func:`folder_videos`). Optionally only the moving area is scored, after Mathieu et al.
@@ -39,9 +39,9 @@ from tqdm import tqdm
 
 from dynamonet_tf.atomic_files import atomic_write
 from dynamonet_tf.data.datasets import VIDEO_EXTENSIONS
-from dynamonet_tf.data.pipelines import eval_dataset, subsample_frames
+from dynamonet_tf.data.clips import preprocess_video, video_clips
+from dynamonet_tf.data.pipelines import eval_dataset
 from dynamonet_tf.data.video import VideoDecodeError, decode_video
-from dynamonet_tf.export import preprocess_video
 from dynamonet_tf.frame_metrics import MAX_PSNR, SSIM_BORDER, SSIM_SETTINGS, FramePredictionScores
 from dynamonet_tf.models.dynamonet import PREDICTED_FRAMES, split_clip
 
@@ -153,9 +153,10 @@ def folder_videos(folder, *, clip_frames, crop_size, short_side, frame_stride=1)
     the path relative to ``folder``), as :func:`dataset_videos` gives them.
 
     Videos are decoded with PyAV at a short side of ``short_side`` (as ``data/prepare.py``
-    stores them), subsampled to their frames 0, s, 2s, ... (``s = frame_stride``,
-    :func:`~dynamonet_tf.data.pipelines.subsample_frames`), then resized and centre-cropped
-    as evaluation does (:func:`~dynamonet_tf.export.preprocess_video`).
+    stores them), cut into their whole non-overlapping clips of ``clip_frames`` of their
+    frames 0, s, 2s, ... (``s = frame_stride``; :func:`~dynamonet_tf.data.clips.video_clips`
+    without the padded last clip), then resized and centre-cropped as evaluation does
+    (:func:`~dynamonet_tf.data.clips.preprocess_video`).
 
     Raises:
         FramePredictionError: ``folder`` is not a folder or holds no video file; later, on
@@ -174,12 +175,10 @@ def folder_videos(folder, *, clip_frames, crop_size, short_side, frame_stride=1)
             video, _ = decode_video(path, short_side=short_side)
         except VideoDecodeError as error:
             raise FramePredictionError(f"{path}: cannot be decoded ({error}).") from None
-        video = subsample_frames(video, frame_stride)
-        count = len(video) // clip_frames
-        if not count:
+        clips = video_clips(video, clip_frames, frame_stride, pad_last=False)
+        if not len(clips):
             return []
-        clips = video[: count * clip_frames].reshape((count, clip_frames) + video.shape[1:])
-        return preprocess_video(tf.constant(clips), short_side=short_side, crop_size=crop_size).numpy()
+        return preprocess_video(clips, short_side=short_side, crop_size=crop_size).numpy()
 
     return ((path.relative_to(folder).as_posix(), clips_of(path)) for path in paths)
 

@@ -5,16 +5,18 @@ A video is decoded with PyAV at the model's short side (FFmpeg's area resampling
 the run's ``data.frame_stride``, the spacing of its training clips) and cut into every
 non-overlapping clip of T of those frames as :func:`~dynamonet_tf.data.pipelines.eval_dataset`
 cuts evaluation videos (the last clip padded by repeating the last kept frame), and each clip
-is preprocessed as in evaluation (centre crop) and run through the model. The video's class
-probabilities are the mean of its clips' softmax scores, the paper's test protocol
-(:func:`dynamonet_tf.video_accuracy.video_score`).
+is preprocessed as in evaluation (centre crop) and run through the model: the clips and the
+preprocessing are those of :mod:`dynamonet_tf.data.clips`, the functions evaluation and the
+export use. The video's class probabilities are the mean of its clips' softmax scores, the
+paper's test protocol (:func:`dynamonet_tf.video_accuracy.video_score`).
 
 The model comes from either of two places, with the same numbers:
 
 - :class:`ExportedModel`: a SavedModel written by :func:`dynamonet_tf.export.export_saved_model`
   (``export.py``), through its signatures;
 - :class:`RunModel`: a training run loaded with :func:`dynamonet_tf.runs.load_run`, through
-  the Keras model and the export's own :func:`~dynamonet_tf.export.preprocess_video`.
+  the Keras model and the preprocessing the export's signatures run,
+  :func:`~dynamonet_tf.data.clips.preprocess_video`.
 
 ``predict.py`` is the command line over this module.
 """
@@ -31,10 +33,12 @@ from PIL import Image
 
 from dynamonet_tf import export
 from dynamonet_tf.data.datasets import VIDEO_EXTENSIONS
-from dynamonet_tf.data.pipelines import list_files, subsample_frames
-from dynamonet_tf.data.prepare import MANIFEST_FILE, read_manifest
+from dynamonet_tf.data.clips import preprocess_video, subsample_frames, video_clips
+from dynamonet_tf.data.pipelines import list_files
+from dynamonet_tf.data.prepare import read_manifest
+from dynamonet_tf.layout import MANIFEST
 from dynamonet_tf.data.video import VideoDecodeError, decode_video
-from dynamonet_tf.models.dynamonet import LOGITS, PREDICTED_FRAMES
+from dynamonet_tf.names import LOGITS, PREDICTED_FRAMES
 from dynamonet_tf.runs import model_kind
 from dynamonet_tf.video_accuracy import video_score
 
@@ -48,34 +52,6 @@ DEFAULT_FPS = 25.0
 class InferenceError(Exception):
     """A video, model or output that cannot be used; the message names the path and what
     would be valid, in one line."""
-
-
-def video_clips(frames, num_frames, frame_stride=1):
-    """Every non-overlapping clip of ``num_frames`` frames, as ``eval_dataset`` cuts them.
-
-    The video is first subsampled to its frames 0, s, 2s, ... (``s = frame_stride``,
-    :func:`~dynamonet_tf.data.pipelines.subsample_frames`). Clips of those kept frames start
-    at kept frames 0, T, 2T, ... until one reaches the last kept frame; the last clip is
-    padded by repeating the last kept frame, and a video of fewer than T kept frames gives
-    one padded clip.
-
-    Args:
-        frames: ``(time, height, width, channels)``, at least one frame.
-        num_frames: T.
-        frame_stride: the run's ``data.frame_stride``.
-
-    Returns:
-        ``(clips, num_frames, height, width, channels)`` with
-        ``clips = ceil(ceil(time / frame_stride) / T)``.
-    """
-    frames = subsample_frames(frames, frame_stride)
-    length = len(frames)
-    if length == 0 or num_frames < 1:
-        raise ValueError(f"need at least one frame and num_frames >= 1; got {length}, {num_frames}.")
-    num_clips = -(-length // num_frames)
-    starts = np.arange(num_clips) * num_frames
-    indices = np.minimum(starts[:, None] + np.arange(num_frames)[None, :], length - 1)
-    return frames[indices]
 
 
 class VideoModel:
@@ -108,22 +84,21 @@ class VideoModel:
         return self.kind != "classifier"
 
     def probabilities(self, clips):
-        """uint8 clips of :func:`video_clips` (already strided), ``(batch, time, height,
-        width, 3)`` -> float32 ``(batch, classes)`` softmax."""
+        """uint8 clips of :func:`~dynamonet_tf.data.clips.video_clips` (already strided),
+        ``(batch, time, height, width, 3)`` -> float32 ``(batch, classes)`` softmax."""
         raise NotImplementedError
 
     def predicted_frames(self, clips):
-        """uint8 clips of :func:`video_clips`, ``(batch, time, height, width, 3)`` -> float32
-        ``(batch, time, crop_size, crop_size, 3)`` in [0, 1]: frame ``t`` predicts clip frame
-        ``t + 1``."""
+        """uint8 clips of :func:`~dynamonet_tf.data.clips.video_clips`, ``(batch, time, height,
+        width, 3)`` -> float32 ``(batch, time, crop_size, crop_size, 3)`` in [0, 1]: frame ``t``
+        predicts clip frame ``t + 1``."""
         raise NotImplementedError
 
     def crop(self, frames):
         """uint8 ``(batch, time, height, width, 3)`` -> the float32 model input in [0, 1],
-        ``(batch, time, crop_size, crop_size, 3)``."""
-        return export.preprocess_video(
-            tf.constant(frames), short_side=self.short_side, crop_size=self.crop_size
-        )
+        ``(batch, time, crop_size, crop_size, 3)``: the evaluation preprocessing,
+        :func:`~dynamonet_tf.data.clips.preprocess_video`."""
+        return preprocess_video(frames, short_side=self.short_side, crop_size=self.crop_size)
 
 
 class ExportedModel(VideoModel):
@@ -131,8 +106,9 @@ class ExportedModel(VideoModel):
     ``serving_default`` and ``predict_frames`` signatures.
 
     The signatures take native-rate video and keep every ``frame_stride``-th frame; a clip of
-    :func:`video_clips` (already strided) is given to them with each frame repeated
-    ``frame_stride`` times, the native-rate input whose kept frames are exactly the clip.
+    :func:`~dynamonet_tf.data.clips.video_clips` (already strided) is given to them with each
+    frame repeated ``frame_stride`` times, the native-rate input whose kept frames are exactly
+    the clip.
     """
 
     def __init__(self, export_dir):
@@ -273,7 +249,7 @@ def _manifest_classes(config):
             continue  # the run's data is not on this machine: no names from it
         manifest = read_manifest(files)
         if manifest and manifest.get("classes"):
-            return list(manifest["classes"]), str(Path(files[0]).parent / MANIFEST_FILE)
+            return list(manifest["classes"]), str(Path(files[0]).parent / MANIFEST)
     return None, None
 
 

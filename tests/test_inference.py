@@ -13,17 +13,18 @@ import export as export_cli
 import predict
 from dynamonet_tf import export
 from dynamonet_tf.config import to_dict
+from dynamonet_tf.data.clips import video_clips
 from dynamonet_tf.data.video import decode_video
 from dynamonet_tf.inference import (
     ExportedModel,
     RunModel,
     predict_video,
     read_video,
-    video_clips,
     write_frames,
 )
 from dynamonet_tf.models import build_dynamonet
-from dynamonet_tf.runs import CONFIG_FILE, build_model, load_run
+from dynamonet_tf.layout import RUN_CONFIG
+from dynamonet_tf.runs import build_model, load_run
 from dynamonet_tf.training.trainer import Trainer
 from tiny_run import tiny_config, write_tiny_data
 from videos import write_video
@@ -77,32 +78,6 @@ def exported(tiny_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("exports") / "dynamonet"
     export_cli.main(["--checkpoint", str(sensitive), "--out", str(out)])
     return out
-
-
-def naive_clips(frames, num_frames):
-    clips, start = [], 0
-    while True:
-        clip = [frames[min(start + t, len(frames) - 1)] for t in range(num_frames)]
-        clips.append(np.stack(clip))
-        if start + num_frames >= len(frames):
-            return np.stack(clips)
-        start += num_frames
-
-
-@pytest.mark.parametrize("length", [1, 5, 8, 9, 16, 21])
-def test_video_clips_cut_every_non_overlapping_clip(length):
-    frames = np.arange(length)[:, None, None, None] * np.ones((1, 2, 3, 1), np.int64)
-    clips = video_clips(frames, NUM_FRAMES)
-    np.testing.assert_array_equal(clips, naive_clips(frames, NUM_FRAMES))
-    assert len(clips) == -(-length // NUM_FRAMES)
-
-
-@pytest.mark.parametrize("length, stride", [(1, 2), (16, 2), (21, 2), (33, 3)])
-def test_strided_video_clips_are_the_clips_of_every_stride_th_frame(length, stride):
-    frames = np.arange(length)[:, None, None, None] * np.ones((1, 2, 3, 1), np.int64)
-    clips = video_clips(frames, NUM_FRAMES, stride)
-    np.testing.assert_array_equal(clips, naive_clips(frames[::stride], NUM_FRAMES))
-    assert len(clips) == -(-(-(-length // stride)) // NUM_FRAMES)
 
 
 def centre_crop(frames):
@@ -306,7 +281,7 @@ def strided_run(tmp_path_factory, video):
     logits.set_weights([kernel.astype(np.float32), (-features.mean(0) @ kernel).astype(np.float32)])
     model_dir = root / "run"
     model_dir.mkdir()
-    (model_dir / CONFIG_FILE).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    (model_dir / RUN_CONFIG).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
     tf.train.CheckpointManager(tf.train.Checkpoint(model=model), model_dir / "checkpoints", max_to_keep=1).save()
     export_dir = root / "export"
     export_cli.main(["--model-dir", str(model_dir), "--out", str(export_dir), "--labels", str(labels_file(root))])

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dynamonet_tf.data.pipelines import eval_dataset, subsample_frames, train_dataset
-from dynamonet_tf.data.schema import UNLABELED, encode_video_example
+from dynamonet_tf.data.pipelines import eval_dataset, train_dataset
+from dynamonet_tf.data.schema import encode_video_example
+from dynamonet_tf.names import UNLABELED
 
 HEIGHT, WIDTH = 128, 160
 CROP = 112
@@ -268,15 +269,8 @@ def test_eval_clips_hold_frames_frame_stride_apart(tmp_path, length, frame_strid
         assert len(expected) == -(-(-(-length // frame_stride)) // 3)  # ceil(ceil(n / s) / T)
 
 
-def test_subsampling_is_one_slice_for_arrays_and_tensors():
-    video = np.arange(2 * 7).reshape(2, 7)  # (batch, time)
-    np.testing.assert_array_equal(subsample_frames(video[0], 3), [0, 3, 6])
-    np.testing.assert_array_equal(subsample_frames(video, 3, axis=1), video[:, [0, 3, 6]])
-    np.testing.assert_array_equal(subsample_frames(tf.constant(video), 3, axis=1).numpy(), video[:, [0, 3, 6]])
-    np.testing.assert_array_equal(subsample_frames(video[0], 1), video[0])
-    for stride in (0, -1, 1.5, True):
-        with pytest.raises(ValueError, match="frame_stride must be a positive integer"):
-            subsample_frames(video, stride)
+def test_an_invalid_frame_stride_is_refused_before_reading():
+    # The subsampling itself: tests/test_clips.py.
     with pytest.raises(ValueError, match="frame_stride must be a positive integer"):
         eval_dataset("unused", frame_stride=0, batch_size=1)
 

@@ -1,4 +1,4 @@
-"""``tf.data`` pipelines over prepared TFRecords (paper §4.3; the design notes, §4).
+"""``tf.data`` pipelines over prepared TFRecords (paper §4.3; docs/DESIGN.md §4.3).
 
 Both pipelines read the TFRecord schema of :mod:`dynamonet_tf.data.schema` (one
 ``SequenceExample`` of JPEG frames per video) and yield RAW frames in [0, 1]: the models
@@ -14,8 +14,10 @@ normalise frames themselves, and the frame-prediction targets are raw frames.
   crops along the long side), in file order, with the video id so that scores can be
   averaged per video.
 
-:func:`subsample_frames` is the one definition of that temporal subsampling, used here and by
-the export's serving preprocessing, whole-video inference and frame-prediction evaluation.
+The evaluation clips (which frames each holds) and the evaluation preprocessing (resize, centre
+or 3 crops) are defined in :mod:`dynamonet_tf.data.clips`, shared with the export's serving
+signatures, whole-video inference and frame-prediction evaluation; the training clips share
+its resize.
 
 Model Garden's framework-neutral video ops (``official.vision.ops.preprocess_ops_3d``) decode,
 resize and centre-crop. Random choices are made here instead, with stateless random ops
@@ -33,12 +35,19 @@ Each input pipeline then reads its own files (or every n-th video when there are
 than pipelines) and batches ``input_context.get_per_replica_batch_size(64)`` clips.
 """
 
-import numbers
 import secrets
 
 import tensorflow as tf
 from official.vision.ops import preprocess_ops_3d
 
+from dynamonet_tf.data.clips import (
+    check_frame_stride,
+    clip_indices,
+    eval_frames,
+    resize_frames,
+    subsample_frames,
+    valid_frames,
+)
 from dynamonet_tf.data.schema import parse_video_example
 from dynamonet_tf.models.dynamonet import LOGITS, PREDICTED_FRAMES, split_clip
 
@@ -151,22 +160,6 @@ def train_dataset(
     return dataset.prefetch(AUTOTUNE).with_options(options)
 
 
-def subsample_frames(frames, frame_stride, axis=0):
-    """Frames ``0, s, 2s, ...`` of ``frames`` along its time ``axis`` (``s = frame_stride``).
-
-    The evaluation protocol's temporal subsampling (the training clips' frames are
-    ``frame_stride`` apart too): a video of ``n`` frames keeps ``ceil(n / s)``, starting with
-    its first. One strided slice, so it takes a NumPy array or a ``tf.Tensor`` (JPEG strings
-    ``(time,)``, decoded frames, batches of clips with ``axis=1``) and, for a tensor, gives the
-    static length ``ceil(time / s)`` when the time length is static.
-
-    Raises:
-        ValueError: ``frame_stride`` is not a positive integer.
-    """
-    _check_frame_stride(frame_stride)
-    return frames[(slice(None),) * axis + (slice(None, None, int(frame_stride)),)]
-
-
 def eval_dataset(
     file_pattern,
     *,
@@ -181,15 +174,17 @@ def eval_dataset(
     """All clips of every video, centre crop (or 3), no flip, in file order: ``(frames, info)``.
 
     Each video is first subsampled to its frames ``0, s, 2s, ...`` (``s = frame_stride``,
-    :func:`subsample_frames`), the spacing of :func:`train_dataset`'s clips; clips are then
-    cut from those kept frames, so a clip holds ``num_frames`` frames ``frame_stride`` apart
-    in the source video. Clips start every ``clip_stride`` kept frames (default
-    ``num_frames``: non-overlapping) until one reaches the last kept frame, so they cover
-    every kept frame; the final clip is padded by repeating the last kept frame, and a video
-    of fewer than ``num_frames`` kept frames gives one clip. A video of ``n`` frames thus gives
+    :func:`~dynamonet_tf.data.clips.subsample_frames`), the spacing of :func:`train_dataset`'s
+    clips; clips are then cut from those kept frames, so a clip holds ``num_frames`` frames
+    ``frame_stride`` apart in the source video. Clips start every ``clip_stride`` kept frames
+    (default ``num_frames``: non-overlapping) until one reaches the last kept frame, so they
+    cover every kept frame; the final clip is padded by repeating the last kept frame, and a
+    video of fewer than ``num_frames`` kept frames gives one clip
+    (:func:`~dynamonet_tf.data.clips.clip_indices`). A video of ``n`` frames thus gives
     ``ceil(ceil(n / frame_stride) / num_frames)`` non-overlapping clips. Only the kept JPEGs
-    are decoded. Frames are resized to ``short_side`` and centre-cropped to ``crop_size``.
-    No shuffling, no repetition; the last batch may be smaller.
+    are decoded. Frames are resized to ``short_side`` and centre-cropped to ``crop_size``
+    (:func:`~dynamonet_tf.data.clips.eval_frames`). No shuffling, no repetition; the last
+    batch may be smaller.
 
     With ``num_crops=3`` every clip is cut at 3 positions along the longer side of the
     resized frame: left, centre, right for landscape and square frames; top, centre, bottom
@@ -205,10 +200,12 @@ def eval_dataset(
         many of the clip's frames are real kept frames rather than padding).
     """
     clip_stride = num_frames if clip_stride is None else clip_stride
-    _check_frame_stride(frame_stride)
+    check_frame_stride(frame_stride)
     _check_clip_arguments(num_frames, clip_stride, crop_size, short_side)
     if num_crops not in (1, 3):
-        raise ValueError(f"num_crops must be 1 (centre) or 3 (along the long side); got {num_crops!r}.")
+        raise ValueError(
+            f"num_crops must be 1 (centre) or 3 (along the long side); got {num_crops!r}."
+        )
     # Read in file order; parallelism goes to decoding, which is the cost.
     videos = tf.data.TFRecordDataset(list_files(file_pattern)).map(
         parse_video_example, num_parallel_calls=AUTOTUNE
@@ -222,14 +219,16 @@ def eval_dataset(
     clips = videos.flat_map(clips_of)
 
     def decode_clip(clip):
-        frames = _decode_and_resize(clip.pop("jpegs"), short_side)
+        frames = eval_frames(
+            _decode(clip.pop("jpegs")),
+            short_side=short_side,
+            crop_size=crop_size,
+            num_crops=num_crops,
+        )
         if num_crops == 3:
             # Decoded once, cut three times; unbatched below into 3 elements.
-            crops = _three_crop(frames, crop_size)
-            crops.set_shape((3, num_frames, crop_size, crop_size, 3))
-            return crops, {name: tf.fill([3], value) for name, value in clip.items()}
-        # Model Garden's centre crop has the same offsets as the training "centre" position.
-        frames = preprocess_ops_3d.crop_image(frames, crop_size, crop_size)
+            frames.set_shape((3, num_frames, crop_size, crop_size, 3))
+            return frames, {name: tf.fill([3], value) for name, value in clip.items()}
         frames.set_shape((num_frames, crop_size, crop_size, 3))
         return frames, clip
 
@@ -240,11 +239,6 @@ def eval_dataset(
     options = tf.data.Options()
     options.deterministic = True
     return dataset.prefetch(AUTOTUNE).with_options(options)
-
-
-def _check_frame_stride(frame_stride):
-    if isinstance(frame_stride, bool) or not isinstance(frame_stride, numbers.Integral) or frame_stride < 1:
-        raise ValueError(f"frame_stride must be a positive integer; got {frame_stride!r}.")
 
 
 def _check_clip_arguments(num_frames, stride, crop_size, short_side):
@@ -286,7 +280,7 @@ def _training_clip(
         tf.random.experimental.stateless_split(key, num=3)
     )
     indices = _random_window(tf.shape(video["frames"])[0], num_frames + 1, frame_stride, window_key)
-    frames = _decode_and_resize(tf.gather(video["frames"], indices), short_side)
+    frames = resize_frames(_decode(tf.gather(video["frames"], indices)), short_side)
     position = tf.random.stateless_uniform((), crop_key, minval=0, maxval=5, dtype=tf.int32)
     frames = _five_crop(frames, crop_size, position)
     flip = tf.random.stateless_uniform((), flip_key) < 0.5
@@ -315,14 +309,9 @@ def _random_window(length, num_steps, stride, key):
     return tf.math.floormod(start + tf.range(num_steps) * stride, length)
 
 
-def _decode_and_resize(jpegs, short_side):
-    """JPEGs ``(time,)`` -> float32 frames in [0, 1], ``(time, height, width, 3)``.
-
-    Converted to float before resizing so that resizing does not round to uint8 levels.
-    """
-    frames = preprocess_ops_3d.decode_jpeg(jpegs, channels=3)
-    frames = preprocess_ops_3d.normalize_image(frames, zero_centering_image=False)
-    return preprocess_ops_3d.resize_smallest(frames, short_side)
+def _decode(jpegs):
+    """JPEGs ``(time,)`` -> uint8 RGB frames ``(time, height, width, 3)``."""
+    return preprocess_ops_3d.decode_jpeg(jpegs, channels=3)
 
 
 def _five_crop(frames, crop_size, position):
@@ -339,37 +328,17 @@ def _five_crop(frames, crop_size, position):
     return tf.slice(frames, [0, top, left, 0], [-1, crop_size, crop_size, -1])
 
 
-def _three_crop(frames, crop_size):
-    """``(time, height, width, channels)`` -> ``(3, time, crop_size, crop_size, channels)``.
-
-    Start, centre and end of the longer side (width when square), the other side centred.
-    Written here because Model Garden's 3-crop (``crop_image(num_crops=3)``) puts the short
-    side at offset 0 instead of centring it (the same only when the short side equals the
-    crop), and can round its centre offset one pixel away from its own single centre crop.
-    """
-    shape = tf.shape(frames)
-    spare_rows, spare_cols = shape[1] - crop_size, shape[2] - crop_size
-    portrait = shape[1] > shape[2]
-    tops = tf.where(portrait, tf.stack([0, spare_rows // 2, spare_rows]), tf.fill([3], spare_rows // 2))
-    lefts = tf.where(portrait, tf.fill([3], spare_cols // 2), tf.stack([0, spare_cols // 2, spare_cols]))
-    return tf.stack(
-        [tf.slice(frames, [0, tops[i], lefts[i], 0], [-1, crop_size, crop_size, -1]) for i in range(3)]
-    )
-
-
 def _video_clips(video, num_frames, clip_stride):
     """A dataset of the evaluation clips of one parsed video (JPEGs, not yet decoded)."""
     length = tf.shape(video["frames"])[0]
-    # Enough clips for the last one to reach the final frame; at least one.
-    num_clips = 1 + (tf.maximum(length - num_frames, 0) + clip_stride - 1) // clip_stride
-    starts = tf.range(num_clips) * clip_stride
-    indices = tf.minimum(starts[:, None] + tf.range(num_frames)[None, :], length - 1)
+    indices = clip_indices(length, num_frames, clip_stride)
+    num_clips = tf.shape(indices)[0]
     return tf.data.Dataset.from_tensor_slices(
         {
             "jpegs": tf.gather(video["frames"], indices),
             "media_id": tf.fill([num_clips], video["media_id"]),
             "label": tf.fill([num_clips], video["label"]),
             "clip_index": tf.range(num_clips),
-            "valid_frames": tf.minimum(num_frames, length - starts),
+            "valid_frames": valid_frames(length, num_frames, clip_stride),
         }
     )
