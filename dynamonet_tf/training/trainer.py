@@ -23,26 +23,34 @@ checkpoint completely before pointing the ``checkpoint`` index at it, so a kill 
 save leaves the previous one in force.
 """
 
-import csv
-import json
 import math
-import shutil
 import time
 from pathlib import Path
 
 import keras
 import tensorflow as tf
-import yaml
 
-from dynamonet_tf.config import ConfigError, check_against_runtime, load_config, to_dict
+from dynamonet_tf.config import check_against_runtime
 from dynamonet_tf.data.pipelines import eval_dataset, train_dataset
 from dynamonet_tf.evaluation import HEADLINE, class_names, evaluate_clips, model_logits
 from dynamonet_tf.frame_metrics import FramePredictionScores
-from dynamonet_tf.losses import frame_prediction_loss
-from dynamonet_tf.models import LOGITS, PREDICTED_FRAMES, split_clip, transfer_weights
-from dynamonet_tf.runs import CONFIG_FILE, RunError, build_model, load_run_config, model_kind, resolve_checkpoint
+from dynamonet_tf.losses import frame_prediction_loss, per_example_objective
+from dynamonet_tf.models import split_clip, transfer_weights
+from dynamonet_tf.names import LOGITS, PREDICTED_FRAMES
+from dynamonet_tf.layout import run_layout
+from dynamonet_tf.runs import RunError, build_model, load_run_config, model_kind, resolve_checkpoint
+from dynamonet_tf.training.balance import NORM_PREFIX, TERMS, BalanceMonitor, gradient_shares
+from dynamonet_tf.training.figures import log_prediction_images
 from dynamonet_tf.training.finite_updates import all_finite, apply_gradients
 from dynamonet_tf.training.optimization import decayed_weights, make_optimizer
+from dynamonet_tf.training.run_files import (
+    RunFolderError,
+    append_epoch_log,
+    checkpoint_managers,
+    claim_run_folder,
+    has_checkpoint,
+    write_json,
+)
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
@@ -67,15 +75,6 @@ def make_strategy(name):
     raise TrainingError(f"unknown strategy {name!r}; valid: {', '.join(STRATEGIES)}")
 
 
-def _differences(saved, current, prefix=""):
-    for key in sorted(set(saved) | set(current)):
-        a, b = saved.get(key), current.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            yield from _differences(a, b, f"{prefix}{key}.")
-        elif a != b:
-            yield f"{prefix}{key}: {a!r} -> {b!r}"
-
-
 class Trainer:
     """Trains ``config`` in ``model_dir``; resumes what a previous run left there."""
 
@@ -88,6 +87,7 @@ class Trainer:
             # Every worker must save (checkpoints are collective); only the chief (worker 0)
             # writes the run's model dir, the others their own folder inside it.
             self.model_dir = self.model_dir / "workers" / str(resolver.task_id)
+        self.run = run_layout(self.model_dir)
         self.progress = progress
         check_against_runtime(config, self.strategy.num_replicas_in_sync)
         if config.train.stage == "finetune" and init_from is None and not self._has_checkpoint():
@@ -122,10 +122,7 @@ class Trainer:
             best_val_loss=self.best_val_loss,
             plateau_wait=self.plateau_wait,
         )
-        self.manager = tf.train.CheckpointManager(self.checkpoint, self.model_dir / "checkpoints", max_to_keep=3)
-        self.best_manager = tf.train.CheckpointManager(
-            tf.train.Checkpoint(model=self.model), self.model_dir / "best", max_to_keep=1
-        )
+        self.manager, self.best_manager = checkpoint_managers(self.checkpoint, self.model, self.run)
         self.init_report = None
         if self.manager.latest_checkpoint:
             self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
@@ -135,37 +132,19 @@ class Trainer:
         self._decayed = decayed_weights(self.model, config.optimizer.weight_decay_scope)
         self._train_step = self._make_train_step()
         self._balance_step = self._make_train_step(measure_balance=True) if self._is_joint() else None
-        self._warned, self.warnings = set(), []
+        self.balance_monitor = BalanceMonitor(config.loss)
 
     # ------------------------------------------------------------------ set-up
 
     def _has_checkpoint(self):
-        return tf.train.latest_checkpoint(self.model_dir / "checkpoints") is not None
+        return has_checkpoint(self.run)
 
     def _claim_model_dir(self, overwrite):
         """Refuses a model dir that holds a run of another stage or config."""
-        saved_path = self.model_dir / CONFIG_FILE
-        current = to_dict(self.config)
-        if saved_path.exists():
-            try:
-                # Through the schema, so that a key added to it since (with its default)
-                # does not count as a difference.
-                saved = to_dict(load_config(saved_path))
-            except ConfigError:
-                saved = yaml.safe_load(saved_path.read_text())
-            differences = list(_differences(saved, current))
-            if differences and not overwrite:
-                raise TrainingError(
-                    f"{self.model_dir} holds a run with another config ({'; '.join(differences)}); "
-                    "use another --model-dir, or --overwrite to start it afresh."
-                )
-            if differences:
-                for name in ("checkpoints", "best", "tensorboard"):
-                    shutil.rmtree(self.model_dir / name, ignore_errors=True)
-                for name in ("log.csv", "report.json", "init_report.json"):
-                    (self.model_dir / name).unlink(missing_ok=True)
-        self.model_dir.mkdir(parents=True, exist_ok=True)
-        saved_path.write_text(yaml.safe_dump(current, sort_keys=False))
+        try:
+            claim_run_folder(self.run, self.config, overwrite)
+        except RunFolderError as error:
+            raise TrainingError(str(error)) from None
 
     def _initialise_from(self, source):
         """Loads weights by layer name from another run (its model dir or a checkpoint).
@@ -199,31 +178,14 @@ class Trainer:
             "mismatched": report.mismatched,
             "unused": report.unused,
         }
-        (self.model_dir / "init_report.json").write_text(json.dumps(summary, indent=2))
+        write_json(self.run.init_report, summary)
         print(f"initialised from {prefix}: {report}")
         return summary
 
     # ------------------------------------------------------------------ steps
 
     def _per_example_losses(self, outputs, targets):
-        parts = {}
-        if PREDICTED_FRAMES in outputs:
-            parts["frame_prediction_loss"] = self._fp_loss(targets[PREDICTED_FRAMES], outputs[PREDICTED_FRAMES])
-        if LOGITS in outputs:
-            parts["classification_loss"] = keras.losses.sparse_categorical_crossentropy(
-                targets[LOGITS], tf.cast(outputs[LOGITS], tf.float32), from_logits=True
-            )
-        if self.config.train.stage == "pretrain":
-            total = parts["frame_prediction_loss"]
-        else:
-            # The two terms of eq. 3 as they enter the objective, logged apart so that the
-            # balance between them can be seen.
-            parts["weighted_classification_loss"] = self.config.loss.beta * parts["classification_loss"]
-            total = parts["weighted_classification_loss"]
-            if "frame_prediction_loss" in parts:
-                parts["weighted_frame_prediction_loss"] = self.config.loss.alpha * parts["frame_prediction_loss"]
-                total += parts["weighted_frame_prediction_loss"]
-        return total, parts
+        return per_example_objective(self.config.loss, model_kind(self.config), outputs, targets)
 
     def _is_joint(self):
         return model_kind(self.config) == "joint"
@@ -271,7 +233,7 @@ class Trainer:
                         gradients = [g / tf.cast(self.optimizer.dynamic_scale, tf.float32) for g in gradients]
                     gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
                     # Every replica now holds the global norm; the step sums over replicas.
-                    norms[f"grad_norm_{term}_{group}"] = tf.linalg.global_norm(gradients) / replicas
+                    norms[f"{NORM_PREFIX}{term}_{group}"] = tf.linalg.global_norm(gradients) / replicas
             return norms
 
         def gradients_and_sums(frames, targets):
@@ -286,7 +248,7 @@ class Trainer:
                 terms = (
                     {
                         term: tf.nn.compute_average_loss(parts[f"weighted_{term}_loss"], global_batch_size=global_batch)
-                        for term in ("frame_prediction", "classification")
+                        for term in TERMS
                     }
                     if measure_balance
                     else {}
@@ -412,27 +374,13 @@ class Trainer:
         return report
 
     def log_prediction_images(self, writer, step):
-        """TensorBoard images of the first eval clip (the paper's Figure 3) and its filters.
-
-        ``frame_prediction``: rows ground truth | predicted | 4 x |difference|, one column
-        per frame. ``filters``: each frame's k x k filter, scaled to its own maximum.
-        """
+        """TensorBoard images of the first validation clip (the paper's Figure 3) and its
+        filters (:func:`~dynamonet_tf.training.figures.log_prediction_images`)."""
         files = self.config.data.val_files or self.config.data.eval_files
         if not files or model_kind(self.config) == "classifier":
             return
         frames, targets, _ = next(self._eval_clips(1, files))
-        outputs = self.model(frames[:1], training=False)
-        truth = targets[PREDICTED_FRAMES][0]
-        predicted = tf.cast(outputs[PREDICTED_FRAMES][0], tf.float32)
-        difference = tf.clip_by_value(4.0 * tf.abs(truth - predicted), 0.0, 1.0)
-        rows = [tf.concat(tf.unstack(row), axis=1) for row in (truth, predicted, difference)]
-        filters = tf.cast(outputs["filters"][0], tf.float32)
-        filters = filters / tf.reduce_max(filters, axis=(1, 2), keepdims=True)
-        filters = tf.repeat(tf.repeat(filters, 8, axis=1), 8, axis=2)  # nearest-neighbour x8
-        padded = tf.pad(filters, [[0, 0], [1, 1], [1, 1]], constant_values=1.0)
-        with writer.as_default(step=step):
-            tf.summary.image("frame_prediction", tf.concat(rows, axis=0)[None])
-            tf.summary.image("filters", tf.concat(tf.unstack(padded), axis=1)[None, ..., None])
+        log_prediction_images(writer, step, self.model(frames[:1], training=False), targets)
 
     # ------------------------------------------------------------------ the loop
 
@@ -472,8 +420,7 @@ class Trainer:
     def train(self):
         """Runs the remaining epochs; returns the final report (also in ``report.json``)."""
         train = self.config.train
-        writer = tf.summary.create_file_writer(str(self.model_dir / "tensorboard"))
-        log_path = self.model_dir / "log.csv"
+        writer = tf.summary.create_file_writer(str(self.run.tensorboard))
         while int(self.epoch.numpy()) < train.epochs:
             epoch = int(self.epoch.numpy())
             skip = int(self.step_in_epoch.numpy())
@@ -487,7 +434,7 @@ class Trainer:
                 )
                 step_function = self._balance_step if measure else self._train_step
                 sums = {k: float(v) for k, v in step_function(iterator).items()}
-                norms = {k: sums.pop(k) for k in [k for k in sums if k.startswith("grad_norm_")]}
+                norms = {k: sums.pop(k) for k in [k for k in sums if k.startswith(NORM_PREFIX)]}
                 if not math.isfinite(sums["loss"]):
                     raise TrainingError(
                         f"the loss became {sums['loss']} at epoch {epoch}, step {step}; training "
@@ -511,7 +458,7 @@ class Trainer:
                             tf.summary.scalar(f"balance/{name}", value)
             elapsed = time.perf_counter() - started
             logs = _averages(totals, prefix="")
-            logs.update(self._balance_logs(balance, logs, epoch))
+            logs.update(self.balance_monitor.epoch_logs(balance, logs, epoch))
             logs["clips_per_second"] = totals.get("examples", 0.0) / max(elapsed, 1e-9)
             logs["learning_rate"] = float(self.schedule(int(self.optimizer.iterations.numpy())))
             logs.update(self.validate())
@@ -519,37 +466,12 @@ class Trainer:
                 for name, value in logs.items():
                     tf.summary.scalar(f"epoch/{name}", value)
             self.log_prediction_images(writer, int(self.optimizer.iterations.numpy()))
-            self._append_csv(log_path, dict(epoch=epoch + 1, step=int(self.optimizer.iterations.numpy()), **logs))
+            append_epoch_log(self.run.log, dict(epoch=epoch + 1, step=int(self.optimizer.iterations.numpy()), **logs))
             self._end_epoch(logs)
         writer.flush()
         report = self.final_report()
-        (self.model_dir / "report.json").write_text(json.dumps(report, indent=2))
+        write_json(self.run.report, report)
         return report
-
-    def _balance_logs(self, balance, logs, epoch):
-        """An epoch's mean gradient shares of the two loss terms; warns once per run when one
-        term's share stayed below :data:`MIN_GRADIENT_SHARE` at every measurement of an epoch."""
-        if not balance:
-            return {}
-        means = {name: sum(b[name] for b in balance) / len(balance) for name in balance[0]}
-        alpha, beta = self.config.loss.alpha, self.config.loss.beta
-        for name in balance[0]:
-            if name in self._warned or not all(b[name] < MIN_GRADIENT_SHARE for b in balance):
-                continue
-            self._warned.add(name)
-            term, group = name.removeprefix("share_").split("_of_")
-            message = (
-                f"warning: in epoch {epoch + 1}, {term.replace('_', ' ')} had less than "
-                f"{MIN_GRADIENT_SHARE:.0%} of the gradient norm on the {group.replace('_', ' ')} "
-                f"at all {len(balance)} measurements (mean {means[name]:.2%}): with loss.alpha "
-                f"{alpha:g} and loss.beta {beta:g}, alpha * L_FP is "
-                f"{logs.get('weighted_frame_prediction_loss', float('nan')):.4g} and beta * L_CE "
-                f"{logs.get('weighted_classification_loss', float('nan')):.4g}, so that term "
-                "barely shapes the model."
-            )
-            print(message, flush=True)
-            self.warnings.append(message)
-        return means
 
     def final_report(self):
         report = {"stage": self.config.train.stage, "steps": int(self.optimizer.iterations.numpy())}
@@ -561,8 +483,8 @@ class Trainer:
             report["frame_prediction"] = self.frame_prediction_report()
         if self.config.data.eval_files and self.config.train.labeled:
             report["video_accuracy"] = self.video_accuracy_report()
-        if self.warnings:
-            report["warnings"] = list(self.warnings)
+        if self.balance_monitor.warnings:
+            report["warnings"] = list(self.balance_monitor.warnings)
         return report
 
     def video_accuracy_report(self):
@@ -575,41 +497,6 @@ class Trainer:
             class_names(data.eval_files, data.num_classes),
         )
         return {k: report[k] for k in ("videos", "clips", *HEADLINE)}
-
-    @staticmethod
-    def _append_csv(path, row):
-        """Adds ``row`` (an epoch's logs) to the CSV log, replacing any row of that epoch or
-        later: a run killed after logging an epoch but before checkpointing it redoes it."""
-        rows = []
-        if path.exists():
-            with path.open(newline="") as file:
-                rows = [r for r in csv.DictReader(file) if int(r["epoch"]) < row["epoch"]]
-        rows.append(row)
-        # Columns measured only in some epochs (the loss balance every N steps) stay blank
-        # in the others.
-        fieldnames = list(dict.fromkeys(name for r in rows for name in r))
-        temporary = path.with_suffix(".csv.tmp")
-        with temporary.open("w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=fieldnames, restval="")
-            writer.writeheader()
-            writer.writerows(rows)
-        temporary.replace(path)
-
-
-MIN_GRADIENT_SHARE = 0.01
-
-
-def gradient_shares(norms):
-    """``{"share_<term>_of_<group>": fraction}`` from ``grad_norm_<term>_<group>`` norms: each
-    term's part of the sum of both terms' gradient norms on a group of variables."""
-    shares = {}
-    for group in sorted({k.removeprefix("grad_norm_frame_prediction_") for k in norms if k.startswith("grad_norm_frame_prediction_")}):
-        fp, ce = norms[f"grad_norm_frame_prediction_{group}"], norms[f"grad_norm_classification_{group}"]
-        total = fp + ce
-        shares[f"share_frame_prediction_of_{group}"] = fp / total if total else 0.0
-        shares[f"share_classification_of_{group}"] = ce / total if total else 0.0
-    return shares
-
 
 def _averages(totals, prefix):
     examples = totals.get("examples", 0.0)
