@@ -33,9 +33,12 @@ Signatures (each output a dict entry; which exist depends on the model kind):
 - ``metadata``, no input: ``metadata``, the JSON string of the metadata asset.
 
 Each signature is also an attribute of the loaded object (``loaded.labels()``), and the
-metadata (model kind, backbone, num_frames, frame_stride, short_side, crop_size, classes,
-top_k, label names, input shape, signatures) is the asset ``assets/dynamonet_export.json``,
-readable without TensorFlow.
+metadata (model kind, backbone, num_frames, frame_stride, short_side, decode_short_side,
+crop_size, classes, top_k, label names, input shape, signatures) is the asset
+``assets/dynamonet_export.json``, readable without TensorFlow. ``decode_short_side`` is the
+short side of the frames the model's training data were stored at (``data/prepare.py``,
+FFmpeg's area resampling), null when unknown: a client that resizes a video to it before
+calling a signature gives it the frames evaluation gives the model, up to their JPEG coding.
 
 The export is a ``tf.Module`` saved with ``tf.saved_model.save`` rather than Keras'
 ``ExportArchive`` (``model.export``), because ``ExportArchive.write_out`` always adds a
@@ -107,6 +110,7 @@ def export_saved_model(
     frame_stride=1,
     top_k=5,
     backbone=None,
+    decode_short_side=None,
     overwrite=False,
 ):
     """Exports a DynamoNet model as a SavedModel that serves raw ``uint8`` video.
@@ -130,6 +134,9 @@ def export_saved_model(
             0, s, 2s, ... of them, the spacing the model was trained on.
         top_k: number of best classes ``serving_default`` returns (<= classes).
         backbone: the backbone's name, recorded in the metadata (the model does not know it).
+        decode_short_side: the short side the run's prepared frames were stored at
+            (:func:`~dynamonet_tf.data.clips.decode_short_side`), recorded in the metadata for
+            clients and :class:`~dynamonet_tf.inference.ExportedModel`; None: unknown.
         overwrite: replace an existing non-empty ``export_dir``.
 
     Returns:
@@ -142,6 +149,8 @@ def export_saved_model(
     """
     kind = model_kind(model)
     num_frames = _check_geometry(model, short_side, crop_size, frame_stride)
+    if decode_short_side is not None:
+        _check_positive("decode_short_side", decode_short_side)
     classifies = kind != "pretrain"
     num_classes = model.output[LOGITS].shape[-1] if classifies else None
     if classifies:
@@ -159,6 +168,7 @@ def export_saved_model(
         "num_frames": num_frames,
         "frame_stride": frame_stride,
         "short_side": short_side,
+        "decode_short_side": decode_short_side,
         "crop_size": crop_size,
         "num_classes": num_classes,
         "top_k": top_k if classifies else None,
@@ -266,9 +276,12 @@ def _as_float32(outputs):
 
 def _check_geometry(model, short_side, crop_size, frame_stride):
     """Checks the crop and stride against the model's input; returns the model's num_frames."""
-    for name, value in (("short_side", short_side), ("crop_size", crop_size), ("frame_stride", frame_stride)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+    for name, value in (
+        ("short_side", short_side),
+        ("crop_size", crop_size),
+        ("frame_stride", frame_stride),
+    ):
+        _check_positive(name, value)
     if crop_size > short_side:
         raise ValueError(f"crop_size {crop_size} is larger than short_side {short_side}.")
     _, num_frames, height, width, channels = model.input_shape
@@ -280,6 +293,11 @@ def _check_geometry(model, short_side, crop_size, frame_stride):
             f"takes {height}x{width} frames."
         )
     return num_frames
+
+
+def _check_positive(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}.")
 
 
 def _check_label_names(label_names, num_classes):

@@ -38,8 +38,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from dynamonet_tf.atomic_files import atomic_write
+from dynamonet_tf.data.clips import decode_short_side, preprocess_video, video_clips
 from dynamonet_tf.data.datasets import VIDEO_EXTENSIONS
-from dynamonet_tf.data.clips import preprocess_video, video_clips
 from dynamonet_tf.data.pipelines import eval_dataset
 from dynamonet_tf.data.video import VideoDecodeError, decode_video
 from dynamonet_tf.frame_metrics import MAX_PSNR, SSIM_BORDER, SSIM_SETTINGS, FramePredictionScores
@@ -148,14 +148,18 @@ def dataset_videos(file_pattern, *, clip_frames, crop_size, short_side, frame_st
         yield media_id.decode(), (clip for clip, info in items if info["valid_frames"] == clip_frames)
 
 
-def folder_videos(folder, *, clip_frames, crop_size, short_side, frame_stride=1):
+def folder_videos(
+    folder, *, clip_frames, crop_size, short_side, frame_stride=1, decode_short_side=None
+):
     """``(video id, clips)`` per video file under ``folder`` (recursively, sorted; the id is
     the path relative to ``folder``), as :func:`dataset_videos` gives them.
 
-    Videos are decoded with PyAV at a short side of ``short_side`` (as ``data/prepare.py``
-    stores them), cut into their whole non-overlapping clips of ``clip_frames`` of their
-    frames 0, s, 2s, ... (``s = frame_stride``; :func:`~dynamonet_tf.data.clips.video_clips`
-    without the padded last clip), then resized and centre-cropped as evaluation does
+    Videos are decoded with PyAV at a short side of ``decode_short_side`` (default
+    ``short_side``; for a run, that of its prepared frames,
+    :func:`~dynamonet_tf.data.clips.decode_short_side`, as ``data/prepare.py`` stores them),
+    cut into their whole non-overlapping clips of ``clip_frames`` of their frames 0, s, 2s,
+    ... (``s = frame_stride``; :func:`~dynamonet_tf.data.clips.video_clips` without the
+    padded last clip), then resized to ``short_side`` and centre-cropped as evaluation does
     (:func:`~dynamonet_tf.data.clips.preprocess_video`).
 
     Raises:
@@ -172,7 +176,7 @@ def folder_videos(folder, *, clip_frames, crop_size, short_side, frame_stride=1)
 
     def clips_of(path):
         try:
-            video, _ = decode_video(path, short_side=short_side)
+            video, _ = decode_video(path, short_side=decode_short_side or short_side)
         except VideoDecodeError as error:
             raise FramePredictionError(f"{path}: cannot be decoded ({error}).") from None
         clips = video_clips(video, clip_frames, frame_stride, pad_last=False)
@@ -303,15 +307,17 @@ def evaluate_run(
         "frame_stride": run.config.data.frame_stride,
     }
     if videos is not None:
-        source = {"videos": str(videos)}
-        video_clips = folder_videos(videos, **geometry)
+        # Decoded at the short side of the run's prepared frames, resized as evaluation does.
+        decode_at = decode_short_side(run.config.data)
+        source = {"videos": str(videos), "decode_short_side": decode_at}
+        clips_per_video = folder_videos(videos, **geometry, decode_short_side=decode_at)
     else:
         data = _resolve_data(data if data is not None else run.config.data.eval_files, run.model_dir)
         source = {"data": data}
-        video_clips = dataset_videos(data, **geometry)
+        clips_per_video = dataset_videos(data, **geometry)
     evaluation = evaluate(
         run.model,
-        itertools.islice(video_clips, max_videos),
+        itertools.islice(clips_per_video, max_videos),
         batch_size=batch_size,
         flow_threshold=flow_threshold,
         max_clips=max_clips,

@@ -1,13 +1,16 @@
 """Action recognition and next-frame prediction on whole video files.
 
-A video is decoded with PyAV at the model's short side (FFmpeg's area resampling, as
-``data/prepare.py`` stores training frames), subsampled to its frames 0, s, 2s, ... (``s``
-the run's ``data.frame_stride``, the spacing of its training clips) and cut into every
+A video is decoded with PyAV at the short side its model's training data were prepared at
+(:attr:`VideoModel.decode_short_side`; FFmpeg's area resampling, as ``data/prepare.py``
+stores training frames), subsampled to its frames 0, s, 2s, ... (``s`` the run's
+``data.frame_stride``, the spacing of its training clips) and cut into every
 non-overlapping clip of T of those frames as :func:`~dynamonet_tf.data.pipelines.eval_dataset`
 cuts evaluation videos (the last clip padded by repeating the last kept frame), and each clip
-is preprocessed as in evaluation (centre crop) and run through the model: the clips and the
-preprocessing are those of :mod:`dynamonet_tf.data.clips`, the functions evaluation and the
-export use. The video's class probabilities are the mean of its clips' softmax scores, the
+is preprocessed as in evaluation (bilinear resize to the model's short side, centre crop) and
+run through the model: the clips and the preprocessing are those of
+:mod:`dynamonet_tf.data.clips`, the functions evaluation and the export use, so a video's
+model input differs from ``evaluate.py``'s for its prepared frames only by their JPEG coding.
+The video's class probabilities are the mean of its clips' softmax scores, the
 paper's test protocol (:func:`dynamonet_tf.video_accuracy.video_score`).
 
 The model comes from either of two places, with the same numbers:
@@ -32,12 +35,17 @@ import tensorflow as tf
 from PIL import Image
 
 from dynamonet_tf import export
+from dynamonet_tf.data.clips import (
+    decode_short_side,
+    preprocess_video,
+    subsample_frames,
+    video_clips,
+)
 from dynamonet_tf.data.datasets import VIDEO_EXTENSIONS
-from dynamonet_tf.data.clips import preprocess_video, subsample_frames, video_clips
 from dynamonet_tf.data.pipelines import list_files
 from dynamonet_tf.data.prepare import read_manifest
-from dynamonet_tf.layout import MANIFEST
 from dynamonet_tf.data.video import VideoDecodeError, decode_video
+from dynamonet_tf.layout import MANIFEST
 from dynamonet_tf.names import LOGITS, PREDICTED_FRAMES
 from dynamonet_tf.runs import model_kind
 from dynamonet_tf.video_accuracy import video_score
@@ -61,6 +69,10 @@ class VideoModel:
         source: the export dir or checkpoint it was loaded from, for messages.
         kind: ``"joint"``, ``"classifier"`` or ``"pretrain"``.
         num_frames, short_side, crop_size: the clip geometry it was trained on.
+        decode_short_side: the short side to decode video files at (:func:`read_video`):
+            that of the frames of its prepared training data, which training and evaluation
+            resize (bilinearly) to ``short_side``; ``short_side`` when unknown
+            (:func:`~dynamonet_tf.data.clips.decode_short_side`).
         frame_stride: its clips hold every ``frame_stride``-th frame of a video (the run's
             ``data.frame_stride``).
         label_names: the class names in class-index order; ``None`` for a model without a
@@ -72,6 +84,7 @@ class VideoModel:
     num_frames: int
     frame_stride: int = 1
     short_side: int
+    decode_short_side: int
     crop_size: int
     label_names: list
 
@@ -108,7 +121,8 @@ class ExportedModel(VideoModel):
     The signatures take native-rate video and keep every ``frame_stride``-th frame; a clip of
     :func:`~dynamonet_tf.data.clips.video_clips` (already strided) is given to them with each
     frame repeated ``frame_stride`` times, the native-rate input whose kept frames are exactly
-    the clip.
+    the clip. Its ``decode_short_side`` is the metadata's (``short_side`` for an export that
+    does not record it).
     """
 
     def __init__(self, export_dir):
@@ -133,6 +147,8 @@ class ExportedModel(VideoModel):
             # Exports written before the stride was recorded served consecutive frames.
             self.frame_stride = metadata.get("frame_stride", 1)
             self.short_side = metadata["short_side"]
+            # Absent from older exports, None when the export did not know it.
+            self.decode_short_side = metadata.get("decode_short_side") or self.short_side
             self.crop_size = metadata["crop_size"]
             self.label_names = metadata["label_names"]
             signatures = metadata["signatures"]
@@ -170,6 +186,9 @@ class ExportedModel(VideoModel):
 class RunModel(VideoModel):
     """The Keras model of a training run (a :class:`~dynamonet_tf.runs.LoadedRun`).
 
+    Its ``decode_short_side`` is read from the manifest of the run's prepared data
+    (:func:`~dynamonet_tf.data.clips.decode_short_side`).
+
     Args:
         run: the loaded run.
         label_names: one name per class (see :func:`run_label_names`); ignored for a
@@ -184,6 +203,7 @@ class RunModel(VideoModel):
         self.num_frames = config.data.num_frames
         self.frame_stride = config.data.frame_stride
         self.short_side = config.data.short_side
+        self.decode_short_side = decode_short_side(config.data)
         self.crop_size = config.data.crop_size
         self.label_names = None
         if self.classifies:
@@ -255,6 +275,10 @@ def _manifest_classes(config):
 
 def read_video(path, short_side):
     """Decodes every frame of a video file at ``short_side`` (area resampling).
+
+    For a model's input, ``short_side`` is its :attr:`VideoModel.decode_short_side`, not its
+    ``short_side``: the clips' preprocessing then resizes the frames to ``short_side`` as
+    training and evaluation resize the prepared frames.
 
     Returns:
         ``(frames, fps)``: uint8 ``(time, height, width, 3)`` with the short side

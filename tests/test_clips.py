@@ -1,12 +1,17 @@
 """Evaluation clips and preprocessing (dynamonet_tf/data/clips.py), the one definition that
 evaluation, the export, inference and frame-prediction evaluation share."""
 
+import json
+import math
+import types
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from dynamonet_tf.data.clips import (
     clip_indices,
+    decode_short_side,
     eval_frames,
     preprocess_video,
     resize_frames,
@@ -56,7 +61,7 @@ def test_strided_video_clips_are_the_clips_of_every_stride_th_frame(length, stri
     frames = np.arange(length)[:, None, None, None] * np.ones((1, 2, 3, 1), np.int64)
     clips = video_clips(frames, NUM_FRAMES, stride)
     np.testing.assert_array_equal(clips, naive_clips(frames[::stride], NUM_FRAMES))
-    assert len(clips) == -(-(-(-length // stride)) // NUM_FRAMES)
+    assert len(clips) == math.ceil(math.ceil(length / stride) / NUM_FRAMES)
 
 
 def test_subsampling_is_one_slice_for_arrays_and_tensors():
@@ -153,3 +158,20 @@ def test_the_eval_pipeline_element_is_the_preprocessing_of_the_decoded_clip(tmp_
     clips = video_clips(decoded, 4, 2)  # kept frames 0, 2, ..., 10: 2 clips, the last padded
     assert clips.shape == (2, 4, 36, 50, 3) and list(info["valid_frames"]) == [4, 2]
     np.testing.assert_array_equal(preprocess_video(clips, **geometry).numpy(), elements)
+
+
+def test_video_files_are_decoded_at_the_short_side_of_the_prepared_frames(tmp_path):
+    """The manifest of the run's training data says (else that of its evaluation data); with
+    neither, the run's own short side."""
+    train, test = tmp_path / "train", tmp_path / "test"
+    data = types.SimpleNamespace(
+        train_files=str(train / "train-*.tfrecord"), eval_files=[str(test / "test-*.tfrecord")],
+        short_side=32,
+    )
+    assert decode_short_side(data) == 32  # no files
+    for folder, side in ((test, 64), (train, 48)):
+        folder.mkdir()
+        (folder / f"{folder.name}-00000-of-00001.tfrecord").write_bytes(b"")
+        assert decode_short_side(data) == (32 if folder == test else 64)  # no manifest yet
+        (folder / "manifest.json").write_text(json.dumps({"options": {"short_side": side}}))
+        assert decode_short_side(data) == side

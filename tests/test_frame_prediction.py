@@ -15,7 +15,8 @@ from PIL import Image
 from dynamonet_tf.config import to_dict
 from dynamonet_tf.frame_metrics import MAX_PSNR, METRICS, FramePredictionScores
 from dynamonet_tf.frame_prediction import dataset_videos, evaluate, figure, folder_videos, moving_mask
-from dynamonet_tf.runs import CONFIG_FILE, build_model
+from dynamonet_tf.layout import RUN_CONFIG
+from dynamonet_tf.runs import build_model
 from dynamonet_tf.training.trainer import Trainer
 from synthetic import _texture
 from tiny_run import tiny_config, write_tiny_data
@@ -211,6 +212,8 @@ def test_video_files_and_per_video_rows_that_add_up(pretrain_run, tmp_path):
     metrics, rows = read_outputs(out)
     assert [(row["video"], int(row["clips"])) for row in rows] == [("a.mp4", 1), ("sub/b.avi", 3)]
     assert metrics["videos_without_clip"] == ["short.mp4"] and metrics["clips"] == 4
+    # The tiny data have no manifest: the files are decoded at the run's short side.
+    assert metrics["decode_short_side"] == SIZE
     assert metrics["flow_mask"]["threshold_px"] == 0.5 and metrics["masked_frames"] > 0
     for prefix, scope, count in (("", metrics, "frames"), ("future_", metrics["future_frame"], "frames")):
         for name in ("model", "copy_last_frame"):
@@ -251,7 +254,7 @@ def test_a_strided_run_is_scored_on_strided_clips(tiny_data, tmp_path):
     config = tiny_config(tiny_data, "pretrain", "data.frame_stride=2")
     model_dir = tmp_path / "strided"
     model_dir.mkdir()
-    (model_dir / CONFIG_FILE).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    (model_dir / RUN_CONFIG).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
     tf.train.CheckpointManager(tf.train.Checkpoint(model=build_model(config)), model_dir / "checkpoints", max_to_keep=1).save()
     assert run_script("--model-dir", model_dir, "--figures", 0, "--out", tmp_path / "data") is None
     metrics, rows = read_outputs(tmp_path / "data")

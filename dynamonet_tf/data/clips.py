@@ -32,6 +32,10 @@ levels), bilinear resize so that the short side is ``short_side`` (the long side
 - :func:`eval_frames`: all three, for frames ``(time, height, width, channels)``.
 - :func:`preprocess_video`: :func:`subsample_frames` and :func:`eval_frames` for a batch of
   videos ``(batch, time, height, width, channels)``.
+
+Video files (inference, frame-prediction evaluation of a folder of videos) are decoded first:
+:func:`decode_short_side` is the short side to decode them at so that their frames take the
+steps a prepared video's frames take before evaluation and training see them.
 """
 
 import numbers
@@ -39,6 +43,8 @@ import numbers
 import numpy as np
 import tensorflow as tf
 from official.vision.ops import preprocess_ops_3d
+
+from dynamonet_tf.data.prepare import read_manifest
 
 # ---------------------------------------------------------------------- clips
 
@@ -211,6 +217,34 @@ def preprocess_video(video, *, short_side, crop_size, frame_stride=1):
     # The model checks its input's static shape.
     frames.set_shape(video.shape[:2] + (crop_size, crop_size) + video.shape[4:])
     return frames
+
+
+def decode_short_side(data):
+    """The short side at which to decode a video file (FFmpeg's area resampling,
+    :func:`~dynamonet_tf.data.video.decode_video`) before :func:`eval_frames`, for a run whose
+    ``data`` config section is given.
+
+    ``data/prepare.py`` stores frames area-resampled to its ``--short-side`` (128 by default),
+    and training and evaluation resize those bilinearly to the run's ``data.short_side``. A
+    video file decoded straight at ``data.short_side`` would skip that bilinear resize and be
+    area-resampled instead, a different image (on the demo's 128 x 160 videos, a run at short
+    side 72: 3.0 grey levels rms, up to 64, from the evaluation input of the same frames stored
+    losslessly). Decoded at the prepared short side, it takes the same steps, and only the
+    JPEG coding of the stored frames differs.
+
+    Returns:
+        The ``short_side`` of the preparation options in the manifest of ``data.train_files``
+        (else of ``data.eval_files``); ``data.short_side`` when neither has one (data
+        prepared on another machine, or not by ``data/prepare.py``).
+    """
+    for pattern in (data.train_files, data.eval_files):
+        patterns = [pattern] if isinstance(pattern, (str, bytes)) else list(pattern or ())
+        files = sorted({path for glob in patterns for path in tf.io.gfile.glob(glob)})
+        manifest = read_manifest(files) if files else None
+        prepared = ((manifest or {}).get("options") or {}).get("short_side")
+        if prepared:
+            return int(prepared)
+    return data.short_side
 
 
 def _three_crops(frames, crop_size):
