@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from dynamonet_tf.data.demo import DEMO_CLASSES
 from dynamonet_tf.data.pipelines import eval_dataset, train_dataset
@@ -14,6 +15,7 @@ from dynamonet_tf.models import build_dynamonet
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_prepare_demo_command_feeds_the_pipelines_and_the_model(tmp_path):
     out = tmp_path / "demo"
     result = subprocess.run(

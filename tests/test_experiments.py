@@ -34,6 +34,7 @@ def read_results(out):
 # ---------------------------------------------------------------------- the scripts
 
 
+@pytest.mark.slow
 def test_frame_prediction_smoke_scores_both_filter_kinds_on_held_out_photographs(data_root, tmp_path):
     results = smoke(frame_prediction, data_root, tmp_path)
     assert results == read_results(tmp_path) and results["complete"] and results["smoke"]
@@ -54,6 +55,7 @@ def test_frame_prediction_smoke_scores_both_filter_kinds_on_held_out_photographs
         assert json.loads(marker.read_text())["photos"] == sorted(photos)
 
 
+@pytest.mark.slow
 def test_fp_objective_and_backbone_baseline_smoke_share_the_from_scratch_run(data_root, tmp_path, monkeypatch):
     fp_out, backbone_out = tmp_path / "fp_objective", tmp_path / "backbone_baseline"
     fp_results = smoke(fp_objective, data_root, fp_out)
@@ -93,6 +95,7 @@ def test_fp_objective_and_backbone_baseline_smoke_share_the_from_scratch_run(dat
     assert smoke(backbone_baseline, data_root, backbone_out)["arms"] == results["arms"]
 
 
+@pytest.mark.slow
 def test_pretraining_smoke_by_arms_then_whole(data_root, tmp_path):
     def run(*arms):
         words = ["--smoke", "--seeds", "0", "--out", str(tmp_path), "--data-root", str(data_root)]

@@ -30,6 +30,7 @@ def replica_cases():
     return cases
 
 
+@pytest.mark.slow
 def test_keras_alone_applies_the_second_replicas_overflow(replica_cases):
     """The bug: the first replica's gradients are finite, so the step is not skipped and
     the summed inf of the second replica reaches the weights; the scale is not lowered."""
@@ -38,6 +39,7 @@ def test_keras_alone_applies_the_second_replicas_overflow(replica_cases):
     assert naive["scale"] == 2.0**15 and naive["iterations"] == 1
 
 
+@pytest.mark.slow
 def test_an_overflow_on_the_second_replica_skips_the_step_everywhere(replica_cases):
     combined = replica_cases["combined/loss_scaled/overflow"]
     assert combined["weights"] == [1.0, 1.0, 0.0]  # kernel of ones, zero bias: not updated
@@ -45,12 +47,14 @@ def test_an_overflow_on_the_second_replica_skips_the_step_everywhere(replica_cas
     assert combined["iterations"] == 0
 
 
+@pytest.mark.slow
 def test_a_plain_optimizer_skips_too(replica_cases):
     assert not np.all(np.isfinite(replica_cases["naive/plain/overflow"]["weights"]))
     plain = replica_cases["combined/plain/overflow"]
     assert plain["weights"] == [1.0, 1.0, 0.0] and plain["iterations"] == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["loss_scaled", "plain"])
 def test_finite_steps_on_two_replicas_are_the_optimizers_own(replica_cases, kind):
     naive, combined = replica_cases[f"naive/{kind}/finite"], replica_cases[f"combined/{kind}/finite"]

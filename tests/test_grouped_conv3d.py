@@ -145,6 +145,7 @@ def _plain_conv3d_resnext():
     return model
 
 
+@pytest.mark.slow
 def test_weights_and_checkpoints_of_plain_conv3d_models_load(tmp_path):
     plain = _plain_conv3d_resnext()
     clips = (np.random.default_rng(3).normal(size=(2,) + TINY_RESNEXT["input_shape"])
@@ -245,6 +246,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_matches_one_device_native():
     result = subprocess.run(
         [sys.executable, "-c", MIRRORED_SCRIPT],
@@ -281,6 +283,7 @@ ONEDNN_OFF_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_auto_without_onednn_splits_and_trains():
     result = subprocess.run(
         [sys.executable, "-c", ONEDNN_OFF_SCRIPT],

@@ -97,12 +97,14 @@ def _one_step_backbone(tiny_data, tmp_path, alpha):
     return [w.numpy() for w in trainer.model.get_layer("backbone").trainable_weights]
 
 
+@pytest.mark.slow
 def test_alpha_changes_how_a_joint_step_moves_the_backbone(tiny_data, tmp_path):
     without, with_fp = (_one_step_backbone(tiny_data, tmp_path, alpha) for alpha in (0.0, 0.1))
     largest = max(float(np.max(np.abs(a - b))) for a, b in zip(without, with_fp))
     assert largest > 1e-4  # float noise between two identical steps is ~1e-7
 
 
+@pytest.mark.slow
 def test_joint_run_logs_the_balance_and_reports_frame_prediction(tiny_data, tmp_path):
     config = tiny_config(tiny_data, "joint", "train.epochs=1", "train.balance_every_steps=2")
     report = Trainer(config, tmp_path / "run", progress=False).train()
@@ -124,6 +126,7 @@ def test_joint_run_logs_the_balance_and_reports_frame_prediction(tiny_data, tmp_
     assert "warnings" not in report
 
 
+@pytest.mark.slow
 def test_a_term_below_one_percent_of_the_gradient_is_warned_about_once(tiny_data, tmp_path, capsys):
     config = tiny_config(tiny_data, "joint", "loss.alpha=1e-7", "train.balance_every_steps=1")
     report = Trainer(config, tmp_path / "run", progress=False).train()
@@ -147,6 +150,7 @@ def test_validation_reads_the_holdout_never_the_test_split(tiny_data, tmp_path, 
         Trainer(tiny_config(tiny_data, "joint", "data.val_files=null"), tmp_path / "other", progress=False)
 
 
+@pytest.mark.slow
 def test_finetune_always_gets_a_new_classifier(tiny_data, tmp_path):
     joint = Trainer(tiny_config(tiny_data, "joint", "train.epochs=1"), tmp_path / "joint", progress=False)
     joint.train()
@@ -157,6 +161,7 @@ def test_finetune_always_gets_a_new_classifier(tiny_data, tmp_path):
     assert source[0].shape == target[0].shape and not np.allclose(source[0], target[0])
 
 
+@pytest.mark.slow
 def test_layers_that_cannot_be_loaded_stop_the_run_unless_intended(tiny_data, tmp_path):
     Trainer(tiny_config(tiny_data, "pretrain", "train.epochs=1"), tmp_path / "pretrain", progress=False).train()
     longer = ("data.num_frames=12",)  # the filter layer predicts 12 filters instead of 8
@@ -194,6 +199,7 @@ def test_weight_decay_scope():
     assert load_config().optimizer.weight_decay_scope == "all"
 
 
+@pytest.mark.slow
 def test_trainer_decays_batch_norm_parameters_with_the_papers_scope(tiny_data, tmp_path):
     rates = {}
     for scope in ("all", "kernels"):

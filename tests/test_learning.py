@@ -3,12 +3,14 @@
 import itertools
 
 import keras
+import pytest
 
 from dynamonet_tf import losses
 from dynamonet_tf.models import build_dynamonet, split_clip
 from synthetic import translation_clips
 
 
+@pytest.mark.slow
 def test_tiny_pretrain_model_beats_copying_the_last_frame_on_unseen_translations():
     frames, size, steps, batch = 8, 32, 600, 8
 

@@ -131,6 +131,7 @@ def test_interrupted_run_resumes_without_duplicates(tmp_path, monkeypatch):
     assert {s: manifest["subsets"][s]["videos"] for s in manifest["subsets"]} == {"holdout": 2, "test": 2, "train": 2}
 
 
+@pytest.mark.slow
 def test_killed_process_resumes_without_duplicates(tmp_path):
     root = tmp_path / "videos"
     root.mkdir()

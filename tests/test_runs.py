@@ -19,6 +19,7 @@ def joint_run(tmp_path_factory):
     return model_dir, [w.numpy() for w in trainer.model.weights]
 
 
+@pytest.mark.slow
 def test_model_dir_loads_the_final_weights(joint_run):
     model_dir, trained = joint_run
     run = load_run(model_dir)
@@ -28,6 +29,7 @@ def test_model_dir_loads_the_final_weights(joint_run):
         np.testing.assert_array_equal(loaded.numpy(), expected)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_prefix_loads_that_checkpoint(joint_run):
     model_dir, _ = joint_run
     earlier = resolve_checkpoint(model_dir).replace("ckpt-6", "ckpt-5")
@@ -35,6 +37,7 @@ def test_a_checkpoint_prefix_loads_that_checkpoint(joint_run):
     assert load_run(model_dir, best=True).checkpoint.startswith(str(model_dir / "best"))
 
 
+@pytest.mark.slow
 def test_what_cannot_be_loaded_is_named(joint_run, tmp_path):
     model_dir, _ = joint_run
     with pytest.raises(RunError, match="no config.yaml"):

@@ -59,6 +59,7 @@ def stage_shapes(frames):
     return shapes
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("frames", [16, 32, 64])
 def test_stc_resnext101_builds_and_adds_exactly_its_blocks(frames):
     model = build_backbone("stc_resnext101", input_shape=(frames, 112, 112, 3))

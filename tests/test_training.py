@@ -21,6 +21,7 @@ def weights(model):
     return [w.numpy().copy() for w in model.weights]
 
 
+@pytest.mark.slow
 def test_pretrain_then_joint_then_finetune(tiny_data, tmp_path):
     pretrain = Trainer(tiny_config(tiny_data), tmp_path / "pretrain", progress=False)
     report = pretrain.train()
@@ -56,11 +57,13 @@ def test_pretrain_then_joint_then_finetune(tiny_data, tmp_path):
     assert "val_top1_accuracy" in report
 
 
+@pytest.mark.slow
 def test_joint_stage_runs(tiny_data, tmp_path):
     report = Trainer(tiny_config(tiny_data, "joint", "train.epochs=1"), tmp_path / "joint", progress=False).train()
     assert report["steps"] == 3 and "val_classification_loss" in report
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_to_the_same_weights(tiny_data, tmp_path):
     config = tiny_config(tiny_data)
     reference = Trainer(config, tmp_path / "reference", progress=False)
@@ -110,6 +113,7 @@ def test_finetune_needs_a_starting_point(tiny_data, tmp_path):
         Trainer(tiny_config(tiny_data, "finetune"), tmp_path / "run", progress=False)
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_the_last_good_checkpoint(tiny_data, tmp_path):
     trainer = Trainer(tiny_config(tiny_data, "pretrain", "train.epochs=2"), tmp_path / "run", progress=False)
     step = trainer._train_step
@@ -126,6 +130,7 @@ def test_nan_loss_stops_with_the_last_good_checkpoint(tiny_data, tmp_path):
     assert trainer.manager.latest_checkpoint.endswith("ckpt-3")  # the end of epoch 1
 
 
+@pytest.mark.slow
 def test_xla_and_bfloat16_switches_train(tiny_data, tmp_path):
     config = tiny_config(tiny_data, "joint", "train.epochs=1", "train.jit_compile=true", "train.mixed_precision=mixed_bfloat16")
     trainer = Trainer(config, tmp_path / "run", progress=False)
@@ -136,6 +141,7 @@ def test_xla_and_bfloat16_switches_train(tiny_data, tmp_path):
     assert any(not np.array_equal(a, b) for a, b in zip(before, weights(trainer.model)))
 
 
+@pytest.mark.slow
 def test_float16_switch_scales_the_loss_and_skips_overflowing_steps(tiny_data, tmp_path):
     # No max pooling: TensorFlow has no float16 MaxPool3D kernel on CPU (GPUs have one).
     config = tiny_config(
@@ -158,6 +164,7 @@ def test_float16_switch_scales_the_loss_and_skips_overflowing_steps(tiny_data, t
     assert any(not np.array_equal(a, b.numpy()) for a, b in zip(before, trainer.model.trainable_weights))
 
 
+@pytest.mark.slow
 def test_mirrored_over_two_devices_equals_one_device(tiny_data, tmp_path):
     """Same global batch, synchronised BatchNorm: same validation loss and weights."""
     import subprocess
@@ -180,6 +187,7 @@ def test_mirrored_over_two_devices_equals_one_device(tiny_data, tmp_path):
     assert not np.allclose(one["arr_0"], np.load(tmp_path / "one_device_initial.npz")["arr_0"], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_two_worker_processes_train_to_identical_weights(tiny_data, tmp_path):
     """MultiWorkerMirroredStrategy on 127.0.0.1: Keras fit cannot run there, our loop can."""
     import socket
@@ -215,6 +223,7 @@ def test_two_worker_processes_train_to_identical_weights(tiny_data, tmp_path):
     assert (tmp_path / "worker1" / "workers" / "1" / "checkpoints" / "checkpoint").exists()
 
 
+@pytest.mark.slow
 def test_train_command_names_a_bad_override(tmp_path):
     import subprocess
     import sys
@@ -230,6 +239,7 @@ def test_train_command_names_a_bad_override(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_train_command_killed_with_sigkill_resumes_to_the_same_weights(tiny_data, tmp_path):
     import signal
     import subprocess
@@ -270,6 +280,7 @@ def test_train_command_killed_with_sigkill_resumes_to_the_same_weights(tiny_data
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_train_command_names_data_files_that_match_nothing(tmp_path):
     import subprocess
     import sys
