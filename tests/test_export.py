@@ -177,6 +177,7 @@ def fresh_process(joint, tmp_path_factory):
     return videos, outputs, json.loads((work / "report.json").read_text())
 
 
+@pytest.mark.slow
 def test_fresh_process_matches_keras_on_non_square_video(joint, fresh_process):
     model, _, _ = joint
     videos, outputs, report = fresh_process
@@ -203,6 +204,7 @@ def test_fresh_process_matches_keras_on_non_square_video(joint, fresh_process):
     assert np.abs(shifted["predicted_frames"] - loaded["predicted_frames"]).max() > 1e-2
 
 
+@pytest.mark.slow
 def test_labels_round_trip_and_top_k_labels_name_the_top_k(joint, fresh_process):
     _, export_dir, metadata = joint
     _, outputs, report = fresh_process
@@ -235,6 +237,7 @@ def test_labels_round_trip_and_top_k_labels_name_the_top_k(joint, fresh_process)
     )
 
 
+@pytest.mark.slow
 def test_one_loaded_signature_takes_any_batch_and_frame_size(joint, fresh_process):
     model, _, _ = joint
     videos, outputs, _ = fresh_process

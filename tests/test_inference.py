@@ -300,6 +300,7 @@ def labels_file(folder):
     return path
 
 
+@pytest.mark.slow
 def test_a_strided_run_and_its_export_predict_from_every_stride_th_frame(strided_run, video, tmp_path, capsys):
     """VIDEO_FRAMES = 21 frames at stride 2 keep frames 0, 2, ..., 20: 2 clips (frames 0..14,
     then 16, 18, 20 and 5 copies of 20), where consecutive frames would give 3."""
