@@ -425,6 +425,19 @@ def save_config(config, path):
     atomic_write(path, yaml.safe_dump(to_dict(config), sort_keys=False))
 
 
+def with_options(section, **options):
+    """``section`` (a config section) with the fields in ``options`` replaced, checked as
+    any section is; an option that is not a field raises ConfigError naming it."""
+    valid = [field.name for field in dataclasses.fields(section)]
+    for key in options:
+        if key not in valid:
+            raise ConfigError(
+                f"Unknown {section.section_name()} option {key!r}.{_did_you_mean(key, valid)} "
+                f"Valid options: {', '.join(valid)}."
+            )
+    return dataclasses.replace(section, **options)
+
+
 def learning_rate(config):
     """The initial learning rate for ``train.batch_size``.
 

@@ -4,7 +4,8 @@ import pytest
 
 from dynamonet_tf import losses
 from dynamonet_tf.layers import DynamicFilter
-from dynamonet_tf.models import build_dynamonet, split_clip, transfer_weights
+from dynamonet_tf.data.clips import split_clip
+from dynamonet_tf.models import build_dynamonet, transfer_weights
 
 TINY = dict(
     backbone="resnet10",

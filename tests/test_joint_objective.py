@@ -9,7 +9,8 @@ import tensorflow as tf
 
 from dynamonet_tf import losses
 from dynamonet_tf.config import load_config
-from dynamonet_tf.models import build_dynamonet, split_clip
+from dynamonet_tf.data.clips import split_clip
+from dynamonet_tf.models import build_dynamonet
 from dynamonet_tf.training import trainer as trainer_module
 from dynamonet_tf.training.optimization import DynamoNetSchedule, decayed_weights
 from dynamonet_tf.training.trainer import Trainer, TrainingError

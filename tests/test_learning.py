@@ -6,7 +6,8 @@ import keras
 import pytest
 
 from dynamonet_tf import losses
-from dynamonet_tf.models import build_dynamonet, split_clip
+from dynamonet_tf.data.clips import split_clip
+from dynamonet_tf.models import build_dynamonet
 from synthetic import translation_clips
 
 

@@ -20,6 +20,8 @@ Clips:
   it (frame-prediction scoring, where a repeated frame would be a stillness predicted for free)
   only whole clips are cut and the remainder is dropped.
 - :func:`video_clips`: the clips of a video (frames, JPEG strings, ...), by those indices.
+- :func:`split_clip`: a clip of ``T + 1`` frames into the model input (frames 1..T) and the
+  frame-prediction targets (frames 2..T+1).
 
 Preprocessing, with Model Garden's ``official.vision.ops.preprocess_ops_3d`` ops in this order:
 ``uint8`` to float32 in [0, 1] (before resizing, so that resizing does not round to ``uint8``
@@ -47,6 +49,15 @@ from official.vision.ops import preprocess_ops_3d
 from dynamonet_tf.data.prepare import read_manifest
 
 # ---------------------------------------------------------------------- clips
+
+
+def split_clip(clip):
+    """Splits a ``(batch, time + 1, ...)`` clip into model input and prediction targets.
+
+    Returns ``(frames[:, :-1], frames[:, 1:])``: the model sees frames 1..T and predicts
+    frames 2..T+1 (T - 1 reconstructed and one new future frame).
+    """
+    return clip[:, :-1], clip[:, 1:]
 
 
 def check_frame_stride(frame_stride):

@@ -36,20 +36,26 @@ than pipelines) and batches ``input_context.get_per_replica_batch_size(64)`` cli
 """
 
 import secrets
+from collections.abc import Sequence
+from typing import Optional, Union
 
 import tensorflow as tf
 from official.vision.ops import preprocess_ops_3d
 
+from dynamonet_tf.config import DataConfig, with_options
 from dynamonet_tf.data.clips import (
-    check_frame_stride,
     clip_indices,
     eval_frames,
     resize_frames,
+    split_clip,
     subsample_frames,
     valid_frames,
 )
 from dynamonet_tf.data.schema import parse_video_example
-from dynamonet_tf.models.dynamonet import LOGITS, PREDICTED_FRAMES, split_clip
+from dynamonet_tf.names import LOGITS, PREDICTED_FRAMES
+
+# A TFRecord path or glob, or a list of them.
+FilePattern = Union[str, Sequence[str]]
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -72,20 +78,17 @@ def list_files(file_pattern):
 
 
 def train_dataset(
-    file_pattern,
+    file_pattern: FilePattern,
+    config: Optional[DataConfig] = None,
     *,
-    num_frames=16,
-    frame_stride=1,
-    crop_size=112,
-    short_side=128,
-    batch_size,
-    labeled=True,
-    shuffle_buffer=256,
-    seed=None,
-    deterministic=False,
-    input_context=None,
-    repeat=True,
-):
+    batch_size: int,
+    labeled: bool = True,
+    seed: Optional[int] = None,
+    deterministic: bool = False,
+    input_context: Optional[tf.distribute.InputContext] = None,
+    repeat: bool = True,
+    **options,
+) -> tf.data.Dataset:
     """Random training clips, batched, as ``(frames, targets)`` for ``keras.Model.fit``.
 
     Each clip is a random window of ``num_frames + 1`` frames, ``frame_stride`` apart, of one
@@ -97,16 +100,17 @@ def train_dataset(
 
     Args:
         file_pattern: TFRecord path or glob, or a list of them.
-        num_frames: T, the frames the model sees.
-        frame_stride: distance between sampled frames of the source video.
-        crop_size: side of the square crop.
-        short_side: frames are resized to this short side before cropping (>= crop_size).
+        config: the clip geometry, a :class:`~dynamonet_tf.config.DataConfig` (None: the
+            defaults): ``num_frames`` (T, the frames the model sees), ``frame_stride``
+            (distance between sampled frames of the source video), ``crop_size`` (side of
+            the square crop), ``short_side`` (frames are resized to this short side before
+            cropping) and ``shuffle_buffer`` (videos in the shuffle buffer; each holds a
+            whole encoded video in memory). Its file patterns are not read.
+        options: ``DataConfig`` fields replacing those of ``config`` (``num_frames=8``).
         batch_size: the GLOBAL batch size; with ``input_context`` each pipeline batches
             ``input_context.get_per_replica_batch_size(batch_size)`` clips.
         labeled: add the label as the ``"logits"`` target. Records must then be labeled
             (label index >= 0); iterating fails on an unlabeled one.
-        shuffle_buffer: videos in the shuffle buffer (each holds a whole encoded video in
-            memory).
         seed: fixes file order, shuffling, windows, crops and flips. None draws a fresh seed.
         deterministic: keep the element order of parallel reads and maps. With a seed, two
             runs then give identical batches (given the same TF global seed, if one is set,
@@ -122,7 +126,9 @@ def train_dataset(
         ``"predicted_frames"``, the same clip one frame later (same shape: input frame
         ``t + 1`` is target ``t``), and with ``labeled``, ``"logits"``: int64 ``(batch,)``.
     """
-    _check_clip_arguments(num_frames, frame_stride, crop_size, short_side)
+    config = with_options(config or DataConfig(), **options)
+    num_frames, frame_stride = config.num_frames, config.frame_stride
+    crop_size, short_side = config.crop_size, config.short_side
     if seed is None:
         seed = secrets.randbits(31)
     files = list_files(file_pattern)
@@ -133,7 +139,7 @@ def train_dataset(
     )
 
     records = _training_records(files, num_pipelines, pipeline_id, seed, repeat)
-    records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    records = records.shuffle(config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     # Pipelines sharing a seed must still crop and flip their videos independently.
     base_key = tf.constant([seed, pipeline_id], tf.int64)
 
@@ -161,16 +167,14 @@ def train_dataset(
 
 
 def eval_dataset(
-    file_pattern,
+    file_pattern: FilePattern,
+    config: Optional[DataConfig] = None,
     *,
-    num_frames=16,
-    frame_stride=1,
-    crop_size=112,
-    short_side=128,
-    batch_size,
-    clip_stride=None,
-    num_crops=1,
-):
+    batch_size: int,
+    clip_stride: Optional[int] = None,
+    num_crops: int = 1,
+    **options,
+) -> tf.data.Dataset:
     """All clips of every video, centre crop (or 3), no flip, in file order: ``(frames, info)``.
 
     Each video is first subsampled to its frames ``0, s, 2s, ...`` (``s = frame_stride``,
@@ -186,6 +190,10 @@ def eval_dataset(
     (:func:`~dynamonet_tf.data.clips.eval_frames`). No shuffling, no repetition; the last
     batch may be smaller.
 
+    The geometry (``num_frames``, ``frame_stride``, ``short_side``, ``crop_size``) is that of
+    ``config``, a :class:`~dynamonet_tf.config.DataConfig` (None: the defaults), with the
+    fields in ``options`` replaced (``num_frames=17`` for clips of T + 1 frames).
+
     With ``num_crops=3`` every clip is cut at 3 positions along the longer side of the
     resized frame: left, centre, right for landscape and square frames; top, centre, bottom
     for portrait ones (Feichtenhofer et al.'s 3-crop testing). The other side is centred as
@@ -199,9 +207,12 @@ def eval_dataset(
         ``clip_index`` (int32, 0-based within the video) and ``valid_frames`` (int32, how
         many of the clip's frames are real kept frames rather than padding).
     """
+    config = with_options(config or DataConfig(), **options)
+    num_frames, frame_stride = config.num_frames, config.frame_stride
+    crop_size, short_side = config.crop_size, config.short_side
     clip_stride = num_frames if clip_stride is None else clip_stride
-    check_frame_stride(frame_stride)
-    _check_clip_arguments(num_frames, clip_stride, crop_size, short_side)
+    if clip_stride < 1:
+        raise ValueError(f"clip_stride must be >= 1; got {clip_stride}.")
     if num_crops not in (1, 3):
         raise ValueError(
             f"num_crops must be 1 (centre) or 3 (along the long side); got {num_crops!r}."
@@ -239,15 +250,6 @@ def eval_dataset(
     options = tf.data.Options()
     options.deterministic = True
     return dataset.prefetch(AUTOTUNE).with_options(options)
-
-
-def _check_clip_arguments(num_frames, stride, crop_size, short_side):
-    if num_frames < 1 or stride < 1:
-        raise ValueError(f"num_frames and strides must be >= 1; got {num_frames}, {stride}.")
-    if crop_size > short_side:
-        raise ValueError(
-            f"crop_size {crop_size} is larger than the resized short side {short_side}."
-        )
 
 
 def _training_records(files, num_pipelines, pipeline_id, seed, repeat):

@@ -226,10 +226,7 @@ def evaluate_split(
     clip_stride = clip_stride or data.num_frames
     clips = eval_dataset(
         files,
-        num_frames=data.num_frames,
-        frame_stride=data.frame_stride,
-        crop_size=data.crop_size,
-        short_side=data.short_side,
+        data,
         batch_size=batch_size or run.config.train.batch_size,
         clip_stride=clip_stride,
         num_crops=num_crops,

@@ -4,7 +4,6 @@ from dynamonet_tf.models.backbones import build_backbone, model_config
 from dynamonet_tf.models.dynamonet import (
     WeightTransferReport,
     build_dynamonet,
-    split_clip,
     transfer_weights,
 )
 from dynamonet_tf.models.flops import forward_flops, trainable_parameter_count
@@ -17,7 +16,6 @@ __all__ = [
     "build_resnet3d",
     "model_config",
     "forward_flops",
-    "split_clip",
     "trainable_parameter_count",
     "transfer_weights",
 ]

@@ -1,11 +1,10 @@
 """The backbones by name: ``build_backbone(model_config, input_shape=...)``."""
 
-import dataclasses
 from typing import Optional, Union
 
 import keras
 
-from dynamonet_tf.config import ConfigError, DataConfig, ModelConfig
+from dynamonet_tf.config import DataConfig, ModelConfig, with_options
 from dynamonet_tf.models.resnet3d import build_resnet3d
 from dynamonet_tf.names import BACKBONES
 
@@ -49,15 +48,7 @@ def build_backbone(
 def model_config(config=None, **options) -> ModelConfig:
     """``config`` (a ``ModelConfig``, a backbone name or None for the defaults) with the
     ``ModelConfig`` fields in ``options`` replaced; an unknown field raises ConfigError."""
-    if config is None:
-        config = ModelConfig()
-    elif isinstance(config, str):
+    if isinstance(config, str):
         options = {"backbone": config, **options}
-        config = ModelConfig()
-    valid = {field.name for field in dataclasses.fields(ModelConfig)}
-    unknown = sorted(set(options) - valid)
-    if unknown:
-        raise ConfigError(
-            f"Unknown model option {unknown[0]!r}; valid options: {', '.join(sorted(valid))}."
-        )
-    return dataclasses.replace(config, **options)
+        config = None
+    return with_options(config or ModelConfig(), **options)

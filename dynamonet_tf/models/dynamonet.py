@@ -13,7 +13,7 @@ weights move between them by name (:func:`transfer_weights`):
 Every model takes raw frames in [0, 1], ``(batch, time, height, width, 3)``, and normalises
 them itself for the backbone; the dynamic filters act on the raw frames, so predicted frames
 are in the targets' [0, 1] range. A clip of ``time + 1`` frames gives the input and the
-targets of frame prediction: :func:`split_clip`.
+targets of frame prediction: :func:`dynamonet_tf.data.clips.split_clip`.
 
 Frame-prediction head (on the deepest backbone features, which worked best in the paper):
 2 x (Conv3D 64, BN, ReLU) -> global average pool -> FC to ``time * k * k`` -> softmax over
@@ -61,15 +61,6 @@ ArrayLike = Any
 # Per-channel statistics of Kinetics-400 frames in [0, 1] (Hara et al.'s training code).
 KINETICS_MEAN = (0.4345, 0.4051, 0.3775)
 KINETICS_STD = (0.2768, 0.2713, 0.2737)
-
-
-def split_clip(clip: ArrayLike) -> tuple:
-    """Splits a ``(batch, time + 1, ...)`` clip into model input and prediction targets.
-
-    Returns ``(frames[:, :-1], frames[:, 1:])``: the model sees frames 1..T and predicts
-    frames 2..T+1 (T - 1 reconstructed and one new future frame).
-    """
-    return clip[:, :-1], clip[:, 1:]
 
 
 def _conv_head(features, prefix, filters, synchronized):

@@ -31,11 +31,12 @@ import keras
 import tensorflow as tf
 
 from dynamonet_tf.config import check_against_runtime
+from dynamonet_tf.data.clips import split_clip
 from dynamonet_tf.data.pipelines import eval_dataset, train_dataset
 from dynamonet_tf.evaluation import HEADLINE, class_names, evaluate_clips, model_logits
 from dynamonet_tf.frame_metrics import FramePredictionScores
 from dynamonet_tf.losses import frame_prediction_loss, per_example_objective
-from dynamonet_tf.models import split_clip, transfer_weights
+from dynamonet_tf.models import transfer_weights
 from dynamonet_tf.names import LOGITS, PREDICTED_FRAMES
 from dynamonet_tf.layout import run_layout
 from dynamonet_tf.runs import RunError, build_model, load_run_config, model_kind, resolve_checkpoint
@@ -287,13 +288,9 @@ class Trainer:
         def dataset_fn(context):
             dataset = train_dataset(
                 data.train_files,
-                num_frames=data.num_frames,
-                frame_stride=data.frame_stride,
-                crop_size=data.crop_size,
-                short_side=data.short_side,
+                data,
                 batch_size=train.batch_size,
                 labeled=train.labeled,
-                shuffle_buffer=data.shuffle_buffer,
                 # Each epoch's stream depends on the seed and the epoch only: a resumed run
                 # sees the same batches as an uninterrupted one.
                 seed=train.seed * 100_003 + epoch,
@@ -308,14 +305,8 @@ class Trainer:
 
     def _eval_dataset(self, num_frames, files):
         """Every ``num_frames`` clip of the videos of ``files``, centre crop, as ``(frames, info)``."""
-        data = self.config.data
         return eval_dataset(
-            files,
-            num_frames=num_frames,
-            frame_stride=data.frame_stride,
-            crop_size=data.crop_size,
-            short_side=data.short_side,
-            batch_size=self.config.train.batch_size,
+            files, self.config.data, batch_size=self.config.train.batch_size, num_frames=num_frames
         )
 
     def _eval_clips(self, limit, files):
