@@ -200,7 +200,9 @@ class _ServingModule(tf.Module):
     """The exported object: the Keras model, the label names, the metadata asset, and one
     ``tf.function`` per signature (attributes named as the signatures)."""
 
-    def __init__(self, model, metadata_path, label_names, short_side, crop_size, frame_stride, top_k):
+    def __init__(
+        self, model, metadata_path, label_names, short_side, crop_size, frame_stride, top_k
+    ):
         super().__init__(name="dynamonet_export")
         # Tracking the model saves its variables; the sub-models below share them.
         self.model = model

@@ -38,19 +38,27 @@ from PIL import Image
 from tqdm import tqdm
 
 from dynamonet_tf.atomic_files import atomic_write
-from dynamonet_tf.data.clips import decode_short_side, preprocess_video, video_clips
+from dynamonet_tf.data.clips import decode_short_side, preprocess_video, split_clip, video_clips
 from dynamonet_tf.data.datasets import VIDEO_EXTENSIONS
 from dynamonet_tf.data.pipelines import eval_dataset
 from dynamonet_tf.data.video import VideoDecodeError, decode_video
 from dynamonet_tf.frame_metrics import MAX_PSNR, SSIM_BORDER, SSIM_SETTINGS, FramePredictionScores
-from dynamonet_tf.models.dynamonet import PREDICTED_FRAMES, split_clip
+from dynamonet_tf.names import PREDICTED_FRAMES
 
 # Half a pixel per frame at the evaluation resolution: above what Farneback reports on a
 # static frame under mild noise and JPEG coding (99th percentile 0.17-0.25 px, measured on
 # a 128-pixel photograph), below the motion of moving people at that size.
 DEFAULT_FLOW_THRESHOLD = 0.5
 # OpenCV's documented example settings: a 3-level pyramid, 15-pixel windows.
-FARNEBACK = {"pyr_scale": 0.5, "levels": 3, "winsize": 15, "iterations": 3, "poly_n": 5, "poly_sigma": 1.2, "flags": 0}
+FARNEBACK = {
+    "pyr_scale": 0.5,
+    "levels": 3,
+    "winsize": 15,
+    "iterations": 3,
+    "poly_n": 5,
+    "poly_sigma": 1.2,
+    "flags": 0,
+}
 # |difference| images are scaled by this so that small errors show.
 DIFFERENCE_GAIN = 4.0
 # Flow images are coloured relative to the clip's longest flow, but at least this many
@@ -74,7 +82,9 @@ def optical_flow(frame, next_frame):
     compared on their luma): float32 ``(height, width, 2)``, (dx, dy) in pixels."""
 
     def gray(image):
-        return np.round(np.asarray(image, np.float64) @ [0.299, 0.587, 0.114] * 255).astype(np.uint8)
+        return np.round(np.asarray(image, np.float64) @ [0.299, 0.587, 0.114] * 255).astype(
+            np.uint8
+        )
 
     return cv2.calcOpticalFlowFarneback(gray(frame), gray(next_frame), None, **FARNEBACK)
 
@@ -97,7 +107,9 @@ def flow_to_rgb(flows):
     [0, 1]: hue the direction, brightness the length relative to the longest flow of all
     of them (at least :data:`MIN_FLOW_SCALE` pixels), OpenCV's HSV coding."""
     flows = np.asarray(flows, np.float32)
-    magnitude, angle = cv2.cartToPolar(flows[..., 0].ravel(), flows[..., 1].ravel(), angleInDegrees=True)
+    magnitude, angle = cv2.cartToPolar(
+        flows[..., 0].ravel(), flows[..., 1].ravel(), angleInDegrees=True
+    )
     magnitude, angle = magnitude.reshape(flows.shape[:-1]), angle.reshape(flows.shape[:-1])
     scale = max(float(magnitude.max()), MIN_FLOW_SCALE)
     hsv = np.stack(
@@ -114,10 +126,15 @@ def figure(frames, next_frames, predicted):
     shows, as in the paper). One column per predicted frame; arguments as in
     :meth:`FramePredictionScores.add`.
     """
-    frames, next_frames, predicted = (np.asarray(a, np.float64) for a in (frames, next_frames, predicted))
+    frames, next_frames, predicted = (
+        np.asarray(a, np.float64) for a in (frames, next_frames, predicted)
+    )
     difference = np.clip(DIFFERENCE_GAIN * np.abs(next_frames - predicted), 0.0, 1.0)
     flow = flow_to_rgb([optical_flow(a, b) for a, b in zip(frames, predicted)])
-    rows = [np.concatenate(list(row), axis=1) for row in (next_frames, np.clip(predicted, 0, 1), difference, flow)]
+    rows = [
+        np.concatenate(list(row), axis=1)
+        for row in (next_frames, np.clip(predicted, 0, 1), difference, flow)
+    ]
     return np.round(np.concatenate(rows, axis=0) * 255).astype(np.uint8)
 
 
@@ -144,8 +161,13 @@ def dataset_videos(file_pattern, *, clip_frames, crop_size, short_side, frame_st
         ).unbatch()
     except FileNotFoundError:
         raise FramePredictionError(f"{file_pattern}: no TFRecord files match.") from None
-    for media_id, items in itertools.groupby(dataset.as_numpy_iterator(), key=lambda item: item[1]["media_id"]):
-        yield media_id.decode(), (clip for clip, info in items if info["valid_frames"] == clip_frames)
+    for media_id, items in itertools.groupby(
+        dataset.as_numpy_iterator(), key=lambda item: item[1]["media_id"]
+    ):
+        yield (
+            media_id.decode(),
+            (clip for clip, info in items if info["valid_frames"] == clip_frames),
+        )
 
 
 def folder_videos(
@@ -169,7 +191,9 @@ def folder_videos(
     folder = Path(folder)
     if not folder.is_dir():
         raise FramePredictionError(f"{folder}: not a folder of videos.")
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+    paths = sorted(
+        p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()
+    )
     if not paths:
         patterns = " ".join(f"*{extension}" for extension in VIDEO_EXTENSIONS)
         raise FramePredictionError(f"{folder}: no video files ({patterns}).")
@@ -193,15 +217,17 @@ def folder_videos(
 @dataclasses.dataclass
 class Evaluation:
     """``scores``: the :class:`FramePredictionScores`; ``figures``: ``(video id, uint8
-    image)`` of the first clip of the first videos (:func:`figure`); ``videos_without_clip``: the ids of
-    videos shorter than one clip."""
+    image)`` of the first clip of the first videos (:func:`figure`); ``videos_without_clip``:
+    the ids of videos shorter than one clip."""
 
     scores: FramePredictionScores
     figures: list
     videos_without_clip: list
 
 
-def evaluate(model, videos, *, batch_size=8, flow_threshold=None, max_clips=None, figures=0, progress=True):
+def evaluate(
+    model, videos, *, batch_size=8, flow_threshold=None, max_clips=None, figures=0, progress=True
+):
     """Predicts the next frames of every clip and scores them against copying the last frame.
 
     Args:
@@ -226,8 +252,12 @@ def evaluate(model, videos, *, batch_size=8, flow_threshold=None, max_clips=None
 
     def run_batch():
         frames, next_frames = split_clip(np.stack([clip for _, clip, _ in pending]))
-        predicted = tf.cast(model(tf.constant(frames), training=False)[PREDICTED_FRAMES], tf.float32).numpy()
-        for (video, _, wanted), inputs, truth, prediction in zip(pending, frames, next_frames, predicted):
+        predicted = tf.cast(
+            model(tf.constant(frames), training=False)[PREDICTED_FRAMES], tf.float32
+        ).numpy()
+        for (video, _, wanted), inputs, truth, prediction in zip(
+            pending, frames, next_frames, predicted
+        ):
             masks = None
             if flow_threshold is not None:
                 masks = np.stack([moving_mask(a, b, flow_threshold) for a, b in zip(inputs, truth)])
@@ -239,7 +269,13 @@ def evaluate(model, videos, *, batch_size=8, flow_threshold=None, max_clips=None
 
     figures_left = figures
     clips = itertools.islice(_whole_clips(videos, evaluation.videos_without_clip), max_clips)
-    with tqdm(total=max_clips, unit="clip", desc="frame prediction", disable=not progress, dynamic_ncols=True) as bar:
+    with tqdm(
+        total=max_clips,
+        unit="clip",
+        desc="frame prediction",
+        disable=not progress,
+        dynamic_ncols=True,
+    ) as bar:
         for video, clip, first_of_video in clips:
             wanted = first_of_video and figures_left > 0
             figures_left -= wanted
@@ -298,7 +334,8 @@ def evaluate_run(
     if PREDICTED_FRAMES not in run.model.output:
         raise FramePredictionError(
             f"{run.model_dir}: its {run.config.train.stage} model (classifier_only="
-            f"{run.config.train.classifier_only}) predicts no frames; evaluate a pretrain or joint run."
+            f"{run.config.train.classifier_only}) predicts no frames; evaluate a pretrain or "
+            "joint run."
         )
     geometry = {
         "clip_frames": run.config.data.num_frames + 1,
@@ -312,7 +349,9 @@ def evaluate_run(
         source = {"videos": str(videos), "decode_short_side": decode_at}
         clips_per_video = folder_videos(videos, **geometry, decode_short_side=decode_at)
     else:
-        data = _resolve_data(data if data is not None else run.config.data.eval_files, run.model_dir)
+        data = _resolve_data(
+            data if data is not None else run.config.data.eval_files, run.model_dir
+        )
         source = {"data": data}
         clips_per_video = dataset_videos(data, **geometry)
     evaluation = evaluate(
@@ -328,8 +367,9 @@ def evaluate_run(
     if not summary["clips"]:
         clip_frames, stride = geometry["clip_frames"], geometry["frame_stride"]
         raise FramePredictionError(
-            f"{source.get('videos') or source['data']}: no video has {(clip_frames - 1) * stride + 1} frames, "
-            f"the length of one clip ({clip_frames} frames {stride} apart)."
+            f"{source.get('videos') or source['data']}: no video has "
+            f"{(clip_frames - 1) * stride + 1} frames, the length of one clip ({clip_frames} "
+            f"frames {stride} apart)."
         )
     metrics = {
         "checkpoint": run.checkpoint,
@@ -340,7 +380,12 @@ def evaluate_run(
         "ssim_settings": {**SSIM_SETTINGS, "rgb": "mean over the channels", "luma": "Y of BT.601"},
         "psnr_cap_db": MAX_PSNR,
         "flow_mask": (
-            {"method": "Farneback", "threshold_px": flow_threshold, "farneback": FARNEBACK, "border_px": SSIM_BORDER}
+            {
+                "method": "Farneback",
+                "threshold_px": flow_threshold,
+                "farneback": FARNEBACK,
+                "border_px": SSIM_BORDER,
+            }
             if flow_threshold is not None
             else False
         ),
@@ -351,15 +396,20 @@ def evaluate_run(
 
 
 def _resolve_data(data, model_dir):
-    """A glob of TFRecords from ``data``: itself, or the test (else val) shards of a prepared folder."""
+    """A glob of TFRecords from ``data``: itself, or the test (else val) shards of a prepared
+    folder."""
     if data is None:
-        raise FramePredictionError(f"{model_dir}: the run has no data.eval_files; pass --data or --videos.")
+        raise FramePredictionError(
+            f"{model_dir}: the run has no data.eval_files; pass --data or --videos."
+        )
     if Path(data).is_dir():
         for subset in ("test", "val"):
             pattern = str(Path(data) / f"{subset}-*.tfrecord")
             if tf.io.gfile.glob(pattern):
                 return pattern
-        raise FramePredictionError(f"{data}: a folder without test-*.tfrecord or val-*.tfrecord shards.")
+        raise FramePredictionError(
+            f"{data}: a folder without test-*.tfrecord or val-*.tfrecord shards."
+        )
     return str(data)
 
 
@@ -373,7 +423,12 @@ def _write_results(out_dir, evaluation, metrics):
     writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({key: f"{value:.6f}" if isinstance(value, float) else value for key, value in row.items()})
+        writer.writerow(
+            {
+                key: f"{value:.6f}" if isinstance(value, float) else value
+                for key, value in row.items()
+            }
+        )
     atomic_write(out_dir / PER_VIDEO_FILE, text.getvalue())
     atomic_write(out_dir / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
     if evaluation.figures:

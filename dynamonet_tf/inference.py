@@ -130,10 +130,13 @@ class ExportedModel(VideoModel):
         self.source = str(export_dir)
         metadata_path = export_dir / "assets" / export.METADATA_FILE
         if not export_dir.is_dir():
-            raise InferenceError(f"{export_dir}: no such directory; --export takes {VALID_EXPORTS}.")
+            raise InferenceError(
+                f"{export_dir}: no such directory; --export takes {VALID_EXPORTS}."
+            )
         if not (export_dir / "saved_model.pb").is_file():
             raise InferenceError(
-                f"{export_dir}: not a SavedModel (no saved_model.pb); --export takes {VALID_EXPORTS}."
+                f"{export_dir}: not a SavedModel (no saved_model.pb); --export takes "
+                f"{VALID_EXPORTS}."
             )
         if not metadata_path.is_file():
             raise InferenceError(
@@ -161,8 +164,12 @@ class ExportedModel(VideoModel):
             # Kept as an attribute: the signatures need the loaded object alive.
             self._saved_model = tf.saved_model.load(str(export_dir))
         except (tf.errors.OpError, ValueError, OSError) as error:
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise InferenceError(f"{export_dir}: the SavedModel cannot be loaded ({reason}).") from None
+            reason = (
+                str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            )
+            raise InferenceError(
+                f"{export_dir}: the SavedModel cannot be loaded ({reason})."
+            ) from None
         missing = sorted(set(signatures) - set(self._saved_model.signatures))
         if missing:
             raise InferenceError(
@@ -171,11 +178,15 @@ class ExportedModel(VideoModel):
             )
 
     def probabilities(self, clips):
-        outputs = self._saved_model.signatures[export.SERVING_DEFAULT](video=self._native_rate(clips))
+        outputs = self._saved_model.signatures[export.SERVING_DEFAULT](
+            video=self._native_rate(clips)
+        )
         return outputs["probabilities"].numpy()
 
     def predicted_frames(self, clips):
-        outputs = self._saved_model.signatures[export.PREDICT_FRAMES](video=self._native_rate(clips))
+        outputs = self._saved_model.signatures[export.PREDICT_FRAMES](
+            video=self._native_rate(clips)
+        )
         return outputs[PREDICTED_FRAMES].numpy()
 
     def _native_rate(self, clips):
@@ -244,7 +255,9 @@ def run_label_names(config, labels_file=None):
         try:
             lines = Path(labels_file).read_text().splitlines()
         except (OSError, UnicodeDecodeError) as error:
-            raise InferenceError(f"--labels {labels_file}: cannot be read ({error.__class__.__name__}).") from None
+            raise InferenceError(
+                f"--labels {labels_file}: cannot be read ({error.__class__.__name__})."
+            ) from None
         names, source = [line.strip() for line in lines if line.strip()], f"--labels {labels_file}"
     else:
         names, source = _manifest_classes(config)
@@ -295,7 +308,9 @@ def read_video(path, short_side):
     try:
         return decode_video(path, short_side=short_side)
     except VideoDecodeError as error:
-        raise InferenceError(f"{path}: cannot be decoded ({error}); expected {VALID_VIDEOS}.") from None
+        raise InferenceError(
+            f"{path}: cannot be decoded ({error}); expected {VALID_VIDEOS}."
+        ) from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -343,7 +358,9 @@ def predict_video(model, frames, *, with_frames=False, batch_size=8):
         A :class:`VideoPrediction`.
     """
     if with_frames and not model.predicts_frames:
-        raise InferenceError(f"{model.source}: a {model.kind} model has no frame-prediction branch.")
+        raise InferenceError(
+            f"{model.source}: a {model.kind} model has no frame-prediction branch."
+        )
     clips = video_clips(frames, model.num_frames, model.frame_stride)
     batches = [clips[start : start + batch_size] for start in range(0, len(clips), batch_size)]
     result = {}
@@ -396,7 +413,9 @@ def write_frames(path, true_frames, predicted_frames, fps=DEFAULT_FPS):
         else:
             _write_mp4(path, pairs, fps)
     except (OSError, av.FFmpegError) as error:
-        raise InferenceError(f"{path}: cannot be written ({type(error).__name__}: {error}).") from None
+        raise InferenceError(
+            f"{path}: cannot be written ({type(error).__name__}: {error})."
+        ) from None
 
 
 def _write_mp4(path, frames, fps):

@@ -98,9 +98,7 @@ def test_clip_indices_are_the_same_eagerly_and_in_a_graph(num_frames, stride, pa
 
 def test_whole_clips_only_drop_the_remainder_and_a_short_video_has_none():
     frames = np.arange(20)
-    np.testing.assert_array_equal(
-        video_clips(frames, 9, pad_last=False), frames[:18].reshape(2, 9)
-    )
+    np.testing.assert_array_equal(video_clips(frames, 9, pad_last=False), frames[:18].reshape(2, 9))
     # Kept frames 0, 3, ..., 18: one whole clip; 12, 15, 18 are dropped, not padded.
     whole = video_clips(frames, 4, frame_stride=3, pad_last=False)
     np.testing.assert_array_equal(whole, [[0, 3, 6, 9]])
@@ -165,7 +163,8 @@ def test_video_files_are_decoded_at_the_short_side_of_the_prepared_frames(tmp_pa
     neither, the run's own short side."""
     train, test = tmp_path / "train", tmp_path / "test"
     data = types.SimpleNamespace(
-        train_files=str(train / "train-*.tfrecord"), eval_files=[str(test / "test-*.tfrecord")],
+        train_files=str(train / "train-*.tfrecord"),
+        eval_files=[str(test / "test-*.tfrecord")],
         short_side=32,
     )
     assert decode_short_side(data) == 32  # no files

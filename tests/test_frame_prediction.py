@@ -1,4 +1,5 @@
-"""Next-frame prediction evaluation (paper Table 3): evaluate_frame_prediction.py and its library."""
+"""Next-frame prediction evaluation (paper Table 3): evaluate_frame_prediction.py and its
+library."""
 
 import csv
 import importlib.util
@@ -14,7 +15,13 @@ from PIL import Image
 
 from dynamonet_tf.config import to_dict
 from dynamonet_tf.frame_metrics import MAX_PSNR, METRICS, FramePredictionScores
-from dynamonet_tf.frame_prediction import dataset_videos, evaluate, figure, folder_videos, moving_mask
+from dynamonet_tf.frame_prediction import (
+    dataset_videos,
+    evaluate,
+    figure,
+    folder_videos,
+    moving_mask,
+)
 from dynamonet_tf.layout import RUN_CONFIG
 from dynamonet_tf.runs import build_model
 from dynamonet_tf.training.trainer import Trainer
@@ -24,7 +31,9 @@ from videos import write_video
 
 REPO = Path(__file__).resolve().parents[1]
 T, SIZE = 8, 32  # the tiny runs: 8 input frames of 32 x 32
-_spec = importlib.util.spec_from_file_location("evaluate_frame_prediction", REPO / "evaluate_frame_prediction.py")
+_spec = importlib.util.spec_from_file_location(
+    "evaluate_frame_prediction", REPO / "evaluate_frame_prediction.py"
+)
 script = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(script)
 
@@ -47,7 +56,9 @@ def pretrain_run(tiny_data, tmp_path_factory):
 def classifier_run(tiny_data, tmp_path_factory):
     """A saved, untrained plain classifier (no frame-prediction branch)."""
     model_dir = tmp_path_factory.mktemp("runs") / "classifier"
-    Trainer(tiny_config(tiny_data, "joint", "train.classifier_only=true"), model_dir, progress=False)._save()
+    Trainer(
+        tiny_config(tiny_data, "joint", "train.classifier_only=true"), model_dir, progress=False
+    )._save()
     return model_dir
 
 
@@ -90,8 +101,12 @@ def moving_square_clip(size=64):
 def test_copying_the_input_scores_exactly_as_the_baseline(tiny_data):
     """A model whose prediction of frame t + 1 is frame t IS the baseline: identical scores
     prove that both are computed on the same frames and crops, masked ones included."""
-    clips = dataset_videos(f"{tiny_data}/test-*.tfrecord", clip_frames=T + 1, crop_size=SIZE, short_side=SIZE)
-    evaluation = evaluate(frames_model(lambda x: x), clips, batch_size=3, flow_threshold=0.5, progress=False)
+    clips = dataset_videos(
+        f"{tiny_data}/test-*.tfrecord", clip_frames=T + 1, crop_size=SIZE, short_side=SIZE
+    )
+    evaluation = evaluate(
+        frames_model(lambda x: x), clips, batch_size=3, flow_threshold=0.5, progress=False
+    )
     summary = evaluation.scores.summary()
     assert summary["clips"] == 8 and summary["videos"] == 4  # the padded third clips are left out
     assert summary["masked_frames"] > 0
@@ -106,10 +121,14 @@ def test_a_model_that_knows_the_motion_scores_perfectly():
     base = _texture(np.random.default_rng(1), SIZE)
     clip = np.stack([np.roll(base, t, axis=1) for t in range(T + 1)])  # cyclic: no new pixels
     shift = frames_model(lambda x: keras.ops.roll(x, 1, axis=3))
-    evaluation = evaluate(shift, [("panned", [clip, clip])], batch_size=2, flow_threshold=0.5, progress=False)
+    evaluation = evaluate(
+        shift, [("panned", [clip, clip])], batch_size=2, flow_threshold=0.5, progress=False
+    )
     summary = evaluation.scores.summary()
     for scope in (summary, summary["future_frame"]):
-        assert scope["model"]["ssim"] == pytest.approx(1.0) and scope["model"]["ssim_luma"] == pytest.approx(1.0)
+        assert scope["model"]["ssim"] == pytest.approx(1.0) and scope["model"][
+            "ssim_luma"
+        ] == pytest.approx(1.0)
         assert scope["model"]["psnr"] == MAX_PSNR and scope["model"]["masked_psnr"] == MAX_PSNR
         assert scope["copy_last_frame"]["ssim"] < 0.9 and scope["copy_last_frame"]["psnr"] < 30
     assert summary["frames"] == 2 * T and summary["future_frame"]["frames"] == 2
@@ -134,7 +153,10 @@ def test_masked_scores_are_those_of_the_moving_area():
     evaluation = evaluate(copy, [("square", [clip])], flow_threshold=0.5, progress=False)
     baseline = evaluation.scores.summary()["copy_last_frame"]
     assert baseline["masked_psnr"] < baseline["psnr"] - 3
-    assert baseline["masked_ssim"] < baseline["ssim"] and baseline["masked_ssim_luma"] < baseline["ssim_luma"]
+    assert (
+        baseline["masked_ssim"] < baseline["ssim"]
+        and baseline["masked_ssim_luma"] < baseline["ssim_luma"]
+    )
 
 
 def test_frames_without_motion_are_counted_and_left_out_of_masked_means():
@@ -155,7 +177,9 @@ def test_the_figure_shows_truth_prediction_difference_and_flow():
     np.testing.assert_array_equal(image[:size, :size], np.round(clip[1] * 255))
     np.testing.assert_array_equal(image[size : 2 * size, :size], np.round(clip[0] * 255))
     difference, flow = image[2 * size : 3 * size], image[3 * size :]
-    assert difference[28:36, 16:18].min() == 255 and difference[40:].max() == 0  # where the square moved to
+    assert (
+        difference[28:36, 16:18].min() == 255 and difference[40:].max() == 0
+    )  # where the square moved to
     assert flow.max() < 40  # the prediction copies frame t: no motion (Farneback: < 0.1 px)
     moving = figure(clip[:-1], clip[1:], clip[1:])[3 * size :]  # a perfect prediction moves
     square = moving[28:36, 10:16]
@@ -191,9 +215,26 @@ def test_a_run_on_its_eval_data(pretrain_run):
 
 def test_limits(pretrain_run, tmp_path):
     model_dir, _ = pretrain_run
-    assert run_script("--model-dir", model_dir, "--max-clips", 3, "--out", tmp_path / "clips", "--figures", 0) is None
+    assert (
+        run_script(
+            "--model-dir", model_dir, "--max-clips", 3, "--out", tmp_path / "clips", "--figures", 0
+        )
+        is None
+    )
     assert read_outputs(tmp_path / "clips")[0]["clips"] == 3
-    assert run_script("--model-dir", model_dir, "--max-videos", 1, "--out", tmp_path / "videos", "--figures", 0) is None
+    assert (
+        run_script(
+            "--model-dir",
+            model_dir,
+            "--max-videos",
+            1,
+            "--out",
+            tmp_path / "videos",
+            "--figures",
+            0,
+        )
+        is None
+    )
     metrics, rows = read_outputs(tmp_path / "videos")
     assert (metrics["videos"], metrics["clips"], len(rows)) == (1, 2, 1)
 
@@ -208,20 +249,46 @@ def test_video_files_and_per_video_rows_that_add_up(pretrain_run, tmp_path):
     write_video(folder / "sub" / "b.avi", 31, height=48, width=64)
     write_video(folder / "short.mp4", 5, height=48, width=64)
     out = tmp_path / "out"
-    assert run_script("--model-dir", model_dir, "--videos", folder, "--flow-mask", "--figures", 2, "--out", out) is None
+    assert (
+        run_script(
+            "--model-dir",
+            model_dir,
+            "--videos",
+            folder,
+            "--flow-mask",
+            "--figures",
+            2,
+            "--out",
+            out,
+        )
+        is None
+    )
     metrics, rows = read_outputs(out)
     assert [(row["video"], int(row["clips"])) for row in rows] == [("a.mp4", 1), ("sub/b.avi", 3)]
     assert metrics["videos_without_clip"] == ["short.mp4"] and metrics["clips"] == 4
     # The tiny data have no manifest: the files are decoded at the run's short side.
     assert metrics["decode_short_side"] == SIZE
     assert metrics["flow_mask"]["threshold_px"] == 0.5 and metrics["masked_frames"] > 0
-    for prefix, scope, count in (("", metrics, "frames"), ("future_", metrics["future_frame"], "frames")):
+    for prefix, scope, count in (
+        ("", metrics, "frames"),
+        ("future_", metrics["future_frame"], "frames"),
+    ):
         for name in ("model", "copy_last_frame"):
             for metric in METRICS + tuple(f"masked_{m}" for m in METRICS):
-                weight = f"{prefix}masked_frames" if metric.startswith("masked") else f"{prefix}{count}"
-                pairs = [(float(r[f"{prefix}{name}_{metric}"]), int(r[weight])) for r in rows if int(r[weight])]
+                weight = (
+                    f"{prefix}masked_frames" if metric.startswith("masked") else f"{prefix}{count}"
+                )
+                pairs = [
+                    (float(r[f"{prefix}{name}_{metric}"]), int(r[weight]))
+                    for r in rows
+                    if int(r[weight])
+                ]
                 expected = sum(value * n for value, n in pairs) / sum(n for _, n in pairs)
-                assert scope[name][metric] == pytest.approx(expected, abs=2e-6), (prefix, name, metric)
+                assert scope[name][metric] == pytest.approx(expected, abs=2e-6), (
+                    prefix,
+                    name,
+                    metric,
+                )
     figures = sorted((out / "figures").glob("*.png"))
     assert [f.name for f in figures] == ["00-a.mp4.png", "01-sub_b.avi.png"]
     assert np.asarray(Image.open(figures[0])).shape == (4 * SIZE, T * SIZE, 3)
@@ -231,7 +298,9 @@ def test_video_clips_are_whole_consecutive_and_in_order(tmp_path):
     """Each frame of write_video is 8 levels brighter than the one before: the mean of every
     frame of every clip must follow frames 0..17 of the file, none skipped or repeated."""
     write_video(tmp_path / "v.mp4", 20, height=48, width=64)
-    [(video, clips)] = list(folder_videos(tmp_path, clip_frames=T + 1, crop_size=SIZE, short_side=SIZE))
+    [(video, clips)] = list(
+        folder_videos(tmp_path, clip_frames=T + 1, crop_size=SIZE, short_side=SIZE)
+    )
     assert video == "v.mp4" and clips.shape == (2, T + 1, SIZE, SIZE, 3)
     means = clips.mean(axis=(2, 3, 4)).ravel() * 255
     np.testing.assert_allclose(np.diff(means), 8, atol=2)
@@ -242,7 +311,9 @@ def test_strided_video_clips_hold_every_stride_th_frame(tmp_path):
     """At frame_stride 2 the 20 frames keep 0, 2, ..., 18: one whole clip of T + 1 = 9 kept
     frames (0..16), each 16 levels brighter than the one before."""
     write_video(tmp_path / "v.mp4", 20, height=48, width=64)
-    [(_, clips)] = list(folder_videos(tmp_path, clip_frames=T + 1, crop_size=SIZE, short_side=SIZE, frame_stride=2))
+    [(_, clips)] = list(
+        folder_videos(tmp_path, clip_frames=T + 1, crop_size=SIZE, short_side=SIZE, frame_stride=2)
+    )
     assert clips.shape == (1, T + 1, SIZE, SIZE, 3)
     means = clips.mean(axis=(2, 3, 4)).ravel() * 255
     np.testing.assert_allclose(np.diff(means), 16, atol=2)
@@ -255,7 +326,9 @@ def test_a_strided_run_is_scored_on_strided_clips(tiny_data, tmp_path):
     model_dir = tmp_path / "strided"
     model_dir.mkdir()
     (model_dir / RUN_CONFIG).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
-    tf.train.CheckpointManager(tf.train.Checkpoint(model=build_model(config)), model_dir / "checkpoints", max_to_keep=1).save()
+    tf.train.CheckpointManager(
+        tf.train.Checkpoint(model=build_model(config)), model_dir / "checkpoints", max_to_keep=1
+    ).save()
     assert run_script("--model-dir", model_dir, "--figures", 0, "--out", tmp_path / "data") is None
     metrics, rows = read_outputs(tmp_path / "data")
     assert (metrics["frame_stride"], metrics["videos"], metrics["clips"]) == (2, 4, 4)
@@ -265,9 +338,25 @@ def test_a_strided_run_is_scored_on_strided_clips(tiny_data, tmp_path):
     folder.mkdir()
     write_video(folder / "a.mp4", 20, height=48, width=64)
     write_video(folder / "short.mp4", 16, height=48, width=64)  # 8 kept frames: no clip of 9
-    assert run_script("--model-dir", model_dir, "--videos", folder, "--figures", 0, "--out", tmp_path / "files") is None
+    assert (
+        run_script(
+            "--model-dir",
+            model_dir,
+            "--videos",
+            folder,
+            "--figures",
+            0,
+            "--out",
+            tmp_path / "files",
+        )
+        is None
+    )
     metrics, _ = read_outputs(tmp_path / "files")
-    assert (metrics["frame_stride"], metrics["clips"], metrics["videos_without_clip"]) == (2, 1, ["short.mp4"])
+    assert (metrics["frame_stride"], metrics["clips"], metrics["videos_without_clip"]) == (
+        2,
+        1,
+        ["short.mp4"],
+    )
 
 
 @pytest.mark.parametrize("case", ["corrupt video", "empty folder", "classifier run", "no such run"])

@@ -134,7 +134,9 @@ def test_export_and_run_give_the_same_predictions(tiny_run, exported, video, cap
     assert [entry["label"] for entry in from_export["top_k"]] == [
         entry["label"] for entry in from_run["top_k"]
     ]
-    assert len(from_export["top_k"]) == 5 and {e["label"] for e in from_run["top_k"]} <= set(CLASSES)
+    assert len(from_export["top_k"]) == 5 and {e["label"] for e in from_run["top_k"]} <= set(
+        CLASSES
+    )
     assert (from_export["frames"], from_export["clips"]) == (VIDEO_FRAMES, 3)
 
     frames, _ = read_video(video, SIDE)
@@ -147,7 +149,11 @@ def test_export_cli_carries_the_manifest_labels_and_the_run_geometry(exported):
     loaded = tf.saved_model.load(str(exported))
     assert [name.decode() for name in loaded.labels()["labels"].numpy()] == CLASSES
     metadata = json.loads((exported / "assets" / export.METADATA_FILE).read_text())
-    assert (metadata["model_kind"], metadata["backbone"], metadata["top_k"]) == ("joint", "resnet10", 5)
+    assert (metadata["model_kind"], metadata["backbone"], metadata["top_k"]) == (
+        "joint",
+        "resnet10",
+        5,
+    )
     assert (metadata["num_frames"], metadata["short_side"], metadata["crop_size"]) == (
         NUM_FRAMES,
         SIDE,
@@ -161,9 +167,15 @@ def test_export_cli_errors_are_one_line(tiny_run, exported, tmp_path):
     wrong_labels.write_text("walk\nrun\n")
     cases = [
         (["--model-dir", model_dir, "--out", exported], "pass --overwrite"),
-        (["--model-dir", model_dir, "--out", tmp_path / "x", "--labels", wrong_labels], "lists 2 class names"),
+        (
+            ["--model-dir", model_dir, "--out", tmp_path / "x", "--labels", wrong_labels],
+            "lists 2 class names",
+        ),
         (["--model-dir", tmp_path, "--out", tmp_path / "x"], "no config.yaml"),
-        (["--model-dir", model_dir, "--best", "--checkpoint", "x", "--out", tmp_path / "x"], "--best"),
+        (
+            ["--model-dir", model_dir, "--best", "--checkpoint", "x", "--out", tmp_path / "x"],
+            "--best",
+        ),
     ]
     for arguments, message in cases:
         with pytest.raises(SystemExit) as exit_info:
@@ -232,7 +244,10 @@ def test_one_bad_video_does_not_stop_the_others(exported, video, bad_inputs, cap
     assert [report.get("error") is None for report in reports] == [True, False, True, False]
     assert reports[0]["probabilities"] == reports[2]["probabilities"]
     errors = [line for line in captured.err.splitlines() if line.startswith("error: ")]
-    assert [line.split(": ")[1] for line in errors] == [str(bad_inputs["text"]), str(bad_inputs["missing"])]
+    assert [line.split(": ")[1] for line in errors] == [
+        str(bad_inputs["text"]),
+        str(bad_inputs["missing"]),
+    ]
 
 
 def test_predict_cli_refuses_what_is_not_a_dynamonet_export(tmp_path, video):
@@ -288,9 +303,20 @@ def strided_run(tmp_path_factory, video):
     model_dir = root / "run"
     model_dir.mkdir()
     (model_dir / RUN_CONFIG).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
-    tf.train.CheckpointManager(tf.train.Checkpoint(model=model), model_dir / "checkpoints", max_to_keep=1).save()
+    tf.train.CheckpointManager(
+        tf.train.Checkpoint(model=model), model_dir / "checkpoints", max_to_keep=1
+    ).save()
     export_dir = root / "export"
-    export_cli.main(["--model-dir", str(model_dir), "--out", str(export_dir), "--labels", str(labels_file(root))])
+    export_cli.main(
+        [
+            "--model-dir",
+            str(model_dir),
+            "--out",
+            str(export_dir),
+            "--labels",
+            str(labels_file(root)),
+        ]
+    )
     return model_dir, export_dir
 
 
@@ -301,7 +327,9 @@ def labels_file(folder):
 
 
 @pytest.mark.slow
-def test_a_strided_run_and_its_export_predict_from_every_stride_th_frame(strided_run, video, tmp_path, capsys):
+def test_a_strided_run_and_its_export_predict_from_every_stride_th_frame(
+    strided_run, video, tmp_path, capsys
+):
     """VIDEO_FRAMES = 21 frames at stride 2 keep frames 0, 2, ..., 20: 2 clips (frames 0..14,
     then 16, 18, 20 and 5 copies of 20), where consecutive frames would give 3."""
     model_dir, export_dir = strided_run
@@ -314,12 +342,16 @@ def test_a_strided_run_and_its_export_predict_from_every_stride_th_frame(strided
     for start in (0, NUM_FRAMES):
         indices = [min(start + t, len(kept) - 1) for t in range(NUM_FRAMES)]
         outputs = run.model(centre_crop(kept[indices])[None], training=False)
-        by_hand.append((tf.nn.softmax(outputs["logits"])[0].numpy(), outputs["predicted_frames"][0].numpy()))
+        by_hand.append(
+            (tf.nn.softmax(outputs["logits"])[0].numpy(), outputs["predicted_frames"][0].numpy())
+        )
     probabilities = np.mean([p for p, _ in by_hand], axis=0)
     assert (by_run.num_frames, by_run.num_clips, by_run.frame_stride) == (VIDEO_FRAMES, 2, 2)
     np.testing.assert_allclose(by_run.probabilities, probabilities, atol=1e-6)
     # Kept frame k + 1 (video frame 2 k + 2) is predicted: 10 of them.
-    np.testing.assert_allclose(by_run.predicted_frames, np.concatenate([f for _, f in by_hand])[:10], atol=1e-5)
+    np.testing.assert_allclose(
+        by_run.predicted_frames, np.concatenate([f for _, f in by_hand])[:10], atol=1e-5
+    )
     np.testing.assert_allclose(by_run.true_frames, centre_crop(kept[1:]), atol=1e-6)
     # The test can tell: the clips of consecutive frames score otherwise.
     consecutive = run.model(centre_crop(video_clips(frames, NUM_FRAMES)), training=False)["logits"]
@@ -333,7 +365,9 @@ def test_a_strided_run_and_its_export_predict_from_every_stride_th_frame(strided
 
     out = tmp_path / "frames.mp4"
     [from_export] = predict_json(capsys, video, "--export", export_dir, "--frames-out", out)
-    [from_run] = predict_json(capsys, video, "--model-dir", model_dir, "--labels", labels_file(tmp_path))
+    [from_run] = predict_json(
+        capsys, video, "--model-dir", model_dir, "--labels", labels_file(tmp_path)
+    )
     for report in (from_export, from_run):
         assert (report["frames"], report["clips"], report["frame_stride"]) == (VIDEO_FRAMES, 2, 2)
         np.testing.assert_allclose(report["probabilities"], by_run.probabilities, atol=1e-5)
@@ -396,9 +430,10 @@ def test_predict_and_evaluate_give_a_prepared_video_the_same_input(tmp_path, mon
 
 def test_an_export_records_the_short_side_to_decode_at(tiny_run, exported, tmp_path):
     # exported: export.py, which does not pass it; ExportedModel then decodes at short_side.
-    assert json.loads((exported / "assets" / export.METADATA_FILE).read_text())[
-        "decode_short_side"
-    ] is None
+    assert (
+        json.loads((exported / "assets" / export.METADATA_FILE).read_text())["decode_short_side"]
+        is None
+    )
     assert ExportedModel(exported).decode_short_side == SIDE
     _, sensitive = tiny_run
     out = tmp_path / "export"
@@ -409,6 +444,9 @@ def test_an_export_records_the_short_side_to_decode_at(tiny_run, exported, tmp_p
     assert (ExportedModel(out).short_side, ExportedModel(out).decode_short_side) == (SIDE, 48)
     with pytest.raises(ValueError, match="decode_short_side must be a positive integer"):
         export.export_saved_model(
-            load_run(sensitive).model, tmp_path / "x", short_side=SIDE, crop_size=SIDE,
+            load_run(sensitive).model,
+            tmp_path / "x",
+            short_side=SIDE,
+            crop_size=SIDE,
             decode_short_side=0,
         )
