@@ -51,12 +51,16 @@ and the signatures as named attributes of the loaded object.
 import json
 import os
 import tempfile
+from collections.abc import Sequence
+from typing import Optional
 
 import keras
 import tensorflow as tf
 
 from dynamonet_tf.atomic_files import atomic_directory
+from dynamonet_tf.config import DataConfig, with_options
 from dynamonet_tf.data.clips import preprocess_video
+from dynamonet_tf.layout import PathLike
 from dynamonet_tf.names import (
     AR_LAYER,
     DMR,
@@ -101,18 +105,17 @@ def model_kind(model):
 
 
 def export_saved_model(
-    model,
-    export_dir,
+    model: keras.Model,
+    export_dir: PathLike,
+    data: Optional[DataConfig] = None,
     *,
-    label_names=None,
-    short_side=128,
-    crop_size=112,
-    frame_stride=1,
-    top_k=5,
-    backbone=None,
-    decode_short_side=None,
-    overwrite=False,
-):
+    label_names: Optional[Sequence[str]] = None,
+    top_k: int = 5,
+    backbone: Optional[str] = None,
+    decode_short_side: Optional[int] = None,
+    overwrite: bool = False,
+    **options,
+) -> dict:
     """Exports a DynamoNet model as a SavedModel that serves raw ``uint8`` video.
 
     The signatures are described in the module docstring. The SavedModel is written to a
@@ -125,13 +128,15 @@ def export_saved_model(
         model: a model from :func:`~dynamonet_tf.models.build_dynamonet` ("joint",
             "classifier" or "pretrain"), input ``(batch, num_frames, crop_size, crop_size, 3)``.
         export_dir: the directory to create (a local path).
+        data: the run's :class:`~dynamonet_tf.config.DataConfig` (None: the defaults), whose
+            clip geometry the signatures apply: ``short_side`` (frames are resized so that
+            their short side is this), ``crop_size`` (side of the centre crop; must equal
+            the model's input height and width) and ``frame_stride`` (the signatures take
+            ``num_frames * frame_stride`` frames at the video's native rate and keep frames
+            0, s, 2s, ... of them, the spacing the model was trained on).
+        options: ``DataConfig`` fields replacing those of ``data`` (``crop_size=64``).
         label_names: one name per class, in class-index order (models with logits only);
             default ``"0"``, ``"1"``, ...
-        short_side: frames are resized so that their short side is this (>= crop_size).
-        crop_size: side of the centre crop; must equal the model's input height and width.
-        frame_stride: the run's ``data.frame_stride``: the signatures take
-            ``num_frames * frame_stride`` frames at the video's native rate and keep frames
-            0, s, 2s, ... of them, the spacing the model was trained on.
         top_k: number of best classes ``serving_default`` returns (<= classes).
         backbone: the backbone's name, recorded in the metadata (the model does not know it).
         decode_short_side: the short side the run's prepared frames were stored at
@@ -148,7 +153,9 @@ def export_saved_model(
             ``overwrite``.
     """
     kind = model_kind(model)
-    num_frames = _check_geometry(model, short_side, crop_size, frame_stride)
+    data = with_options(data or DataConfig(), **options)
+    short_side, crop_size, frame_stride = data.short_side, data.crop_size, data.frame_stride
+    num_frames = _check_geometry(model, crop_size)
     if decode_short_side is not None:
         _check_positive("decode_short_side", decode_short_side)
     classifies = kind != "pretrain"
@@ -276,16 +283,8 @@ def _as_float32(outputs):
     return {name: tf.cast(value, tf.float32) for name, value in outputs.items()}
 
 
-def _check_geometry(model, short_side, crop_size, frame_stride):
-    """Checks the crop and stride against the model's input; returns the model's num_frames."""
-    for name, value in (
-        ("short_side", short_side),
-        ("crop_size", crop_size),
-        ("frame_stride", frame_stride),
-    ):
-        _check_positive(name, value)
-    if crop_size > short_side:
-        raise ValueError(f"crop_size {crop_size} is larger than short_side {short_side}.")
+def _check_geometry(model, crop_size):
+    """Checks the crop against the model's input; returns the model's num_frames."""
     _, num_frames, height, width, channels = model.input_shape
     if channels != 3:
         raise ValueError(f"The export serves RGB video; the model's input has {channels} channels.")

@@ -16,7 +16,8 @@ import export as export_cli
 from dynamonet_tf import export
 from dynamonet_tf.config import to_dict
 from dynamonet_tf.models import build_dynamonet
-from dynamonet_tf.runs import CONFIG_FILE, build_model
+from dynamonet_tf.layout import RUN_CONFIG
+from dynamonet_tf.runs import build_model
 from tiny_run import tiny_config
 
 NUM_FRAMES = 8
@@ -305,8 +306,8 @@ def test_pretrain_export_predicts_frames_and_does_not_classify(tmp_path):
         ("classifier", {"top_k": 0}, "top_k must be"),
         ("pretrain", {"label_names": LABELS}, "no classes"),
         ("pretrain", {"crop_size": 56}, "crop_size 56 must equal the model's input"),
-        ("pretrain", {"short_side": 60}, "crop_size 64 is larger than short_side 60"),
-        ("pretrain", {"frame_stride": 0}, "frame_stride must be a positive integer"),
+        ("pretrain", {"short_side": 60}, r"data\.short_side must be >= data\.crop_size \(64\)"),
+        ("pretrain", {"frame_stride": 0}, r"data\.frame_stride must be >= 1; got 0"),
     ],
 )
 def test_invalid_arguments_are_named_and_write_nothing(tmp_path, kind, arguments, message):
@@ -404,7 +405,7 @@ def test_a_strided_run_exports_its_stride_and_serves_the_strided_clip(tmp_path):
     layer.set_weights([kernel * 10, bias])  # sharper logits, as in tiny_model
     model_dir = tmp_path / "run"
     model_dir.mkdir()
-    (model_dir / CONFIG_FILE).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    (model_dir / RUN_CONFIG).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
     tf.train.CheckpointManager(tf.train.Checkpoint(model=model), model_dir / "checkpoints", max_to_keep=1).save()
     out = tmp_path / "export"
     export_cli.main(["--model-dir", str(model_dir), "--out", str(out)])

@@ -429,10 +429,10 @@ def test_predict_and_evaluate_give_a_prepared_video_the_same_input(tmp_path, mon
 
 
 def test_an_export_records_the_short_side_to_decode_at(tiny_run, exported, tmp_path):
-    # exported: export.py, which does not pass it; ExportedModel then decodes at short_side.
+    # exported: export.py, which records the short side the run's frames were prepared at.
     assert (
         json.loads((exported / "assets" / export.METADATA_FILE).read_text())["decode_short_side"]
-        is None
+        == SIDE
     )
     assert ExportedModel(exported).decode_short_side == SIDE
     _, sensitive = tiny_run

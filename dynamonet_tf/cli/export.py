@@ -15,6 +15,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from dynamonet_tf.config import ConfigError  # noqa: E402
+from dynamonet_tf.data.clips import decode_short_side  # noqa: E402
 from dynamonet_tf.data.prepare import PrepareError  # noqa: E402
 from dynamonet_tf.export import export_saved_model  # noqa: E402
 from dynamonet_tf.inference import InferenceError, run_label_names  # noqa: E402
@@ -58,12 +59,11 @@ def main(argv=None):
         metadata = export_saved_model(
             run.model,
             args.out,
+            config.data,
             label_names=label_names,
-            short_side=config.data.short_side,
-            crop_size=config.data.crop_size,
-            frame_stride=config.data.frame_stride,
             top_k=top_k,
             backbone=config.model.backbone,
+            decode_short_side=decode_short_side(config.data),
             overwrite=args.overwrite,
         )
     except (InferenceError, RunError, ConfigError, PrepareError) as error:

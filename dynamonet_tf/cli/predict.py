@@ -72,7 +72,7 @@ def main(argv=None):
     reports, failures = [], []
     for video in args.videos:
         try:
-            frames, fps = read_video(video, model.short_side)
+            frames, fps = read_video(video, model.decode_short_side)
             prediction = predict_video(model, frames, with_frames=frames_out is not None,
                                        batch_size=args.batch_size)
             if frames_out is not None:
