@@ -1,7 +1,7 @@
 """Offline demo dataset: videos made by moving a virtual camera over real photographs.
 
 No public video dataset can be downloaded here, so the demo generates its own from the
-photographs that ship inside scikit-image (DESIGN.md §7). Two flavours are written under
+photographs that ship inside scikit-image (docs/DESIGN.md §7). Two flavours are written under
 ``root``:
 
 * ``root/unlabeled/<name>.mp4``: clips for self-supervised pretraining, a random mix of
