@@ -43,6 +43,7 @@ from dynamonet_tf.data.datasets import VIDEO_EXTENSIONS
 from dynamonet_tf.data.pipelines import eval_dataset
 from dynamonet_tf.data.video import VideoDecodeError, decode_video
 from dynamonet_tf.frame_metrics import MAX_PSNR, SSIM_BORDER, SSIM_SETTINGS, FramePredictionScores
+from dynamonet_tf.layout import TEST, VAL, shards
 from dynamonet_tf.names import PREDICTED_FRAMES
 
 # Half a pixel per frame at the evaluation resolution: above what Farneback reports on a
@@ -403,12 +404,13 @@ def _resolve_data(data, model_dir):
             f"{model_dir}: the run has no data.eval_files; pass --data or --videos."
         )
     if Path(data).is_dir():
-        for subset in ("test", "val"):
-            pattern = str(Path(data) / f"{subset}-*.tfrecord")
+        for subset in (TEST, VAL):
+            pattern = shards(data, subset)
             if tf.io.gfile.glob(pattern):
                 return pattern
         raise FramePredictionError(
-            f"{data}: a folder without test-*.tfrecord or val-*.tfrecord shards."
+            f"{data}: a folder without {Path(shards('', TEST)).name} or "
+            f"{Path(shards('', VAL)).name} shards."
         )
     return str(data)
 

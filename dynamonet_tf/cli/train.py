@@ -11,6 +11,8 @@ from dynamonet_tf.cli import CONFIGS_DIR  # noqa: E402
 from dynamonet_tf.config import ConfigError, load_config  # noqa: E402
 from dynamonet_tf.data.demo_data import with_demo_data  # noqa: E402
 from dynamonet_tf.data.prepare import PrepareError  # noqa: E402
+from dynamonet_tf.layout import default_model_dir  # noqa: E402
+from dynamonet_tf.names import STAGES  # noqa: E402
 from dynamonet_tf.training.trainer import (  # noqa: E402
     STRATEGIES,
     Trainer,
@@ -23,7 +25,7 @@ DEFAULT_CONFIG = CONFIGS_DIR / "default.yaml"
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--stage", choices=("pretrain", "joint", "finetune"),
+    parser.add_argument("--stage", choices=STAGES,
                         help="overrides train.stage")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
                         help="YAML preset (default: the CPU demo)")
@@ -45,9 +47,9 @@ def main(argv=None):
         config = load_config(args.config, overrides)
         if not config.data.train_files:
             config = with_demo_data(config)
-        model_dir = args.model_dir or Path("runs") / config.train.stage
+        model_dir = args.model_dir or default_model_dir(config.train.stage)
         init_from = args.init_from
-        default_pretrain = Path("runs") / "pretrain"
+        default_pretrain = default_model_dir("pretrain")
         if (init_from is None and config.train.stage != "pretrain" and args.config == DEFAULT_CONFIG
                 and default_pretrain.exists()):
             init_from = default_pretrain  # the demo's joint run continues from its pretraining
