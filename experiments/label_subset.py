@@ -13,13 +13,12 @@ one for the same source and seed is reused, never rewritten.
 
 import hashlib
 import json
-import os
 import statistics
 from pathlib import Path
 
 import tensorflow as tf
 
-from dynamonet_tf.atomic_files import atomic_write, temporary_path
+from dynamonet_tf.atomic_files import atomic_write, atomic_write_with
 from dynamonet_tf.data.pipelines import list_files
 from dynamonet_tf.data.prepare import PrepareError, read_manifest
 from dynamonet_tf.layout import MANIFEST, TRAIN, shard_name
@@ -66,11 +65,12 @@ def _half_of_each_class(videos, seed):
 
 
 def _write_shard(path, records):
-    temporary = temporary_path(path)
-    with tf.io.TFRecordWriter(str(temporary)) as writer:
-        for record in records:
-            writer.write(record)
-    os.replace(temporary, path)
+    def write(temporary):
+        with tf.io.TFRecordWriter(str(temporary)) as writer:
+            for record in records:
+                writer.write(record)
+
+    atomic_write_with(path, write)
 
 
 def write_half_subset(train_files, out_dir, *, seed=0):

@@ -119,7 +119,10 @@ def test_interrupted_run_resumes_without_duplicates(tmp_path, monkeypatch):
         prepare(index, out, options, workers=0, progress=False)
     finished = {p.name: p.stat().st_mtime_ns for p in out.glob("*.tfrecord")}
     assert len(finished) == 2 and not (out / "manifest.json").exists()
-    assert list(out.glob("*.tmp-*"))  # the interrupted shard's partial file
+    # An interrupt removes the shard it was writing; a kill -9 would leave it under its
+    # temporary name, as planted here, for the re-run to clear.
+    assert not list(out.glob("*.tmp-*"))
+    (out / "train-00002-of-00006.tfrecord.tmp-99999").write_bytes(b"partial")
 
     monkeypatch.setattr(prepare_module, "_encode_video", encode)
     calls.clear()

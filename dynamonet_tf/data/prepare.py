@@ -27,14 +27,13 @@ import io
 import json
 import math
 import multiprocessing
-import os
 import statistics
 from pathlib import Path
 
 from PIL import Image
 from tqdm import tqdm
 
-from dynamonet_tf.atomic_files import TEMPORARY_PATTERN, atomic_write, temporary_path
+from dynamonet_tf.atomic_files import TEMPORARY_PATTERN, atomic_write, atomic_write_with
 from dynamonet_tf.data.datasets import DatasetIndex
 from dynamonet_tf.data.video import VideoDecodeError, decode_video
 from dynamonet_tf.layout import FAILURES, HOLDOUT, MANIFEST, PROGRESS_DIR, demo_layout, shard_name
@@ -261,43 +260,44 @@ def _write_shards(out_dir, pending, options, workers, progress_bar):
     try:
         for shard in pending:
             final = out_dir / shard.name
-            temporary = temporary_path(final)
             record = {"shard": shard.name, "subset": shard.subset, "videos": [], "failures": []}
-            with tf.io.TFRecordWriter(str(temporary)) as writer:
-                for video in shard.videos:
-                    result = next(results)
-                    if result["ok"]:
-                        writer.write(
-                            encode_video_example(
-                                result["jpegs"], video.label, video.label_name, video.media_id
+
+            def write_shard(temporary, shard=shard, record=record):
+                with tf.io.TFRecordWriter(str(temporary)) as writer:
+                    for video in shard.videos:
+                        result = next(results)
+                        if result["ok"]:
+                            writer.write(
+                                encode_video_example(
+                                    result["jpegs"], video.label, video.label_name, video.media_id
+                                )
                             )
-                        )
-                        record["videos"].append(
-                            {
-                                "media_id": video.media_id,
-                                "label": video.label,
-                                "label_name": video.label_name,
-                                "frames": result["frames"],
-                                "fps": result["fps"],
-                                "height": result["height"],
-                                "width": result["width"],
-                            }
-                        )
-                    else:
-                        record["failures"].append(
-                            {
-                                "path": video.path,
-                                "media_id": video.media_id,
-                                "subset": shard.subset,
-                                "reason": result["reason"],
-                            }
-                        )
-                    progress_bar.update(1)
-            if record["videos"]:
-                os.replace(temporary, final)
-            else:
-                temporary.unlink()
-                final.unlink(missing_ok=True)
+                            record["videos"].append(
+                                {
+                                    "media_id": video.media_id,
+                                    "label": video.label,
+                                    "label_name": video.label_name,
+                                    "frames": result["frames"],
+                                    "fps": result["fps"],
+                                    "height": result["height"],
+                                    "width": result["width"],
+                                }
+                            )
+                        else:
+                            record["failures"].append(
+                                {
+                                    "path": video.path,
+                                    "media_id": video.media_id,
+                                    "subset": shard.subset,
+                                    "reason": result["reason"],
+                                }
+                            )
+                        progress_bar.update(1)
+
+            atomic_write_with(final, write_shard)
+            if not record["videos"]:
+                # A shard whose every video failed is not written: readers would see no file.
+                final.unlink()
             atomic_write(out_dir / PROGRESS_DIR / f"{shard.name}.json", json.dumps(record))
     finally:
         if pool is not None:
