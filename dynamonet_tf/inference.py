@@ -28,6 +28,7 @@ import dataclasses
 import fractions
 import json
 from pathlib import Path
+from typing import Optional
 
 import av
 import numpy as np
@@ -35,6 +36,7 @@ import tensorflow as tf
 from PIL import Image
 
 from dynamonet_tf import export
+from dynamonet_tf.config import ExperimentConfig
 from dynamonet_tf.data.clips import (
     decode_short_side,
     preprocess_video,
@@ -45,7 +47,7 @@ from dynamonet_tf.data.datasets import VIDEO_EXTENSIONS
 from dynamonet_tf.data.pipelines import list_files
 from dynamonet_tf.data.prepare import read_manifest
 from dynamonet_tf.data.video import VideoDecodeError, decode_video
-from dynamonet_tf.layout import MANIFEST
+from dynamonet_tf.layout import MANIFEST, PathLike
 from dynamonet_tf.names import LOGITS, PREDICTED_FRAMES
 from dynamonet_tf.runs import model_kind
 from dynamonet_tf.video_accuracy import video_score
@@ -89,25 +91,25 @@ class VideoModel:
     label_names: list
 
     @property
-    def classifies(self):
+    def classifies(self) -> bool:
         return self.kind != "pretrain"
 
     @property
-    def predicts_frames(self):
+    def predicts_frames(self) -> bool:
         return self.kind != "classifier"
 
-    def probabilities(self, clips):
+    def probabilities(self, clips: np.ndarray) -> np.ndarray:
         """uint8 clips of :func:`~dynamonet_tf.data.clips.video_clips` (already strided),
         ``(batch, time, height, width, 3)`` -> float32 ``(batch, classes)`` softmax."""
         raise NotImplementedError
 
-    def predicted_frames(self, clips):
+    def predicted_frames(self, clips: np.ndarray) -> np.ndarray:
         """uint8 clips of :func:`~dynamonet_tf.data.clips.video_clips`, ``(batch, time, height,
         width, 3)`` -> float32 ``(batch, time, crop_size, crop_size, 3)`` in [0, 1]: frame ``t``
         predicts clip frame ``t + 1``."""
         raise NotImplementedError
 
-    def crop(self, frames):
+    def crop(self, frames: np.ndarray) -> tf.Tensor:
         """uint8 ``(batch, time, height, width, 3)`` -> the float32 model input in [0, 1],
         ``(batch, time, crop_size, crop_size, 3)``: the evaluation preprocessing,
         :func:`~dynamonet_tf.data.clips.preprocess_video`."""
@@ -177,13 +179,13 @@ class ExportedModel(VideoModel):
                 "export the model again with export.py."
             )
 
-    def probabilities(self, clips):
+    def probabilities(self, clips: np.ndarray) -> np.ndarray:
         outputs = self._saved_model.signatures[export.SERVING_DEFAULT](
             video=self._native_rate(clips)
         )
         return outputs["probabilities"].numpy()
 
-    def predicted_frames(self, clips):
+    def predicted_frames(self, clips: np.ndarray) -> np.ndarray:
         outputs = self._saved_model.signatures[export.PREDICT_FRAMES](
             video=self._native_rate(clips)
         )
@@ -226,16 +228,18 @@ class RunModel(VideoModel):
                     f"{num_classes} classes."
                 )
 
-    def probabilities(self, clips):
+    def probabilities(self, clips: np.ndarray) -> np.ndarray:
         logits = self.model(self.crop(clips), training=False)[LOGITS]
         return tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1).numpy()
 
-    def predicted_frames(self, clips):
+    def predicted_frames(self, clips: np.ndarray) -> np.ndarray:
         outputs = self.model(self.crop(clips), training=False)
         return tf.cast(outputs[PREDICTED_FRAMES], tf.float32).numpy()
 
 
-def run_label_names(config, labels_file=None):
+def run_label_names(
+    config: ExperimentConfig, labels_file: Optional[PathLike] = None
+) -> tuple:
     """The class names of a run's model and where they come from: ``(names, source)``.
 
     ``labels_file`` (one name per line) when given; else the ``"classes"`` of the
@@ -286,7 +290,7 @@ def _manifest_classes(config):
     return None, None
 
 
-def read_video(path, short_side):
+def read_video(path: PathLike, short_side: int) -> tuple:
     """Decodes every frame of a video file at ``short_side`` (area resampling).
 
     For a model's input, ``short_side`` is its :attr:`VideoModel.decode_short_side`, not its
@@ -339,13 +343,15 @@ class VideoPrediction:
     predicted_frames: np.ndarray = None
     true_frames: np.ndarray = None
 
-    def top_k(self, k=5):
+    def top_k(self, k: int = 5) -> list:
         """``[(label, probability), ...]``, the ``k`` most probable classes, best first."""
         ranked = np.argsort(-self.probabilities, kind="stable")[:k]
         return [(self.label_names[index], float(self.probabilities[index])) for index in ranked]
 
 
-def predict_video(model, frames, *, with_frames=False, batch_size=8):
+def predict_video(
+    model: VideoModel, frames: np.ndarray, *, with_frames: bool = False, batch_size: int = 8
+) -> "VideoPrediction":
     """Classifies a video and, with ``with_frames``, predicts its next frames.
 
     Args:
@@ -381,7 +387,9 @@ def predict_video(model, frames, *, with_frames=False, batch_size=8):
     )
 
 
-def write_frames(path, true_frames, predicted_frames, fps=DEFAULT_FPS):
+def write_frames(
+    path: PathLike, true_frames: np.ndarray, predicted_frames: np.ndarray, fps: float = DEFAULT_FPS
+) -> None:
     """Writes true and predicted frames side by side (true left) as an MP4 or a GIF.
 
     MP4 is H.264 (MPEG-4 Part 2 where FFmpeg lacks it) in yuv420p, which needs even sides,

@@ -41,17 +41,22 @@ steps a prepared video's frames take before evaluation and training see them.
 """
 
 import numbers
+from typing import Any, Optional
 
 import numpy as np
 import tensorflow as tf
 from official.vision.ops import preprocess_ops_3d
 
+from dynamonet_tf.config import DataConfig
 from dynamonet_tf.data.prepare import read_manifest
+
+# A NumPy array or a tensor (the functions here take either).
+ArrayLike = Any
 
 # ---------------------------------------------------------------------- clips
 
 
-def split_clip(clip):
+def split_clip(clip: ArrayLike) -> tuple:
     """Splits a ``(batch, time + 1, ...)`` clip into model input and prediction targets.
 
     Returns ``(frames[:, :-1], frames[:, 1:])``: the model sees frames 1..T and predicts
@@ -60,7 +65,7 @@ def split_clip(clip):
     return clip[:, :-1], clip[:, 1:]
 
 
-def check_frame_stride(frame_stride):
+def check_frame_stride(frame_stride: int) -> None:
     """Raises ``ValueError`` unless ``frame_stride`` is a positive integer."""
     if (
         isinstance(frame_stride, bool)
@@ -70,7 +75,7 @@ def check_frame_stride(frame_stride):
         raise ValueError(f"frame_stride must be a positive integer; got {frame_stride!r}.")
 
 
-def subsample_frames(frames, frame_stride, axis=0):
+def subsample_frames(frames: ArrayLike, frame_stride: int, axis: int = 0) -> ArrayLike:
     """Frames ``0, s, 2s, ...`` of ``frames`` along its time ``axis`` (``s = frame_stride``).
 
     The evaluation protocol's temporal subsampling (the training clips' frames are
@@ -86,7 +91,9 @@ def subsample_frames(frames, frame_stride, axis=0):
     return frames[(slice(None),) * axis + (slice(None, None, int(frame_stride)),)]
 
 
-def clip_starts(length, num_frames, clip_stride=None, *, pad_last=True):
+def clip_starts(
+    length: ArrayLike, num_frames: int, clip_stride: Optional[int] = None, *, pad_last: bool = True
+) -> tf.Tensor:
     """The first kept frame of each clip of a video of ``length`` kept frames: int32 ``(clips,)``.
 
     Clips start every ``clip_stride`` frames (default ``num_frames``), from frame 0. With
@@ -114,7 +121,9 @@ def clip_starts(length, num_frames, clip_stride=None, *, pad_last=True):
     return tf.range(num_clips) * clip_stride
 
 
-def clip_indices(length, num_frames, clip_stride=None, *, pad_last=True):
+def clip_indices(
+    length: ArrayLike, num_frames: int, clip_stride: Optional[int] = None, *, pad_last: bool = True
+) -> tf.Tensor:
     """The kept frames of each clip, int32 ``(clips, num_frames)``: clip ``k`` holds frames
     ``clip_starts[k] + 0, 1, ..., num_frames - 1``, those past the last frame replaced by the
     last frame (padding; only with ``pad_last``). Arguments as in :func:`clip_starts`."""
@@ -123,14 +132,23 @@ def clip_indices(length, num_frames, clip_stride=None, *, pad_last=True):
     return tf.minimum(indices, tf.cast(length, tf.int32) - 1)
 
 
-def valid_frames(length, num_frames, clip_stride=None, *, pad_last=True):
+def valid_frames(
+    length: ArrayLike, num_frames: int, clip_stride: Optional[int] = None, *, pad_last: bool = True
+) -> tf.Tensor:
     """How many of each clip's frames are real frames rather than padding, int32 ``(clips,)``
     (``num_frames`` for all but a padded last clip). Arguments as in :func:`clip_starts`."""
     starts = clip_starts(length, num_frames, clip_stride, pad_last=pad_last)
     return tf.minimum(num_frames, tf.cast(length, tf.int32) - starts)
 
 
-def video_clips(frames, num_frames, frame_stride=1, clip_stride=None, *, pad_last=True):
+def video_clips(
+    frames: ArrayLike,
+    num_frames: int,
+    frame_stride: int = 1,
+    clip_stride: Optional[int] = None,
+    *,
+    pad_last: bool = True,
+) -> ArrayLike:
     """The evaluation clips of one video: its frames ``0, s, 2s, ...`` (:func:`subsample_frames`,
     ``s = frame_stride``) cut at :func:`clip_indices`.
 
@@ -169,7 +187,7 @@ def _check_clip_lengths(length, num_frames, clip_stride, pad_last):
 # ---------------------------------------------------------------------- preprocessing
 
 
-def resize_frames(frames, short_side):
+def resize_frames(frames: ArrayLike, short_side: int) -> tf.Tensor:
     """``uint8`` frames ``(time, height, width, channels)`` -> float32 in [0, 1] with the short
     side ``short_side`` (bilinear; unchanged when the short side already is ``short_side``).
 
@@ -185,7 +203,9 @@ def resize_frames(frames, short_side):
     return preprocess_ops_3d.resize_smallest(frames, short_side)
 
 
-def eval_frames(frames, *, short_side, crop_size, num_crops=1):
+def eval_frames(
+    frames: ArrayLike, *, short_side: int, crop_size: int, num_crops: int = 1
+) -> tf.Tensor:
     """``uint8`` frames ``(time, height, width, channels)`` -> the float32 model input in
     [0, 1]: :func:`resize_frames`, then the centre crop, ``(time, crop_size, crop_size,
     channels)``.
@@ -207,7 +227,9 @@ def eval_frames(frames, *, short_side, crop_size, num_crops=1):
     )
 
 
-def preprocess_video(video, *, short_side, crop_size, frame_stride=1):
+def preprocess_video(
+    video: ArrayLike, *, short_side: int, crop_size: int, frame_stride: int = 1
+) -> tf.Tensor:
     """Raw videos -> model input: :func:`subsample_frames` and :func:`eval_frames` (centre crop).
 
     Args:
@@ -230,7 +252,7 @@ def preprocess_video(video, *, short_side, crop_size, frame_stride=1):
     return frames
 
 
-def decode_short_side(data):
+def decode_short_side(data: DataConfig) -> int:
     """The short side at which to decode a video file (FFmpeg's area resampling,
     :func:`~dynamonet_tf.data.video.decode_video`) before :func:`eval_frames`, for a run whose
     ``data`` config section is given.

@@ -64,7 +64,7 @@ AUTOTUNE = tf.data.AUTOTUNE
 MAX_INTERLEAVED_FILES = 16
 
 
-def list_files(file_pattern):
+def list_files(file_pattern: FilePattern) -> list:
     """The sorted TFRecord paths matching ``file_pattern``: a glob or path, or a list of them.
 
     Resolved in Python (not ``tf.data.Dataset.list_files``) because choosing between file
