@@ -39,13 +39,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from dynamonet_tf.models import build_backbone  # noqa: E402
-from dynamonet_tf.names import BACKBONES  # noqa: E402
-from dynamonet_tf.models.flops import forward_flops, trainable_parameter_count  # noqa: E402
-from dynamonet_tf.layers.grouped_conv3d import IMPLEMENTATIONS  # noqa: E402
 from bench.machine import (  # noqa: E402
-    add_utilisation_arguments, backbone_names, describe, machine,
+    add_utilisation_arguments,
+    backbone_names,
+    describe,
+    machine,
 )
+from dynamonet_tf.layers.grouped_conv3d import IMPLEMENTATIONS  # noqa: E402
+from dynamonet_tf.models import build_backbone  # noqa: E402
+from dynamonet_tf.models.flops import forward_flops, trainable_parameter_count  # noqa: E402
+from dynamonet_tf.names import BACKBONES  # noqa: E402
 
 NUM_CLASSES = 400
 HARA_TORCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference", "hara_torch.py")
@@ -163,7 +166,9 @@ def measure(name, args):
         model = classifier(build_backbone(name, input_shape=shape, **options))
         step_flops = 3 * forward_flops(model, batch_size=args.batch)
         runs[implementation] = training_step_timer(model, args.batch)
-        results.append(dict(common, grouped_conv_implementation=implementation, step_seconds_all=[]))
+        results.append(
+            dict(common, grouped_conv_implementation=implementation, step_seconds_all=[])
+        )
     torch_times, torch_info = [], None
     torch_run = None if args.torch_problem else TorchSteps(name, args)
     try:
@@ -274,12 +279,18 @@ def main():
     args.implementations = args.grouped_conv_implementations.split(",")
     unknown = [name for name in args.implementations if name not in IMPLEMENTATIONS]
     if unknown:
-        parser.error(f"unknown grouped conv implementations {', '.join(unknown)}; valid: {', '.join(IMPLEMENTATIONS)}")
+        parser.error(
+            f"unknown grouped conv implementations {', '.join(unknown)}; valid: {', '.join(IMPLEMENTATIONS)}"
+        )
     args.torch_problem = None if args.skip_timing else torch_problem(args.torch_python)
     args.torch_version = None
     if args.torch_problem is None and not args.skip_timing:
         version = subprocess.run(
-            [args.torch_python, "-c", "import torch; print(torch.__version__, torch.get_num_threads())"],
+            [
+                args.torch_python,
+                "-c",
+                "import torch; print(torch.__version__, torch.get_num_threads())",
+            ],
             capture_output=True,
             text=True,
         ).stdout.split()
@@ -296,7 +307,9 @@ def main():
     results = []
     for name in names:
         results.extend(measure(name, args))
-        for result in results[-len(implementations_for(name, args)) :] if not args.skip_timing else []:
+        for result in (
+            results[-len(implementations_for(name, args)) :] if not args.skip_timing else []
+        ):
             line = f"{name} [{result['grouped_conv_implementation'] or '-'}]: {result['step_seconds']:.2f} s"
             if "pytorch_step_seconds" in result:
                 line += f", PyTorch {result['pytorch_step_seconds']:.2f} s ({result['ratio_to_pytorch']:.2f}x)"

@@ -17,8 +17,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-from dynamonet_tf.layers import DynamicFilter  # noqa: E402
 from bench.machine import describe, machine, record_end  # noqa: E402
+from dynamonet_tf.layers import DynamicFilter  # noqa: E402
 
 CASES = (
     ("depthwise (global)", dict(implementation="depthwise")),

@@ -21,18 +21,20 @@ def render_dynamic_filter(data, results):
         f"k={config['kernel']}, median of {config['repeats']} calls.",
         "",
     ]
-    lines.append(markdown_table(
-        ["implementation", "median ms", "ratio to fastest"],
-        [
+    lines.append(
+        markdown_table(
+            ["implementation", "median ms", "ratio to fastest"],
             [
-                r["implementation"],
-                f"{r['median_ms']:.1f}",
-                f"{r['median_ms'] / fastest['median_ms']:.2f}",
-            ]
-            for r in rows
-        ],
-        "lrr",
-    ))
+                [
+                    r["implementation"],
+                    f"{r['median_ms']:.1f}",
+                    f"{r['median_ms'] / fastest['median_ms']:.2f}",
+                ]
+                for r in rows
+            ],
+            "lrr",
+        )
+    )
     per_clip = fastest["median_ms"] / config["batch"]
     says = (
         f"{fastest['implementation']} is the fastest: {fastest['median_ms']:.1f} ms for "

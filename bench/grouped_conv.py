@@ -28,9 +28,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from bench.machine import describe, machine, record_end  # noqa: E402
 from dynamonet_tf.layers import GroupedConv3D  # noqa: E402
 from dynamonet_tf.layers.grouped_conv3d import IMPLEMENTATIONS  # noqa: E402
-from bench.machine import describe, machine, record_end  # noqa: E402
 
 HARA_TORCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference", "hara_torch.py")
 GROUPS = 32
@@ -110,26 +110,44 @@ def main():
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--dtype", default="float32", help="a Keras dtype policy, e.g. mixed_bfloat16")
-    parser.add_argument("--torch-python", metavar="PATH", help="python of an environment with torch")
+    parser.add_argument(
+        "--dtype", default="float32", help="a Keras dtype policy, e.g. mixed_bfloat16"
+    )
+    parser.add_argument(
+        "--torch-python", metavar="PATH", help="python of an environment with torch"
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the results here")
     args = parser.parse_args()
     implementations = args.implementations.split(",")
     unknown = [name for name in implementations if name not in IMPLEMENTATIONS]
     if unknown:
-        parser.error(f"unknown implementations {', '.join(unknown)}; valid: {', '.join(IMPLEMENTATIONS)}")
+        parser.error(
+            f"unknown implementations {', '.join(unknown)}; valid: {', '.join(IMPLEMENTATIONS)}"
+        )
 
     info = machine()
     print(describe(info), flush=True)
     rng = np.random.default_rng(0)
     results = []
     for stage, frames, height, width, channels, stride, count in SHAPES:
-        inputs = tf.constant(rng.normal(size=(args.batch, frames, height, width, channels)), tf.float32)
-        kernel = rng.normal(scale=0.05, size=(3, 3, 3, channels // GROUPS, channels)).astype(np.float32)
+        inputs = tf.constant(
+            rng.normal(size=(args.batch, frames, height, width, channels)), tf.float32
+        )
+        kernel = rng.normal(scale=0.05, size=(3, 3, 3, channels // GROUPS, channels)).astype(
+            np.float32
+        )
         runs = {}
         for implementation in implementations:
             layer = make_layer(implementation, channels, stride, args.dtype)
-            layer.build((None, frames + 2 * (stride > 1), height + 2 * (stride > 1), width + 2 * (stride > 1), channels))
+            layer.build(
+                (
+                    None,
+                    frames + 2 * (stride > 1),
+                    height + 2 * (stride > 1),
+                    width + 2 * (stride > 1),
+                    channels,
+                )
+            )
             layer.kernel.assign(kernel)
             runs[implementation] = (timer(layer, inputs, pad=stride > 1), layer)
         times = {name: [] for name in implementations}
@@ -138,7 +156,11 @@ def main():
             for name in order:
                 times[name] += runs[name][0](args.repeats)
         shape = (frames + 2 * (stride > 1), height + 2 * (stride > 1), width + 2 * (stride > 1))
-        auto = runs["auto"][1].resolved_implementation((None,) + shape + (channels,)) if "auto" in runs else None
+        auto = (
+            runs["auto"][1].resolved_implementation((None,) + shape + (channels,))
+            if "auto" in runs
+            else None
+        )
         result = dict(
             stage=stage,
             input=[frames, height, width, channels],
@@ -148,10 +170,15 @@ def main():
             median_ms={name: 1e3 * statistics.median(t) for name, t in times.items()},
         )
         results.append(result)
-        print(f"{stage}: " + ", ".join(f"{n} {v:.1f} ms" for n, v in result["median_ms"].items()), flush=True)
+        print(
+            f"{stage}: " + ", ".join(f"{n} {v:.1f} ms" for n, v in result["median_ms"].items()),
+            flush=True,
+        )
         keras.backend.clear_session()
 
-    torch_result, torch_note = torch_seconds(args.torch_python, args.batch, args.repeats * args.rounds)
+    torch_result, torch_note = torch_seconds(
+        args.torch_python, args.batch, args.repeats * args.rounds
+    )
     record_end(info)
     if torch_result:
         for result, seconds in zip(results, torch_result["seconds"]):
@@ -166,7 +193,9 @@ def main():
         print(f"PyTorch {torch_result['torch']} ({torch_result['threads']} threads), same run")
     else:
         print(f"PyTorch: {torch_note}")
-    print("\n| stage | input TxHxWxC | stride | layers | " + " | ".join(columns) + " | auto picks |")
+    print(
+        "\n| stage | input TxHxWxC | stride | layers | " + " | ".join(columns) + " | auto picks |"
+    )
     print("|---|---|---:|---:|" + "---:|" * len(columns) + "---|")
     totals = {name: 0.0 for name in columns}
     for result in results:
@@ -186,7 +215,13 @@ def main():
     if args.json:
         with open(args.json, "w") as file:
             json.dump(
-                {"machine": info, "config": vars(args), "pytorch": torch_result or torch_note, "results": results, "totals_ms": totals},
+                {
+                    "machine": info,
+                    "config": vars(args),
+                    "pytorch": torch_result or torch_note,
+                    "results": results,
+                    "totals_ms": totals,
+                },
                 file,
                 indent=2,
             )

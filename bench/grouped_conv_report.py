@@ -49,14 +49,16 @@ def render_grouped_conv(data, results):
         + ["" for _ in gflop_columns]
         + [""]
     )
-    lines.append(markdown_table(
-        ["stage", "input TxHxWxC", "stride", "layers"]
-        + columns
-        + [f"{name} GFLOP/s" for name in gflop_columns]
-        + ["auto picks"],
-        body,
-        "llrr" + "r" * (len(columns) + len(gflop_columns)) + "l",
-    ))
+    lines.append(
+        markdown_table(
+            ["stage", "input TxHxWxC", "stride", "layers"]
+            + columns
+            + [f"{name} GFLOP/s" for name in gflop_columns]
+            + ["auto picks"],
+            body,
+            "llrr" + "r" * (len(columns) + len(gflop_columns)) + "l",
+        )
+    )
     sentences = []
     if "native" in totals and "auto" in totals:
         sentences.append(

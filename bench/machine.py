@@ -7,7 +7,6 @@ import os
 import shlex
 import sys
 
-
 # The repository root: results and docs paths are relative to it.
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

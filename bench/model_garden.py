@@ -53,11 +53,14 @@ import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
 from official.vision.modeling.backbones import ResNet3D  # noqa: E402
 
+from bench.machine import (  # noqa: E402
+    add_utilisation_arguments,
+    describe,
+    machine,
+    record_end,
+)
 from dynamonet_tf.models import build_backbone  # noqa: E402
 from dynamonet_tf.models.flops import forward_flops, trainable_parameter_count  # noqa: E402
-from bench.machine import (  # noqa: E402
-    add_utilisation_arguments, describe, machine, record_end,
-)
 
 NUM_CLASSES = 400
 MODELS = ("ours", "model_garden")

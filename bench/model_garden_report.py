@@ -24,44 +24,55 @@ def render_model_garden(data, results):
         "",
     ]
     names = {"ours": "ours (Hara's 3D ResNet-50)", "model_garden": "Model Garden ResNet3D-50"}
-    lines.append(markdown_table(
-        ["model", "built by", "backbone params (M)", "forward GFLOPs per clip", "output TxHxWxC"],
-        [
+    lines.append(
+        markdown_table(
             [
-                names[name],
-                models[name]["builder"],
-                f"{models[name]['backbone_trainable_parameters'] / 1e6:.2f}",
-                f"{models[name]['forward_gflops_per_clip']:.2f}",
-                "x".join(map(str, models[name]["output_shape"])),
-            ]
-            for name in ("ours", "model_garden")
-        ],
-        "llrrl",
-    ))
-    lines += ["", markdown_table(
-        [
-            "batch",
-            "model",
-            "step s",
-            "clips/s",
-            "achieved GFLOP/s",
-            "utilisation",
-            "ours / Model Garden",
-        ],
-        [
+                "model",
+                "built by",
+                "backbone params (M)",
+                "forward GFLOPs per clip",
+                "output TxHxWxC",
+            ],
             [
-                r["batch"],
-                names[r["model"]],
-                f"{r['step_seconds']:.3f}",
-                f"{r['clips_per_second']:.2f}",
-                f"{r['achieved_gflops_per_second']:.1f}",
-                f"{100 * r['utilisation']:.0f}%",
-                f"{r['ratio_to_model_garden']:.2f}x" if "ratio_to_model_garden" in r else "",
-            ]
-            for r in rows
-        ],
-        "rlrrrrr",
-    )]
+                [
+                    names[name],
+                    models[name]["builder"],
+                    f"{models[name]['backbone_trainable_parameters'] / 1e6:.2f}",
+                    f"{models[name]['forward_gflops_per_clip']:.2f}",
+                    "x".join(map(str, models[name]["output_shape"])),
+                ]
+                for name in ("ours", "model_garden")
+            ],
+            "llrrl",
+        )
+    )
+    lines += [
+        "",
+        markdown_table(
+            [
+                "batch",
+                "model",
+                "step s",
+                "clips/s",
+                "achieved GFLOP/s",
+                "utilisation",
+                "ours / Model Garden",
+            ],
+            [
+                [
+                    r["batch"],
+                    names[r["model"]],
+                    f"{r['step_seconds']:.3f}",
+                    f"{r['clips_per_second']:.2f}",
+                    f"{r['achieved_gflops_per_second']:.1f}",
+                    f"{100 * r['utilisation']:.0f}%",
+                    f"{r['ratio_to_model_garden']:.2f}x" if "ratio_to_model_garden" in r else "",
+                ]
+                for r in rows
+            ],
+            "rlrrrrr",
+        ),
+    ]
     options = models["model_garden"].get("options", {})
     lines += [
         "",

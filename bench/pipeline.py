@@ -28,9 +28,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from bench.machine import describe, machine, record_end  # noqa: E402
 from dynamonet_tf.data.pipelines import eval_dataset, train_dataset  # noqa: E402
 from dynamonet_tf.data.schema import encode_video_example  # noqa: E402
-from bench.machine import describe, machine, record_end  # noqa: E402
 
 NUM_SHARDS = 4
 

@@ -22,20 +22,22 @@ def render_pipeline(data, results):
         "the pipeline ran alone on the cores.",
         "",
     ]
-    lines.append(markdown_table(
-        ["pipeline", "batch", "clips/s", "decoded frames/s", "ms per batch"],
-        [
+    lines.append(
+        markdown_table(
+            ["pipeline", "batch", "clips/s", "decoded frames/s", "ms per batch"],
             [
-                r["pipeline"],
-                r["batch"],
-                f"{r['clips_per_second']:.1f}",
-                f"{r['decoded_frames_per_second']:.0f}",
-                f"{r['ms_per_batch']:.0f}",
-            ]
-            for r in rows
-        ],
-        "lrrrr",
-    ))
+                [
+                    r["pipeline"],
+                    r["batch"],
+                    f"{r['clips_per_second']:.1f}",
+                    f"{r['decoded_frames_per_second']:.0f}",
+                    f"{r['ms_per_batch']:.0f}",
+                ]
+                for r in rows
+            ],
+            "lrrrr",
+        )
+    )
     train = [r for r in rows if r["pipeline"].startswith("train")]
     training = results.get("training")
     if not training or not train:
@@ -63,16 +65,18 @@ def render_pipeline(data, results):
         )
         if headroom < 1:
             short.append(f"{step['backbone']} {step['model']}")
-    lines.append(markdown_table(
-        [
-            "training step",
-            "step consumes clips/s",
-            "slower train pipeline clips/s",
-            "pipeline / step",
-        ],
-        body,
-        "lrrr",
-    ))
+    lines.append(
+        markdown_table(
+            [
+                "training step",
+                "step consumes clips/s",
+                "slower train pipeline clips/s",
+                "pipeline / step",
+            ],
+            body,
+            "lrrr",
+        )
+    )
     hungriest = max(training["results"], key=lambda r: r["clips_per_second"])
     same_shape = (training["config"]["frames"], training["config"]["size"]) == (
         config["frames"],

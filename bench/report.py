@@ -21,8 +21,8 @@ import sys
 
 from bench.backbones_report import render_backbones
 from bench.dynamic_filter_report import render_dynamic_filter
-from bench.machine import REPOSITORY
 from bench.grouped_conv_report import render_grouped_conv
+from bench.machine import REPOSITORY
 from bench.model_garden_report import render_model_garden
 from bench.pipeline_report import render_pipeline
 from bench.report_common import load_results, loads, machine_lines
@@ -69,8 +69,14 @@ BENCHES = (
         "backbones",
         "Backbones: one SGD training step, ours beside PyTorch",
         [
-            "--backbones", "resnet18,resnext101,stc_resnext101",
-            "--grouped-conv-implementations", "auto,native", "--steps", "3", "--rounds", "2",
+            "--backbones",
+            "resnet18,resnext101,stc_resnext101",
+            "--grouped-conv-implementations",
+            "auto,native",
+            "--steps",
+            "3",
+            "--rounds",
+            "2",
         ],  # fmt: skip
         ["--backbones", "resnet10", "--frames", "4", "--size", "64", "--steps", "1"],
         torch=True,
@@ -97,8 +103,24 @@ BENCHES = (
         "Input pipelines against the training step's consumption",
         [],
         [
-            "--videos", "4", "--video-frames", "12", "--height", "40", "--width", "53",
-            "--frames", "4", "--size", "32", "--batch", "2", "--warmup", "1", "--steps", "3",
+            "--videos",
+            "4",
+            "--video-frames",
+            "12",
+            "--height",
+            "40",
+            "--width",
+            "53",
+            "--frames",
+            "4",
+            "--size",
+            "32",
+            "--batch",
+            "2",
+            "--warmup",
+            "1",
+            "--steps",
+            "3",
         ],  # fmt: skip
     ),
     Bench(

@@ -27,14 +27,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from bench.machine import (  # noqa: E402
+    add_utilisation_arguments,
+    backbone_names,
+    describe,
+    machine,
+    record_end,
+)
 from dynamonet_tf.config import LossConfig, OptimizerConfig  # noqa: E402
 from dynamonet_tf.losses import frame_prediction_loss as make_frame_prediction_loss  # noqa: E402
 from dynamonet_tf.models import build_dynamonet  # noqa: E402
-from dynamonet_tf.names import LOGITS, PREDICTED_FRAMES  # noqa: E402
 from dynamonet_tf.models.flops import forward_flops  # noqa: E402
-from bench.machine import (  # noqa: E402
-    add_utilisation_arguments, backbone_names, describe, machine, record_end,
-)
+from dynamonet_tf.names import LOGITS, PREDICTED_FRAMES  # noqa: E402
 
 KINDS = ("classifier", "joint")
 
@@ -85,7 +89,10 @@ def measure_backbone(backbone, args):
         )
         for kind in KINDS
     }
-    steps = {kind: make_training_step(model, args.batch, args.num_classes) for kind, model in models.items()}
+    steps = {
+        kind: make_training_step(model, args.batch, args.num_classes)
+        for kind, model in models.items()
+    }
     for step in steps.values():
         step()  # warm-up: tracing and first-call allocations
     times = {kind: [] for kind in KINDS}

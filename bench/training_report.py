@@ -24,35 +24,38 @@ def render_training(data, results):
         "model's steps alternate.",
         "",
     ]
-    lines.append(markdown_table(
-        [
-            "backbone",
-            "model",
-            "forward GFLOPs per clip",
-            "step s",
-            "clips/s",
-            "achieved GFLOP/s",
-            "utilisation",
-        ],
-        [
+    lines.append(
+        markdown_table(
             [
-                r["backbone"],
-                r["model"],
-                f"{r['forward_gflops_per_clip']:.2f}",
-                f"{r['step_seconds']:.2f}",
-                f"{r['clips_per_second']:.2f}",
-                f"{r['achieved_gflops_per_second']:.1f}",
-                f"{100 * r['utilisation']:.0f}%",
-            ]
-            for r in rows
-        ],
-        "llrrrrr",
-    ))
+                "backbone",
+                "model",
+                "forward GFLOPs per clip",
+                "step s",
+                "clips/s",
+                "achieved GFLOP/s",
+                "utilisation",
+            ],
+            [
+                [
+                    r["backbone"],
+                    r["model"],
+                    f"{r['forward_gflops_per_clip']:.2f}",
+                    f"{r['step_seconds']:.2f}",
+                    f"{r['clips_per_second']:.2f}",
+                    f"{r['achieved_gflops_per_second']:.1f}",
+                    f"{100 * r['utilisation']:.0f}%",
+                ]
+                for r in rows
+            ],
+            "llrrrrr",
+        )
+    )
     by_model = {(r["backbone"], r["model"]): r for r in rows}
     sentences = []
     for backbone in dict.fromkeys(r["backbone"] for r in rows):
-        classifier, joint = by_model.get((backbone, "classifier")), by_model.get(
-            (backbone, "joint")
+        classifier, joint = (
+            by_model.get((backbone, "classifier")),
+            by_model.get((backbone, "joint")),
         )
         if not (classifier and joint):
             continue

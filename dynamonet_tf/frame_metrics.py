@@ -23,7 +23,12 @@ import collections
 import numpy as np
 from skimage.metrics import structural_similarity
 
-SSIM_SETTINGS = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False, "data_range": 1.0}
+SSIM_SETTINGS = {
+    "gaussian_weights": True,
+    "sigma": 1.5,
+    "use_sample_covariance": False,
+    "data_range": 1.0,
+}
 # scikit-image averages the SSIM map without this border, where its Gaussian window (radius
 # int(3.5 * sigma + 0.5) = 5 pixels) reaches past the image; masked SSIM leaves it out too.
 SSIM_BORDER = 5
@@ -61,7 +66,9 @@ def _mean_ssim(ssim_map, mask=None):
         return float(interior.mean())
     selected = interior[np.asarray(mask, bool)[SSIM_BORDER:-SSIM_BORDER, SSIM_BORDER:-SSIM_BORDER]]
     if not selected.size:
-        raise ValueError(f"the mask selects no pixel at least {SSIM_BORDER} pixels inside the frame, where SSIM is defined.")
+        raise ValueError(
+            f"the mask selects no pixel at least {SSIM_BORDER} pixels inside the frame, where SSIM is defined."
+        )
     return float(selected.mean())
 
 
@@ -109,7 +116,12 @@ def frame_scores(reference, frame, mask=None):
     luma_map = _ssim_map(luma(reference), luma(frame))
     error = (np.asarray(reference, np.float64) - np.asarray(frame, np.float64)) ** 2
     mse = _mse(error)
-    scores = {"ssim": _mean_ssim(rgb_map), "ssim_luma": _mean_ssim(luma_map), "psnr": psnr_of_mse(mse), "mse": mse}
+    scores = {
+        "ssim": _mean_ssim(rgb_map),
+        "ssim_luma": _mean_ssim(luma_map),
+        "psnr": psnr_of_mse(mse),
+        "mse": mse,
+    }
     if mask is not None:
         masked_mse = _mse(error, mask)
         scores.update(
@@ -153,7 +165,9 @@ class FramePredictionScores:
             masks: with ``masked``, bool ``(time, height, width)``: the pixels of each next
                 frame to score (its moving area).
         """
-        frames, next_frames, predicted = (np.asarray(a, np.float64) for a in (frames, next_frames, predicted))
+        frames, next_frames, predicted = (
+            np.asarray(a, np.float64) for a in (frames, next_frames, predicted)
+        )
         if not frames.shape == next_frames.shape == predicted.shape or frames.ndim != 4:
             raise ValueError(
                 "frames, next frames and predicted frames must share one shape (time, height, "
@@ -161,7 +175,9 @@ class FramePredictionScores:
             )
         if self.masked != (masks is not None):
             raise ValueError("masks are required with masked=True and refused without it.")
-        sums = self._videos.setdefault(video, {"clips": 0, **{scope: _Sums() for scope in self.SCOPES}})
+        sums = self._videos.setdefault(
+            video, {"clips": 0, **{scope: _Sums() for scope in self.SCOPES}}
+        )
         sums["clips"] += 1
         for t in range(len(frames)):
             mask = masks[t] if self.masked and masks[t].any() else None
@@ -198,7 +214,9 @@ class FramePredictionScores:
             for scope, prefix in zip(self.SCOPES, ("", "future_")):
                 for key, value in sums[scope].means(self.masked).items():
                     if isinstance(value, dict):
-                        row.update({f"{prefix}{key}_{metric}": mean for metric, mean in value.items()})
+                        row.update(
+                            {f"{prefix}{key}_{metric}": mean for metric, mean in value.items()}
+                        )
                     else:
                         row[f"{prefix}{key}"] = value
             rows.append(row)
@@ -230,15 +248,25 @@ class _Sums:
     def means(self, masked):
         means = {"frames": self.frames}
         if masked:
-            means.update(masked_frames=self.masked_frames, frames_without_motion=self.frames - self.masked_frames)
+            means.update(
+                masked_frames=self.masked_frames,
+                frames_without_motion=self.frames - self.masked_frames,
+            )
         for predictor in PREDICTORS:
             totals = self.totals[predictor]
-            means[predictor] = {metric: totals[metric] / self.frames if self.frames else None for metric in METRICS}
+            means[predictor] = {
+                metric: totals[metric] / self.frames if self.frames else None for metric in METRICS
+            }
             if masked:
                 means[predictor].update(
-                    {metric: totals[metric] / self.masked_frames if self.masked_frames else None for metric in MASKED_METRICS}
+                    {
+                        metric: totals[metric] / self.masked_frames if self.masked_frames else None
+                        for metric in MASKED_METRICS
+                    }
                 )
             for prefix in ("", "masked_") if masked else ("",):
                 mse = means[predictor][f"{prefix}mse"]
-                means[predictor][f"{prefix}psnr_of_mean_mse"] = None if mse is None else psnr_of_mse(mse)
+                means[predictor][f"{prefix}psnr_of_mean_mse"] = (
+                    None if mse is None else psnr_of_mse(mse)
+                )
         return means

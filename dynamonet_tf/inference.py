@@ -237,9 +237,7 @@ class RunModel(VideoModel):
         return tf.cast(outputs[PREDICTED_FRAMES], tf.float32).numpy()
 
 
-def run_label_names(
-    config: ExperimentConfig, labels_file: Optional[PathLike] = None
-) -> tuple:
+def run_label_names(config: ExperimentConfig, labels_file: Optional[PathLike] = None) -> tuple:
     """The class names of a run's model and where they come from: ``(names, source)``.
 
     ``labels_file`` (one name per line) when given; else the ``"classes"`` of the

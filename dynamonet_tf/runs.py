@@ -20,7 +20,6 @@ from dynamonet_tf.models import build_dynamonet
 from dynamonet_tf.names import kind_of_stage
 
 
-
 class RunError(Exception):
     """A model dir or checkpoint that cannot be loaded; the message names the path."""
 
@@ -69,7 +68,9 @@ def resolve_checkpoint(source: PathLike, *, best: bool = False) -> str:
         folder = run.best if best else run.checkpoints
         prefix = tf.train.latest_checkpoint(folder)
         if prefix is None:
-            raise RunError(f"{source}: no checkpoint in {folder}; expected the model dir of a train.py run.")
+            raise RunError(
+                f"{source}: no checkpoint in {folder}; expected the model dir of a train.py run."
+            )
         return prefix
     if not Path(f"{source}.index").exists():
         raise RunError(
@@ -84,7 +85,9 @@ def load_run_config(source: PathLike) -> ExperimentConfig:
     run_dir = run_dir_of(source)
     config_path = run_layout(run_dir).config
     if not config_path.exists():
-        raise RunError(f"{source}: no {RUN_CONFIG} in {run_dir}; expected the model dir of a train.py run.")
+        raise RunError(
+            f"{source}: no {RUN_CONFIG} in {run_dir}; expected the model dir of a train.py run."
+        )
     return load_config(config_path)
 
 
@@ -101,7 +104,9 @@ def load_run(source: PathLike, *, best: bool = False) -> "LoadedRun":
         status.assert_existing_objects_matched()
     except AssertionError as error:
         raise RunError(f"{checkpoint} does not match the model of {RUN_CONFIG}: {error}") from None
-    return LoadedRun(config=config, model=model, checkpoint=checkpoint, model_dir=run_dir_of(source))
+    return LoadedRun(
+        config=config, model=model, checkpoint=checkpoint, model_dir=run_dir_of(source)
+    )
 
 
 def add_run_arguments(
@@ -136,7 +141,9 @@ def run_source(args: argparse.Namespace, *, required: bool = True) -> Optional[P
             raise RunError("pass --model-dir DIR (a train.py run) or --checkpoint PREFIX.")
         return model_dir
     if args.best:
-        raise RunError("--best picks a model dir's best/ checkpoint; it cannot go with --checkpoint.")
+        raise RunError(
+            "--best picks a model dir's best/ checkpoint; it cannot go with --checkpoint."
+        )
     # Both given: allowed when they agree, so that a command can name the run and its checkpoint.
     if model_dir is not None and run_dir_of(checkpoint).resolve() != Path(model_dir).resolve():
         raise RunError(

@@ -42,7 +42,9 @@ def average_clip_scores(media_ids, labels, clip_probabilities):
         entry["clips"].append(index)
     video_ids = list(groups)
     video_labels = np.array([groups[v]["label"] for v in video_ids], np.int64)
-    video_probabilities = np.stack([video_score(clip_probabilities[groups[v]["clips"]]) for v in video_ids])
+    video_probabilities = np.stack(
+        [video_score(clip_probabilities[groups[v]["clips"]]) for v in video_ids]
+    )
     clips_per_video = np.array([len(groups[v]["clips"]) for v in video_ids])
     return video_ids, video_labels, video_probabilities, clips_per_video
 
@@ -72,7 +74,9 @@ def accuracy_report(media_ids, labels, clip_probabilities, class_names):
             f"got shape {clip_probabilities.shape}."
         )
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"labels must lie in [0, {num_classes}); got {labels.min()}..{labels.max()}.")
+        raise ValueError(
+            f"labels must lie in [0, {num_classes}); got {labels.min()}..{labels.max()}."
+        )
     video_ids, video_labels, video_probabilities, _ = average_clip_scores(
         media_ids, labels, clip_probabilities
     )

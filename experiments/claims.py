@@ -216,8 +216,16 @@ PRETRAINING = Claim(
             paper="63.6% vs 55.4% (Kinetics with half the labels, Table 2)",
         ),
         Comparison(
-            higher=Gain("gain from pretraining, half the labels", ("pretrained_half", TOP1), ("scratch_half", TOP1)),
-            lower=Gain("gain from pretraining, all labels", ("pretrained_full", TOP1), ("scratch_full", TOP1)),
+            higher=Gain(
+                "gain from pretraining, half the labels",
+                ("pretrained_half", TOP1),
+                ("scratch_half", TOP1),
+            ),
+            lower=Gain(
+                "gain from pretraining, all labels",
+                ("pretrained_full", TOP1),
+                ("scratch_full", TOP1),
+            ),
             paper=(
                 "+8.2 points with half the labels (63.6% vs 55.4%) against +1.4 with all of them "
                 "(67.6% vs 66.2%; Kinetics, Table 2)"
@@ -259,4 +267,6 @@ BACKBONE_BASELINE = Claim(
     ),
 )
 
-CLAIMS = {claim.name: claim for claim in (FRAME_PREDICTION, FP_OBJECTIVE, PRETRAINING, BACKBONE_BASELINE)}
+CLAIMS = {
+    claim.name: claim for claim in (FRAME_PREDICTION, FP_OBJECTIVE, PRETRAINING, BACKBONE_BASELINE)
+}

@@ -80,22 +80,42 @@ class Arm:
 def parse_args(claim, argv=None):
     """The options every experiment script takes; ``claim`` names the script."""
     parser = argparse.ArgumentParser(description=f"{claim.title}: the paper's {claim.source}.")
-    parser.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS),
-                        help="training seeds, one run per arm each (default: 0 1 2)")
-    parser.add_argument("--out", type=Path,
-                        help=f"results folder (default: {claim.results_dir()}; with --smoke, "
-                        f"{claim.results_dir(smoke=True)})")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=list(DEFAULT_SEEDS),
+        help="training seeds, one run per arm each (default: 0 1 2)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help=f"results folder (default: {claim.results_dir()}; with --smoke, "
+        f"{claim.results_dir(smoke=True)})",
+    )
     parser.add_argument("--steps", type=int, help="train every run for N steps, in one epoch")
-    parser.add_argument("--arms", nargs="+", choices=claim.arms, metavar="ARM",
-                        help=f"train only these arms ({', '.join(claim.arms)}); the others' "
-                        "finished runs are still gathered. Disjoint --arms or --seeds let "
-                        "processes share the work; an arm that starts from another's run "
-                        "needs that run finished")
-    parser.add_argument("--smoke", action="store_true",
-                        help="a tiny model for 2 steps on tiny generated videos: checks the "
-                        "plumbing in seconds; its numbers mean nothing")
-    parser.add_argument("--data-root", type=Path, default=DATA_ROOT,
-                        help=f"where experiment datasets are prepared (default: {DATA_ROOT})")
+    parser.add_argument(
+        "--arms",
+        nargs="+",
+        choices=claim.arms,
+        metavar="ARM",
+        help=f"train only these arms ({', '.join(claim.arms)}); the others' "
+        "finished runs are still gathered. Disjoint --arms or --seeds let "
+        "processes share the work; an arm that starts from another's run "
+        "needs that run finished",
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a tiny model for 2 steps on tiny generated videos: checks the "
+        "plumbing in seconds; its numbers mean nothing",
+    )
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        default=DATA_ROOT,
+        help=f"where experiment datasets are prepared (default: {DATA_ROOT})",
+    )
     args = parser.parse_args(argv)
     if len(set(args.seeds)) != len(args.seeds) or min(args.seeds) < 0:
         parser.error(f"--seeds must be distinct and >= 0; got {args.seeds}")
@@ -110,7 +130,12 @@ def parse_args(claim, argv=None):
 def command(args, seeds=None, out=None):
     """The command line that runs ``args`` again, for ``seeds`` into ``out`` if given."""
     out = Path(out or args.out)
-    words = ["python", f"experiments/{args.claim.name}.py", "--seeds", *map(str, seeds or args.seeds)]
+    words = [
+        "python",
+        f"experiments/{args.claim.name}.py",
+        "--seeds",
+        *map(str, seeds or args.seeds),
+    ]
     if args.steps is not None:
         words += ["--steps", str(args.steps)]
     if args.arms:
@@ -136,13 +161,18 @@ def git_state():
     """``(commit, dirty)`` of the repository, or ``(None, None)``. Dirty: a tracked file
     differs from the commit, other than the results themselves (results files and the
     results page), which experiments running side by side rewrite."""
+
     def git(*words):
-        return subprocess.run(["git", *words], cwd=REPO, capture_output=True, text=True, check=True).stdout
+        return subprocess.run(
+            ["git", *words], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout
 
     outputs = [f":(exclude){path.as_posix()}" for path in (RESULTS_DIR, RESULTS_PAGE)]
     try:
         commit = git("rev-parse", "HEAD").strip()
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", *outputs).strip())
+        dirty = bool(
+            git("status", "--porcelain", "--untracked-files=no", "--", ".", *outputs).strip()
+        )
     except (OSError, subprocess.CalledProcessError):
         return None, None
     return commit, dirty
@@ -211,7 +241,9 @@ def run_experiment(args, arms, shared_overrides=()):
     """
     if tuple(arm.name for arm in arms) != args.claim.arms:
         raise ValueError(f"arms {[arm.name for arm in arms]} are not the claim's {args.claim.arms}")
-    overrides = {arm.name: [*shared_overrides, *base_overrides(args), *arm.overrides] for arm in arms}
+    overrides = {
+        arm.name: [*shared_overrides, *base_overrides(args), *arm.overrides] for arm in arms
+    }
     commit, dirty = git_state()
     results = {
         "experiment": args.claim.name,
@@ -220,14 +252,21 @@ def run_experiment(args, arms, shared_overrides=()):
         "git_dirty": dirty,
         "config": str(CONFIG),
         # How L_FP was reduced: results without this key predate the paper's frame sum.
-        "fp_reduction": load_config(REPO / CONFIG, [*shared_overrides, *base_overrides(args)]).loss.fp_reduction,
+        "fp_reduction": load_config(
+            REPO / CONFIG, [*shared_overrides, *base_overrides(args)]
+        ).loss.fp_reduction,
         "machine": {key: machine()[key] for key in ("cpu", "cores", "gpus", "tensorflow", "keras")},
         "seeds": list(args.seeds),
         "steps": args.steps,
         "smoke": args.smoke,
         "complete": False,
         "arms": {
-            arm.name: {"overrides": overrides[arm.name], "init_from": arm.init_from, "runs": [], "summary": {}}
+            arm.name: {
+                "overrides": overrides[arm.name],
+                "init_from": arm.init_from,
+                "runs": [],
+                "summary": {},
+            }
             for arm in arms
         },
     }
@@ -253,19 +292,25 @@ def run_experiment(args, arms, shared_overrides=()):
                 trainer = Trainer(config, model_dir, init_from=init_from, progress=not args.smoke)
                 report = trainer.train()
             entry = results["arms"][arm.name]
-            entry["runs"].append({
-                "seed": seed,
-                "model_dir": str(model_dir),
-                "command": seed_command(args, seed),
-                "steps": report["steps"],
-                "metrics": metrics(report),
-            })
+            entry["runs"].append(
+                {
+                    "seed": seed,
+                    "model_dir": str(model_dir),
+                    "command": seed_command(args, seed),
+                    "steps": report["steps"],
+                    "metrics": metrics(report),
+                }
+            )
             if model_dir != run_dir(args.out, arm.name, seed):
                 entry["runs"][-1]["same_as"] = list(arm.same_as)
             entry["summary"] = summarize_runs(entry["runs"])
-            results["updated"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+            results["updated"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
+                timespec="seconds"
+            )
             write_results(args.out, results)
-    results["complete"] = all(len(entry["runs"]) == len(args.seeds) for entry in results["arms"].values())
+    results["complete"] = all(
+        len(entry["runs"]) == len(args.seeds) for entry in results["arms"].values()
+    )
     write_results(args.out, results)
     return results
 
@@ -294,6 +339,8 @@ def main(run, claim, argv=None):
         results = run(args)
     except (ConfigError, PrepareError, TrainingError, FileNotFoundError) as error:
         sys.exit(f"error: {error}\n(runs of other settings in {args.out}? pass another --out)")
-    print(f"\n{claim.name}: {Path(args.out) / RESULTS_FILE}; "
-          "python experiments/make_results.py renders docs/RESULTS.md")
+    print(
+        f"\n{claim.name}: {Path(args.out) / RESULTS_FILE}; "
+        "python experiments/make_results.py renders docs/RESULTS.md"
+    )
     return results

@@ -76,8 +76,12 @@ def photo_split_data(data_root, smoke=False):
     else:
         training = {"unlabeled_videos": TRAINING_CLIPS, "videos_per_class": UNUSED_VIDEOS_PER_CLASS}
         held_out = {"unlabeled_videos": HELD_OUT_CLIPS, "videos_per_class": UNUSED_VIDEOS_PER_CLASS}
-    train = _prepared(root / "training_photos", {**training, "photos": TRAINING_PHOTOS}, smoke=smoke)
+    train = _prepared(
+        root / "training_photos", {**training, "photos": TRAINING_PHOTOS}, smoke=smoke
+    )
     # Another seed as well as other photographs: clip i of each would otherwise share its motion.
-    test = _prepared(root / "held_out_photos", {**held_out, "photos": HELD_OUT_PHOTOS}, smoke=smoke, seed=1)
+    test = _prepared(
+        root / "held_out_photos", {**held_out, "photos": HELD_OUT_PHOTOS}, smoke=smoke, seed=1
+    )
     # Nothing trains on the held-out photographs: all their clips, holdout included, are scored.
     return train.unlabeled, test.unlabeled_all

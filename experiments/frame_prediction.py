@@ -20,8 +20,11 @@ ARMS = (
 
 def run(args):
     train_files, held_out_files = photo_split_data(args.data_root, args.smoke)
-    shared = ("train.stage=pretrain", f"data.train_files={train_files}",
-              f"data.eval_files={held_out_files}")
+    shared = (
+        "train.stage=pretrain",
+        f"data.train_files={train_files}",
+        f"data.eval_files={held_out_files}",
+    )
     return common.run_experiment(args, ARMS, shared)
 
 

@@ -21,8 +21,8 @@ import tensorflow as tf
 from dynamonet_tf.atomic_files import atomic_write, atomic_write_with
 from dynamonet_tf.data.pipelines import list_files
 from dynamonet_tf.data.prepare import PrepareError, read_manifest
-from dynamonet_tf.layout import MANIFEST, TRAIN, shard_name
 from dynamonet_tf.data.schema import IMAGE_KEY, LABEL_INDEX_KEY, LABEL_TEXT_KEY, MEDIA_ID_KEY
+from dynamonet_tf.layout import MANIFEST, TRAIN, shard_name
 
 RULE = "max(1, n // 2) of each class's n videos: half, rounded down, at least one"
 VIDEOS_PER_SHARD = 64
@@ -59,7 +59,9 @@ def _half_of_each_class(videos, seed):
         by_class.setdefault((label, name), []).append(media_id)
     kept = set()
     for (label, _), media_ids in by_class.items():
-        chosen = sorted(media_ids, key=lambda media_id: _order(seed, media_id))[: half_count(len(media_ids))]
+        chosen = sorted(media_ids, key=lambda media_id: _order(seed, media_id))[
+            : half_count(len(media_ids))
+        ]
         kept.update((label, media_id) for media_id in chosen)
     return kept, by_class
 
@@ -88,7 +90,9 @@ def write_half_subset(train_files, out_dir, *, seed=0):
         manifest = json.loads(manifest_path.read_text())
         if {key: manifest["half_of"][key] for key in source} == source:
             return manifest
-        raise PrepareError(f"{out_dir} holds a subset of {manifest['half_of']['files']}; use another folder")
+        raise PrepareError(
+            f"{out_dir} holds a subset of {manifest['half_of']['files']}; use another folder"
+        )
 
     records = [bytes(r.numpy()) for r in tf.data.TFRecordDataset(files)]
     videos = [_video(record) for record in records]
@@ -114,10 +118,16 @@ def write_half_subset(train_files, out_dir, *, seed=0):
                 "frames": sum(frames),
                 "failures": 0,
                 "shards": shards,
-                "per_class": {name: half_count(len(ids)) for (_, name), ids in sorted(by_class.items())},
+                "per_class": {
+                    name: half_count(len(ids)) for (_, name), ids in sorted(by_class.items())
+                },
             }
         },
-        "frames_per_video": {"min": min(frames), "median": statistics.median(frames), "max": max(frames)},
+        "frames_per_video": {
+            "min": min(frames),
+            "median": statistics.median(frames),
+            "max": max(frames),
+        },
         "half_of": {
             **source,
             "per_class_source": {name: len(ids) for (_, name), ids in sorted(by_class.items())},

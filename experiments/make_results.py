@@ -21,7 +21,6 @@ from dynamonet_tf.markdown import markdown_table  # noqa: E402
 from experiments.aggregate import summarize  # noqa: E402
 from experiments.claims import CLAIMS, RESULTS_DIR, RESULTS_FILE, RESULTS_PAGE, Gain  # noqa: E402
 
-
 HEADER = """\
 # Results
 
@@ -119,7 +118,10 @@ def compare(claim, results, comparison):
     """The paired numbers of a comparison: a dict with the labels and metric, the seeds
     that have both sides, both means, the mean ± std of the differences and the verdict;
     None while no seed has both sides."""
-    (label_a, metric), (label_b, _) = (describe_term(claim, comparison.higher), describe_term(claim, comparison.lower))
+    (label_a, metric), (label_b, _) = (
+        describe_term(claim, comparison.higher),
+        describe_term(claim, comparison.lower),
+    )
     a, b = term_values(results, comparison.higher), term_values(results, comparison.lower)
     seeds = sorted(set(a) & set(b))
     if not seeds:
@@ -143,7 +145,10 @@ def render_comparison(claim, results, comparison):
     """One bullet: both means, their paired difference, the paper's numbers, the verdict."""
     found = compare(claim, results, comparison)
     if found is None:
-        (label_a, metric), (label_b, _) = (describe_term(claim, comparison.higher), describe_term(claim, comparison.lower))
+        (label_a, metric), (label_b, _) = (
+            describe_term(claim, comparison.higher),
+            describe_term(claim, comparison.lower),
+        )
         return f"- {metric.label}, {label_a} vs {label_b}: no seed has both runs yet."
     return (
         f"- {found['metric'].label}, {found['label_a']} vs {found['label_b']}: {found['mean_a']} vs "
@@ -158,7 +163,10 @@ def at_a_glance(found):
     for name, claim in CLAIMS.items():
         results = found[name]
         for comparison in claim.comparisons:
-            (label_a, metric), (label_b, _) = (describe_term(claim, comparison.higher), describe_term(claim, comparison.lower))
+            (label_a, metric), (label_b, _) = (
+                describe_term(claim, comparison.higher),
+                describe_term(claim, comparison.lower),
+            )
             contrast = f"{label_a} vs {label_b}, {metric.label}"
             numbers = compare(claim, results, comparison) if results else None
             if numbers is None:
@@ -167,17 +175,23 @@ def at_a_glance(found):
             n = len(numbers["seeds"])
             if not numbers["verdict"].startswith("**matches"):
                 not_matching.append(f"- {claim.title}: {contrast}: {numbers['verdict']}.")
-            rows.append([
-                claim.title,
-                contrast,
-                f"{numbers['mean_a']} vs {numbers['mean_b']} ({n} seed{'s' if n > 1 else ''})",
-                numbers["verdict"],
-            ])
+            rows.append(
+                [
+                    claim.title,
+                    contrast,
+                    f"{numbers['mean_a']} vs {numbers['mean_b']} ({n} seed{'s' if n > 1 else ''})",
+                    numbers["verdict"],
+                ]
+            )
     glance_table = markdown_table(["claim", "contrast", "here", "verdict"], rows)
     lines = ["## At a glance", "", glance_table, ""]
     if not_matching:
-        lines += ["**Where the results do not go the way of the paper (or of our expectation):**", "",
-                  *not_matching, ""]
+        lines += [
+            "**Where the results do not go the way of the paper (or of our expectation):**",
+            "",
+            *not_matching,
+            "",
+        ]
     return lines
 
 
@@ -188,15 +202,23 @@ def provenance(results):
         commit += " plus uncommitted changes"
     runs = [run for arm in results["arms"].values() for run in arm["runs"]]
     expected = len(results["seeds"]) * len(results["arms"])
-    status = "complete" if results["complete"] else f"partial: {len(runs)} of {expected} runs finished"
+    status = (
+        "complete" if results["complete"] else f"partial: {len(runs)} of {expected} runs finished"
+    )
     steps = ", ".join(str(steps) for steps in sorted({run["steps"] for run in runs}))
-    lines = [f"**Command:** `{results['command']}` ({status}; commit {commit}; config "
-             f"`{results['config']}`; {steps} training steps per run; updated {results['updated']}).", ""]
+    lines = [
+        f"**Command:** `{results['command']}` ({status}; commit {commit}; config "
+        f"`{results['config']}`; {steps} training steps per run; updated {results['updated']}).",
+        "",
+    ]
     if "machine" in results:
         lines += [f"**{describe(results['machine'])}.**", ""]
     if results["smoke"]:
-        lines += ["**Smoke run:** a tiny model trained for 2 steps on tiny videos, to check the "
-                  "plumbing. Its numbers mean nothing.", ""]
+        lines += [
+            "**Smoke run:** a tiny model trained for 2 steps on tiny videos, to check the "
+            "plumbing. Its numbers mean nothing.",
+            "",
+        ]
     return lines
 
 
@@ -213,8 +235,11 @@ def summary_table(claim, results):
     runs = results["arms"][claim.rows[0].arm]["runs"]
     sample = runs[0]["metrics"] if runs else {}
     if "videos" in sample:
-        lines += [f"Accuracies are over {sample['videos']} test videos: one video is "
-                  f"{100 / sample['videos']:.1f} points.", ""]
+        lines += [
+            f"Accuracies are over {sample['videos']} test videos: one video is "
+            f"{100 / sample['videos']:.1f} points.",
+            "",
+        ]
     elif "clips" in sample:
         lines += [f"Scored on {sample['clips']} held-out clips.", ""]
     return lines
@@ -226,11 +251,20 @@ def seed_table(claim, results):
     for row in claim.rows:
         for run in results["arms"][row.arm]["runs"]:
             values = [run["metrics"].get(row.prefix + metric.key) for metric in claim.metrics]
-            numbers = [metric.format(v) if v is not None else "—" for v, metric in zip(values, claim.metrics)]
+            numbers = [
+                metric.format(v) if v is not None else "—"
+                for v, metric in zip(values, claim.metrics)
+            ]
             rows.append([row.label, str(run["seed"]), *numbers, f"`{run['command']}`"])
     header = ["", "seed", *(metric.label for metric in claim.metrics), "command"]
-    return ["<details><summary>Every seed, with the command that trains it again</summary>", "",
-            markdown_table(header, rows), "", "</details>", ""]
+    return [
+        "<details><summary>Every seed, with the command that trains it again</summary>",
+        "",
+        markdown_table(header, rows),
+        "",
+        "</details>",
+        "",
+    ]
 
 
 def shared_runs(claim, results):
@@ -241,20 +275,32 @@ def shared_runs(claim, results):
         if shared and not row.prefix:
             experiment, arm = shared[0]["same_as"]
             seeds = ", ".join(str(run["seed"]) for run in shared)
-            lines.append(f"- \"{row.label}\" (seeds {seeds}) are the runs of {experiment}'s arm "
-                         f"{arm}: the same config and seeds, trained once (`{shared[0]['model_dir']}`).")
+            lines.append(
+                f'- "{row.label}" (seeds {seeds}) are the runs of {experiment}\'s arm '
+                f"{arm}: the same config and seeds, trained once (`{shared[0]['model_dir']}`)."
+            )
     return ["**Shared runs:**", "", *lines, ""] if lines else []
 
 
 def render_claim(claim, results):
     """The section of one claim; ``results`` None: not run yet."""
-    lines = [f"## {claim.title}", "", f"**Paper** ({claim.source}): {claim.claim}", "",
-             f"**Here:** {claim.setting}", ""]
+    lines = [
+        f"## {claim.title}",
+        "",
+        f"**Paper** ({claim.source}): {claim.claim}",
+        "",
+        f"**Here:** {claim.setting}",
+        "",
+    ]
     if results is None:
-        return "\n".join(lines + [
-            f"**Not run yet.** `{claim.command}` trains {claim.runtime}; "
-            "`python experiments/make_results.py` then renders its results here.", ""
-        ])
+        return "\n".join(
+            lines
+            + [
+                f"**Not run yet.** `{claim.command}` trains {claim.runtime}; "
+                "`python experiments/make_results.py` then renders its results here.",
+                "",
+            ]
+        )
     lines += provenance(results) + summary_table(claim, results) + shared_runs(claim, results)
     lines += ["**Comparisons:**", ""]
     lines += [render_comparison(claim, results, comparison) for comparison in claim.comparisons]
@@ -266,9 +312,15 @@ def render(results_dir=RESULTS_DIR):
     """The whole results page, from the results files under ``results_dir``."""
     found = load_results(results_dir)
     sections = [HEADER.format(results_dir=Path(results_dir).as_posix(), results_file=RESULTS_FILE)]
-    old_loss = [name for name, results in found.items() if results and results.get("fp_reduction", "pixel_mean") == "pixel_mean"]
+    old_loss = [
+        name
+        for name, results in found.items()
+        if results and results.get("fp_reduction", "pixel_mean") == "pixel_mean"
+    ]
     if old_loss:
-        sections.append(OLD_LOSS_NOTE.format(experiments=", ".join(f"`{name}`" for name in old_loss)))
+        sections.append(
+            OLD_LOSS_NOTE.format(experiments=", ".join(f"`{name}`" for name in old_loss))
+        )
     sections.append("\n".join(at_a_glance(found)))
     sections += [render_claim(claim, found[name]) for name, claim in CLAIMS.items()]
     return "\n".join(sections)

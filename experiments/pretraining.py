@@ -25,8 +25,9 @@ def arms(demo, half_files):
     return (
         common.Arm("pretrain", ("train.stage=pretrain", f"data.train_files={demo.unlabeled}")),
         common.Arm("pretrained_full", ("train.stage=joint", full), init_from="pretrain"),
-        common.Arm("scratch_full", ("train.stage=joint", full),
-                   same_as=("fp_objective", "alpha_0.1")),
+        common.Arm(
+            "scratch_full", ("train.stage=joint", full), same_as=("fp_objective", "alpha_0.1")
+        ),
         common.Arm("pretrained_half", ("train.stage=joint", half), init_from="pretrain"),
         common.Arm("scratch_half", ("train.stage=joint", half)),
     )

@@ -23,16 +23,21 @@ from dynamonet_tf.training.trainer import Trainer  # noqa: E402
 from test_training import tiny_config  # noqa: E402
 
 data_dir, out_dir = sys.argv[1], sys.argv[2]
-config = tiny_config(data_dir, "joint", "train.epochs=1", "model.sync_batch_norm=true",
-                     *sys.argv[3:])
+config = tiny_config(
+    data_dir, "joint", "train.epochs=1", "model.sync_batch_norm=true", *sys.argv[3:]
+)
 for name, strategy in (
     ("one_device", tf.distribute.OneDeviceStrategy("/cpu:0")),
     ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])),
 ):
     trainer = Trainer(config, os.path.join(out_dir, name), strategy=strategy, progress=False)
-    np.savez(os.path.join(out_dir, f"{name}_initial.npz"),
-             *[w.numpy() for w in trainer.model.weights])
+    np.savez(
+        os.path.join(out_dir, f"{name}_initial.npz"), *[w.numpy() for w in trainer.model.weights]
+    )
     report = trainer.train()
-    np.savez(os.path.join(out_dir, f"{name}.npz"), *[w.numpy() for w in trainer.model.weights],
-             loss=report["val_loss"])
+    np.savez(
+        os.path.join(out_dir, f"{name}.npz"),
+        *[w.numpy() for w in trainer.model.weights],
+        loss=report["val_loss"],
+    )
 print("replicas", trainer.strategy.num_replicas_in_sync)

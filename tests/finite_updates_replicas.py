@@ -50,8 +50,9 @@ def run(update, optimizer_kind, batch):
 
     def replica_step(inputs):
         with tf.GradientTape() as tape:
-            loss = tf.nn.compute_average_loss(tf.cast(model(inputs), tf.float32)[:, 0] ** 2,
-                                              global_batch_size=4)
+            loss = tf.nn.compute_average_loss(
+                tf.cast(model(inputs), tf.float32)[:, 0] ** 2, global_batch_size=4
+            )
             scaled = optimizer.scale_loss(loss) if optimizer_kind == "loss_scaled" else loss
         gradients = tape.gradient(scaled, model.trainable_variables)
         if update == "naive":
@@ -66,8 +67,9 @@ def run(update, optimizer_kind, batch):
     step(next(iter(dataset)))
     return {
         "weights": [str(value) for w in model.trainable_variables for value in w.numpy().ravel()],
-        "scale": (float(optimizer.dynamic_scale.numpy()) if optimizer_kind == "loss_scaled"
-                  else None),
+        "scale": (
+            float(optimizer.dynamic_scale.numpy()) if optimizer_kind == "loss_scaled" else None
+        ),
         "iterations": int(optimizer.iterations.numpy()),
     }
 

@@ -27,8 +27,9 @@ from test_training import tiny_config  # noqa: E402
 
 strategy = make_strategy("multi_worker")
 config = tiny_config(data_dir, "joint", "train.epochs=1", *sys.argv[6:])
-trainer = Trainer(config, os.path.join(out_dir, f"worker{index}"), strategy=strategy,
-                  progress=False)
+trainer = Trainer(
+    config, os.path.join(out_dir, f"worker{index}"), strategy=strategy, progress=False
+)
 report = trainer.train()
 np.savez(os.path.join(out_dir, f"worker{index}.npz"), *[w.numpy() for w in trainer.model.weights])
 print(f"worker {index}: replicas {strategy.num_replicas_in_sync}, steps {report['steps']}")

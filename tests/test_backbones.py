@@ -36,7 +36,10 @@ def test_trainable_parameters_equal_hara_reference(name, shortcut):
 
 
 def test_default_shortcuts_follow_hara():
-    assert trainable_parameters(build_backbone("resnet18")) == HARA_TRAINABLE_PARAMETERS[("resnet18", "A")]
+    assert (
+        trainable_parameters(build_backbone("resnet18"))
+        == HARA_TRAINABLE_PARAMETERS[("resnet18", "A")]
+    )
     shortcut_a = build_backbone("resnet50", shortcut_type="A", **TINY)
     shortcut_b = build_backbone("resnet50", **TINY)
     assert not [l for l in shortcut_a.layers if "downsample_conv" in l.name]
@@ -62,7 +65,9 @@ def test_112_pixel_clips_give_4x4_features():
 
 def test_stem_options_change_shapes_and_parameters():
     base = build_backbone("resnet18", input_shape=(16, 64, 64, 3), **TINY)
-    strided = build_backbone("resnet18", input_shape=(16, 64, 64, 3), conv1_t_stride=2, no_max_pool=True, **TINY)
+    strided = build_backbone(
+        "resnet18", input_shape=(16, 64, 64, 3), conv1_t_stride=2, no_max_pool=True, **TINY
+    )
     assert base.get_layer("layer1_block0_conv1").input.shape == (None, 8, 16, 16, 8)
     assert strided.get_layer("layer1_block0_conv1").input.shape == (None, 8, 32, 32, 8)
     short = build_backbone("resnet18", conv1_t_size=3, **TINY)
@@ -72,7 +77,12 @@ def test_stem_options_change_shapes_and_parameters():
 def test_width_multiplier_scales_every_stage():
     model = build_backbone("resnet34", width_multiplier=0.25)
     assert model.get_layer("conv1").filters == 16
-    assert [model.get_layer(f"layer{s}_block0_conv1").filters for s in (1, 2, 3, 4)] == [16, 32, 64, 128]
+    assert [model.get_layer(f"layer{s}_block0_conv1").filters for s in (1, 2, 3, 4)] == [
+        16,
+        32,
+        64,
+        128,
+    ]
 
 
 def test_resnext_uses_grouped_bottleneck():
@@ -148,5 +158,8 @@ def test_resnext_too_narrow_for_its_groups_is_refused():
 
 def test_wrong_rank_at_call_is_named():
     model = build_backbone("resnet10", input_shape=(8, 32, 32, 3), **TINY)
-    with pytest.raises(ValueError, match=r"Expected shape \(None, 8, 32, 32, 3\), but input has incompatible shape \(1, 8, 32, 32\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"Expected shape \(None, 8, 32, 32, 3\), but input has incompatible shape \(1, 8, 32, 32\)",
+    ):
         model(np.zeros((1, 8, 32, 32), np.float32))

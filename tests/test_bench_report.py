@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import machine as bench_machine, report, run_all
+from bench import machine as bench_machine
+from bench import report, run_all
 from dynamonet_tf.markdown import markdown_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -45,7 +46,11 @@ def fixtures():
             "results": [
                 {"implementation": "depthwise (global)", "median_ms": 50.0, "ms": [50.0]},
                 {"implementation": "extract_patches (global)", "median_ms": 1000.0, "ms": [1000.0]},
-                {"implementation": "extract_patches (per-pixel)", "median_ms": 900.0, "ms": [900.0]},
+                {
+                    "implementation": "extract_patches (per-pixel)",
+                    "median_ms": 900.0,
+                    "ms": [900.0],
+                },
                 {"implementation": "conv_patches (per-pixel)", "median_ms": 300.0, "ms": [300.0]},
             ],
         },
@@ -75,8 +80,14 @@ def fixtures():
         "backbones": {
             "machine": machine("python bench/backbones.py --json x.json"),
             "config": {
-                "frames": 16, "size": 112, "batch": 1, "steps": 3, "rounds": 2,
-                "skip_timing": False, "peak_gflops": 220.0, "torch_problem": None,
+                "frames": 16,
+                "size": 112,
+                "batch": 1,
+                "steps": 3,
+                "rounds": 2,
+                "skip_timing": False,
+                "peak_gflops": 220.0,
+                "torch_problem": None,
                 "torch_version": "2.13.0+cpu, 2 threads",
             },  # fmt: skip
             "results": [
@@ -115,14 +126,22 @@ def fixtures():
             "config": {"frames": 16, "size": 112, "batch": 2, "steps": 5, "peak_gflops": 220.0},
             "results": [
                 {
-                    "backbone": "resnet18", "model": "classifier", "forward_gflops_per_clip": 16.0,
-                    "step_seconds": 0.5, "clips_per_second": 4.0,
-                    "achieved_gflops_per_second": 192.0, "utilisation": 0.8727,
+                    "backbone": "resnet18",
+                    "model": "classifier",
+                    "forward_gflops_per_clip": 16.0,
+                    "step_seconds": 0.5,
+                    "clips_per_second": 4.0,
+                    "achieved_gflops_per_second": 192.0,
+                    "utilisation": 0.8727,
                 },
                 {
-                    "backbone": "resnet18", "model": "joint", "forward_gflops_per_clip": 16.2,
-                    "step_seconds": 0.6, "clips_per_second": 3.3333,
-                    "achieved_gflops_per_second": 162.0, "utilisation": 0.7364,
+                    "backbone": "resnet18",
+                    "model": "joint",
+                    "forward_gflops_per_clip": 16.2,
+                    "step_seconds": 0.6,
+                    "clips_per_second": 3.3333,
+                    "achieved_gflops_per_second": 162.0,
+                    "utilisation": 0.7364,
                 },
             ],  # fmt: skip
             "frame_prediction_overhead": {"resnet18": 0.2},
@@ -130,19 +149,34 @@ def fixtures():
         "pipeline": {
             "machine": machine("python bench/pipeline.py --json x.json"),
             "config": {
-                "videos": 32, "video_frames": 64, "height": 128, "width": 171, "frames": 16,
-                "size": 112, "batch": 8, "shards": 4, "mean_jpeg_bytes": 10240.0,
+                "videos": 32,
+                "video_frames": 64,
+                "height": 128,
+                "width": 171,
+                "frames": 16,
+                "size": 112,
+                "batch": 8,
+                "shards": 4,
+                "mean_jpeg_bytes": 10240.0,
             },  # fmt: skip
             "results": [
                 {
-                    "pipeline": "train (deterministic=False)", "batch": 8, "clips": 400,
-                    "seconds": 20.0, "clips_per_second": 20.0,
-                    "decoded_frames_per_second": 340.0, "ms_per_batch": 400.0,
+                    "pipeline": "train (deterministic=False)",
+                    "batch": 8,
+                    "clips": 400,
+                    "seconds": 20.0,
+                    "clips_per_second": 20.0,
+                    "decoded_frames_per_second": 340.0,
+                    "ms_per_batch": 400.0,
                 },
                 {
-                    "pipeline": "train (deterministic=True)", "batch": 8, "clips": 400,
-                    "seconds": 40.0, "clips_per_second": 2.5,
-                    "decoded_frames_per_second": 42.5, "ms_per_batch": 3200.0,
+                    "pipeline": "train (deterministic=True)",
+                    "batch": 8,
+                    "clips": 400,
+                    "seconds": 40.0,
+                    "clips_per_second": 2.5,
+                    "decoded_frames_per_second": 42.5,
+                    "ms_per_batch": 3200.0,
                 },
             ],  # fmt: skip
         },
@@ -169,13 +203,20 @@ def fixtures():
             "differences": ["a factorised bottleneck"],
             "results": [
                 {
-                    "model": "ours", "batch": 1, "step_seconds": 1.5, "clips_per_second": 0.6667,
-                    "achieved_gflops_per_second": 40.0, "utilisation": 0.1818,
+                    "model": "ours",
+                    "batch": 1,
+                    "step_seconds": 1.5,
+                    "clips_per_second": 0.6667,
+                    "achieved_gflops_per_second": 40.0,
+                    "utilisation": 0.1818,
                     "ratio_to_model_garden": 1.25,
                 },
                 {
-                    "model": "model_garden", "batch": 1, "step_seconds": 1.2,
-                    "clips_per_second": 0.8333, "achieved_gflops_per_second": 40.0,
+                    "model": "model_garden",
+                    "batch": 1,
+                    "step_seconds": 1.2,
+                    "clips_per_second": 0.8333,
+                    "achieved_gflops_per_second": 40.0,
                     "utilisation": 0.1818,
                 },
             ],  # fmt: skip
@@ -208,7 +249,10 @@ def test_tables_show_the_numbers_of_the_jsons(tmp_path):
     assert "takes 20.0x as long" in dynamic
     # 50 ms / 8 clips against the joint step's 0.6 s / 2 clips.
     assert f"{100 * (50 / 8) / 300:.1f}% of the fastest joint training step" in dynamic
-    assert "conv_patches): 300.0 ms against 900.0 ms with extract_patches, 3.0x faster, and 6.0x" in dynamic
+    assert (
+        "conv_patches): 300.0 ms against 900.0 ms with extract_patches, 3.0x faster, and 6.0x"
+        in dynamic
+    )
 
     grouped = section(text, "Grouped")
     layer1_gflops = 3 * 2 * 8 * 28 * 28 * 128 * 27 * 4 / 1e9
@@ -424,7 +468,9 @@ def test_unsteady_steps_are_flagged(tmp_path):
 def test_the_committed_report_is_the_rendering_of_the_committed_jsons():
     """docs/BENCHMARKS.md holds no figure typed by hand: it is bench/results/ rendered."""
     root = Path(__file__).resolve().parent.parent
-    assert (root / "docs" / "BENCHMARKS.md").read_text() == report.render(str(root / "bench" / "results"))
+    assert (root / "docs" / "BENCHMARKS.md").read_text() == report.render(
+        str(root / "bench" / "results")
+    )
 
 
 # The report renders without TensorFlow: every module it is made of, each bench's renderer

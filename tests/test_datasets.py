@@ -374,10 +374,10 @@ def kinetics(tmp_path):
         "zumba,MiSsInG0001,30,40,train,0\n"
     )
     (annotations / "validate.csv").write_text(
-        f"{KINETICS_HEADER}\n" '"dancing, salsa",-_-_-_-_-_-,120,130,validate,0\n'
+        f'{KINETICS_HEADER}\n"dancing, salsa",-_-_-_-_-_-,120,130,validate,0\n'
     )
     (annotations / "test.csv").write_text(
-        f"{KINETICS_HEADER}\n" ",t3St_ID-001,1,11,test,0\n" "zumba,t3St_ID-002,2,12,test,0\n"
+        f"{KINETICS_HEADER}\n,t3St_ID-001,1,11,test,0\nzumba,t3St_ID-002,2,12,test,0\n"
     )
     touch(root / "train" / "passing American football (in game)" / "-Ab_cD3fGh1_000014_000024.mp4")
     touch(root / "train" / "dancing, salsa" / "__x_Y-9_zz0_000005_000015.mp4")
@@ -507,7 +507,9 @@ def test_kinetics400_argument_errors(kinetics, tmp_path):
     with pytest.raises(DatasetError, match=r"no rows with split in val in .*train\.csv"):
         datasets.read_kinetics400(root, annotations / "train.csv", subsets=("val",))
     # "holdout" is a subset of prepared data, never a Kinetics annotation split.
-    with pytest.raises(DatasetError, match=r"subsets \('holdout',\): each must be one of train, val, test$"):
+    with pytest.raises(
+        DatasetError, match=r"subsets \('holdout',\): each must be one of train, val, test$"
+    ):
         datasets.read_kinetics400(root, annotations, subsets="holdout")
 
 

@@ -23,7 +23,7 @@ def test_design_citations_name_existing_sections():
 
 
 def test_no_citation_of_notes_the_repository_lacks():
-    """"the design notes" or a bare "DESIGN.md" must say where: docs/DESIGN.md."""
+    """ "the design notes" or a bare "DESIGN.md" must say where: docs/DESIGN.md."""
     stale = []
     for path in REPOSITORY.rglob("*"):
         if path.suffix not in (".py", ".md", ".yaml") or ".git" in path.parts:

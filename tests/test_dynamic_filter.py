@@ -64,7 +64,9 @@ def test_per_pixel_filters_match_naive_loop(k, padding, implementation):
     rng = np.random.default_rng(2)
     frames, filters = random_inputs(rng, (2, 2, 7, 9, 3), k, per_pixel=True)
     layer_padding = "zeros" if padding == "constant" else padding
-    out = DynamicFilter(k, implementation=implementation, per_pixel=True, padding=layer_padding)(frames, filters)
+    out = DynamicFilter(k, implementation=implementation, per_pixel=True, padding=layer_padding)(
+        frames, filters
+    )
     np.testing.assert_allclose(out, naive_filter(frames, filters, padding), rtol=1e-5, atol=1e-6)
 
 
@@ -73,7 +75,12 @@ def test_per_pixel_implementations_have_equal_gradients():
     frames, filters = random_inputs(rng, (2, 3, 8, 10, 3), 5, per_pixel=True)
     upstream = rng.normal(size=frames.shape).astype(np.float32)
     results = [
-        gradients(DynamicFilter(5, implementation=implementation, per_pixel=True), frames, filters, upstream)
+        gradients(
+            DynamicFilter(5, implementation=implementation, per_pixel=True),
+            frames,
+            filters,
+            upstream,
+        )
         for implementation in PATCH_IMPLEMENTATIONS
     ]
     for a, b in zip(*results):
@@ -121,7 +128,9 @@ def test_implementations_have_equal_gradients():
     upstream = rng.normal(size=frames.shape).astype(np.float32)
     depthwise = gradients(DynamicFilter(5, implementation="depthwise"), frames, filters, upstream)
     for implementation in PATCH_IMPLEMENTATIONS:
-        patches = gradients(DynamicFilter(5, implementation=implementation), frames, filters, upstream)
+        patches = gradients(
+            DynamicFilter(5, implementation=implementation), frames, filters, upstream
+        )
         for a, b in zip(depthwise, patches):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
@@ -133,12 +142,16 @@ def test_filter_gradient_equals_naive_correlation(implementation):
     k = 3
     frames, filters = random_inputs(rng, (1, 2, 5, 7, 2), k)
     upstream = rng.normal(size=frames.shape).astype(np.float32)
-    _, filter_gradient = gradients(DynamicFilter(k, implementation=implementation), frames, filters, upstream)
+    _, filter_gradient = gradients(
+        DynamicFilter(k, implementation=implementation), frames, filters, upstream
+    )
     padded = np.pad(frames, [(0, 0), (0, 0), (1, 1), (1, 1), (0, 0)])
     expected = np.zeros(filters.shape)
     for i in range(k):
         for j in range(k):
-            expected[:, :, i, j] = np.sum(upstream * padded[:, :, i : i + 5, j : j + 7], axis=(2, 3, 4))
+            expected[:, :, i, j] = np.sum(
+                upstream * padded[:, :, i : i + 5, j : j + 7], axis=(2, 3, 4)
+            )
     np.testing.assert_allclose(filter_gradient, expected, rtol=1e-4, atol=1e-5)
 
 
@@ -160,7 +173,11 @@ def test_get_config_round_trip():
     assert clone.get_config() == layer.get_config()
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
     assert isinstance(restored, DynamicFilter)
-    assert (restored.kernel_size, restored.implementation, restored.padding) == (3, "extract_patches", "reflect")
+    assert (restored.kernel_size, restored.implementation, restored.padding) == (
+        3,
+        "extract_patches",
+        "reflect",
+    )
     rng = np.random.default_rng(8)
     frames, filters = random_inputs(rng, (1, 2, 6, 6, 3), 3)
     np.testing.assert_array_equal(restored(frames, filters), layer(frames, filters))
@@ -182,7 +199,9 @@ def test_dynamic_batch_inside_tf_function(implementation):
     rng = np.random.default_rng(9)
     for batch in (1, 3):
         frames, filters = random_inputs(rng, (batch, 2, 8, 10, 3), 3)
-        np.testing.assert_allclose(apply(frames, filters), naive_filter(frames, filters), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            apply(frames, filters), naive_filter(frames, filters), rtol=1e-5, atol=1e-6
+        )
     assert len(apply._list_all_concrete_functions()) == 1
 
 
@@ -192,7 +211,9 @@ def test_functional_model_with_unknown_batch():
     model = keras.Model([frames, filters], DynamicFilter(3)(frames, filters))
     rng = np.random.default_rng(10)
     x, f = random_inputs(rng, (3, 2, 8, 8, 3), 3)
-    np.testing.assert_allclose(model.predict([x, f], verbose=0), naive_filter(x, f), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        model.predict([x, f], verbose=0), naive_filter(x, f), rtol=1e-5, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
@@ -218,7 +239,12 @@ def test_filters_in_float32_under_mixed_precision(policy):
         ({}, (1, 2, 8, 8, 3), (1, 3, 5, 5), "time=2 but filters have time=3"),
         ({}, (2, 2, 8, 8, 3), (1, 2, 5, 5), "batch=2 but filters have batch=1"),
         ({"kernel_size": 7}, (1, 2, 5, 9, 3), (1, 2, 7, 7), "larger than the frame height 5"),
-        ({"per_pixel": True}, (1, 2, 8, 8, 3), (1, 2, 5, 5), r"\(batch, time, height, width, k, k\)"),
+        (
+            {"per_pixel": True},
+            (1, 2, 8, 8, 3),
+            (1, 2, 5, 5),
+            r"\(batch, time, height, width, k, k\)",
+        ),
         ({"per_pixel": True}, (1, 2, 8, 8, 3), (1, 2, 8, 9, 5, 5), "match the frames' width"),
     ],
 )

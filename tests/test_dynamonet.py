@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from dynamonet_tf import losses
-from dynamonet_tf.layers import DynamicFilter
 from dynamonet_tf.data.clips import split_clip
+from dynamonet_tf.layers import DynamicFilter
 from dynamonet_tf.models import build_dynamonet, transfer_weights
 
 TINY = dict(
@@ -39,10 +39,18 @@ def test_pretrain_model_predicts_16_frames_from_a_17_frame_clip():
     np.testing.assert_allclose(np.sum(outputs["filters"], axis=(2, 3)), 1.0, rtol=1e-5)
     # Filter t applied to input frame t is predicted frame t + 1.
     np.testing.assert_allclose(
-        outputs["predicted_frames"], DynamicFilter(5)(frames, outputs["filters"]), rtol=1e-6, atol=1e-6
+        outputs["predicted_frames"],
+        DynamicFilter(5)(frames, outputs["filters"]),
+        rtol=1e-6,
+        atol=1e-6,
     )
     # Convex combinations of [0, 1] pixels (and zero padding) stay in [0, 1].
-    assert 0.0 <= float(np.min(outputs["predicted_frames"])) <= float(np.max(outputs["predicted_frames"])) <= 1.0
+    assert (
+        0.0
+        <= float(np.min(outputs["predicted_frames"]))
+        <= float(np.max(outputs["predicted_frames"]))
+        <= 1.0
+    )
 
 
 def test_pretrain_model_has_no_classifier_variables():
@@ -75,7 +83,9 @@ def test_classifier_baseline_has_no_frame_prediction():
 
 def test_initial_filters_favour_the_centre_tap():
     model = build_dynamonet("pretrain", initial_centre_weight=0.9, **TINY)
-    model.get_layer("fp_filter_fc").kernel.assign(np.zeros(model.get_layer("fp_filter_fc").kernel.shape))
+    model.get_layer("fp_filter_fc").kernel.assign(
+        np.zeros(model.get_layer("fp_filter_fc").kernel.shape)
+    )
     filters = np.asarray(model(clips(1)[:, :8])["filters"])
     np.testing.assert_allclose(filters[..., 2, 2], 0.9, rtol=1e-5)
     np.testing.assert_allclose(filters.sum(axis=(2, 3)) - filters[..., 2, 2], 0.1, rtol=1e-4)
@@ -90,14 +100,21 @@ def test_pretrain_weights_move_into_joint_model():
     assert FP_LAYERS <= set(report.loaded)
     assert "backbone/conv1" in report.loaded and "backbone/layer4_block0_bn2" in report.loaded
     for name in ("fp_filter_fc", "fp_bn1"):
-        for a, b in zip(pretrain.get_layer(name).get_weights(), joint.get_layer(name).get_weights()):
+        for a, b in zip(
+            pretrain.get_layer(name).get_weights(), joint.get_layer(name).get_weights()
+        ):
             np.testing.assert_array_equal(a, b)
-    for a, b in zip(pretrain.get_layer("backbone").get_weights(), joint.get_layer("backbone").get_weights()):
+    for a, b in zip(
+        pretrain.get_layer("backbone").get_weights(), joint.get_layer("backbone").get_weights()
+    ):
         np.testing.assert_array_equal(a, b)
     # Same weights, same predictions.
     frames = clips(2)[:, :8]
     np.testing.assert_allclose(
-        pretrain(frames)["predicted_frames"], joint(frames)["predicted_frames"], rtol=1e-5, atol=1e-6
+        pretrain(frames)["predicted_frames"],
+        joint(frames)["predicted_frames"],
+        rtol=1e-5,
+        atol=1e-6,
     )
 
 
@@ -122,9 +139,13 @@ def test_joint_loss_trains_and_is_the_weighted_sum():
     before = [w.numpy().copy() for w in model.trainable_weights]
     model.fit(frames, {"logits": labels, "predicted_frames": targets}, epochs=1, verbose=0)
     assert any(not np.array_equal(a, w.numpy()) for a, w in zip(before, model.trainable_weights))
-    result = model.evaluate(frames, {"logits": labels, "predicted_frames": targets}, verbose=0, return_dict=True)
+    result = model.evaluate(
+        frames, {"logits": labels, "predicted_frames": targets}, verbose=0, return_dict=True
+    )
     np.testing.assert_allclose(
-        result["loss"], 0.25 * result["predicted_frames_loss"] + 2.0 * result["logits_loss"], rtol=1e-5
+        result["loss"],
+        0.25 * result["predicted_frames_loss"] + 2.0 * result["logits_loss"],
+        rtol=1e-5,
     )
     outputs = model(frames, training=False)
     expected_fp = losses.FramePredictionLoss()(targets, outputs["predicted_frames"])
@@ -168,13 +189,22 @@ def test_mixed_precision_keeps_filters_and_predictions_float32(policy):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(kind="finetune"), "Unknown DynamoNet kind 'finetune'; valid kinds: pretrain, joint, classifier"),
+        (
+            dict(kind="finetune"),
+            "Unknown DynamoNet kind 'finetune'; valid kinds: pretrain, joint, classifier",
+        ),
         (dict(kind="joint"), "needs num_classes"),
         (dict(kind="classifier", num_classes=1), "needs num_classes"),
         (dict(kind="pretrain", num_classes=5), "has no classifier"),
-        (dict(kind="pretrain", input_shape=(8, 32, 32, 1)), "has 1 channels but the normalisation statistics have 3"),
+        (
+            dict(kind="pretrain", input_shape=(8, 32, 32, 1)),
+            "has 1 channels but the normalisation statistics have 3",
+        ),
         (dict(kind="pretrain", input_shape=(32, 32, 3)), r"\(time, height, width, channels\)"),
-        (dict(kind="pretrain", backbone="resnet11"), "Unknown backbone 'resnet11'; valid backbones: resnet10"),
+        (
+            dict(kind="pretrain", backbone="resnet11"),
+            "Unknown backbone 'resnet11'; valid backbones: resnet10",
+        ),
     ],
 )
 def test_bad_arguments_are_named(kwargs, message):
@@ -205,10 +235,16 @@ def test_per_pixel_filters_are_interpolated_from_a_grid_and_applied_per_pixel():
     np.testing.assert_allclose(field.sum(axis=(-2, -1)), 1.0, rtol=1e-5)
     assert np.ptp(field[:, :, :, :, 2, 2], axis=(2, 3)).min() > 0  # filters vary over the frame
     np.testing.assert_allclose(
-        outputs["predicted_frames"], DynamicFilter(5, per_pixel=True)(frames, field), rtol=1e-6, atol=1e-6
+        outputs["predicted_frames"],
+        DynamicFilter(5, per_pixel=True)(frames, field),
+        rtol=1e-6,
+        atol=1e-6,
     )
     # The filters output (and the DMR's input) is each frame's mean filter over the grid.
-    assert outputs["filters"].shape == (2, 8, 5, 5) and model.get_layer("dmr").kernel.shape == (8 * 5 * 5, 12)
+    assert outputs["filters"].shape == (2, 8, 5, 5) and model.get_layer("dmr").kernel.shape == (
+        8 * 5 * 5,
+        12,
+    )
     np.testing.assert_allclose(np.sum(outputs["filters"], axis=(2, 3)), 1.0, rtol=1e-5)
 
 
@@ -217,7 +253,10 @@ def test_per_pixel_filters_on_a_one_cell_grid_are_the_global_filters():
     frames = clips(1)[:, :8]
     outputs = model(frames)
     np.testing.assert_allclose(
-        outputs["predicted_frames"], DynamicFilter(5)(frames, outputs["filters"]), rtol=1e-5, atol=1e-6
+        outputs["predicted_frames"],
+        DynamicFilter(5)(frames, outputs["filters"]),
+        rtol=1e-5,
+        atol=1e-6,
     )
 
 
@@ -236,9 +275,14 @@ def test_the_config_keys_reach_the_model():
 
     config = load_config(
         overrides=[
-            "model.backbone=resnet10", "model.width_multiplier=0.125", "model.head_filters=8",
-            "data.num_frames=8", "data.crop_size=32", "data.short_side=32",
-            "model.per_pixel_filters=true", "model.filter_grid=2",
+            "model.backbone=resnet10",
+            "model.width_multiplier=0.125",
+            "model.head_filters=8",
+            "data.num_frames=8",
+            "data.crop_size=32",
+            "data.short_side=32",
+            "model.per_pixel_filters=true",
+            "model.filter_grid=2",
         ]
     )
     model = build_model(config)

@@ -21,8 +21,8 @@ from dynamonet_tf.config import to_dict
 from dynamonet_tf.data.pipelines import eval_dataset
 from dynamonet_tf.data.schema import encode_video_example
 from dynamonet_tf.evaluation import evaluate_clips, summarise_splits
-from dynamonet_tf.names import LOGITS
 from dynamonet_tf.layout import RUN_CONFIG
+from dynamonet_tf.names import LOGITS
 from dynamonet_tf.runs import build_model
 from synthetic import translation_clips
 from tiny_run import tiny_config, write_tiny_data
@@ -31,7 +31,11 @@ from tiny_run import tiny_config, write_tiny_data
 
 T = 4
 HEIGHT, WIDTH, CROP = 24, 41, 16  # stored at the short side: no resizing
-LEFTS = (0, 12, 25)  # left edges of the 3 crops (centre (41 - 16) // 2); the 1-crop is the middle one
+LEFTS = (
+    0,
+    12,
+    25,
+)  # left edges of the 3 crops (centre (41 - 16) // 2); the 1-crop is the middle one
 NUM_CLASSES = 10
 # media_id: (frames, label). v1, v2, v4: lengths that are not a multiple of T, so their last
 # clip repeats their final frame; v2 is shorter than one clip.
@@ -60,7 +64,11 @@ def known_logits(frame_indices, number, position):
     classes = np.arange(NUM_CLASSES)
     label = VIDEOS[f"v{number}"][1]
     varying = 2.0 * np.sin(1.3 * classes + 0.7 * np.sum(frame_indices) + 2.1 * number)
-    return varying + LABEL_WEIGHTS[number] * (classes == label) + POSITION_WEIGHT * (classes == position)
+    return (
+        varying
+        + LABEL_WEIGHTS[number] * (classes == label)
+        + POSITION_WEIGHT * (classes == position)
+    )
 
 
 def predict(frames):
@@ -81,7 +89,9 @@ def softmax(logits):
     return exponentials / exponentials.sum()
 
 
-def hand_computation(num_crops, clip_stride, include_padded=True, average_crops=True, frame_stride=1):
+def hand_computation(
+    num_crops, clip_stride, include_padded=True, average_crops=True, frame_stride=1
+):
     """Per video: (label, probabilities averaged over its clips, clips); and per clip (label,
     probabilities averaged over its crops). Of the video's frames 0, s, 2s, ...
     (``s = frame_stride``), clips start every ``clip_stride`` kept frames until one reaches
@@ -126,7 +136,9 @@ def stamped_records(tmp_path_factory):
     path = tmp_path_factory.mktemp("stamped") / "test-00000-of-00001.tfrecord"
     with tf.io.TFRecordWriter(str(path)) as writer:
         for number, (media_id, (length, label)) in enumerate(VIDEOS.items()):
-            writer.write(encode_video_example(stamped_video(length, number), label, f"c{label}", media_id))
+            writer.write(
+                encode_video_example(stamped_video(length, number), label, f"c{label}", media_id)
+            )
     return str(path)
 
 
@@ -135,7 +147,9 @@ def stamped_records(tmp_path_factory):
     [(1, T, 1), (3, T, 1), (1, 2, 1), (3, T, 2)],
     ids=["centre", "3-crop", "overlapping", "frame-stride-2"],
 )
-def test_video_scores_equal_a_hand_computation(stamped_records, num_crops, clip_stride, frame_stride):
+def test_video_scores_equal_a_hand_computation(
+    stamped_records, num_crops, clip_stride, frame_stride
+):
     dataset = eval_dataset(
         stamped_records,
         num_frames=T,
@@ -164,20 +178,38 @@ def test_video_scores_equal_a_hand_computation(stamped_records, num_crops, clip_
         assert prediction["probability"] == pytest.approx(probabilities.max())
         best = np.argsort(-probabilities)[:5]
         assert [name for name, _ in prediction["top5"]] == [names[c] for c in best]
-        np.testing.assert_allclose([p for _, p in prediction["top5"]], probabilities[best], rtol=1e-9)
+        np.testing.assert_allclose(
+            [p for _, p in prediction["top5"]], probabilities[best], rtol=1e-9
+        )
 
     # The test can tell: leaving out the padded last clips, using only the centre crop of a
     # 3-crop evaluation, or consecutive frames instead of strided ones, gives other numbers.
-    assert accuracies(*hand_computation(num_crops, clip_stride, include_padded=False, frame_stride=frame_stride)) != expected
+    assert (
+        accuracies(
+            *hand_computation(
+                num_crops, clip_stride, include_padded=False, frame_stride=frame_stride
+            )
+        )
+        != expected
+    )
     if num_crops == 3:
-        assert accuracies(*hand_computation(num_crops, clip_stride, average_crops=False, frame_stride=frame_stride)) != expected
+        assert (
+            accuracies(
+                *hand_computation(
+                    num_crops, clip_stride, average_crops=False, frame_stride=frame_stride
+                )
+            )
+            != expected
+        )
     if frame_stride > 1:
         assert accuracies(*hand_computation(num_crops, clip_stride)) != expected
 
 
 def test_summary_is_the_mean_and_population_std_over_splits():
     def metrics(split, top1, top5):
-        numbers = dict(video_top1=top1, video_top5=top5, clip_top1=top1 / 2, mean_class_accuracy=top1)
+        numbers = dict(
+            video_top1=top1, video_top5=top5, clip_top1=top1 / 2, mean_class_accuracy=top1
+        )
         return split, dict(checkpoint=f"run{split}", videos=4, clips=12, **numbers)
 
     summary = summarise_splits([metrics(1, 0.5, 1.0), metrics(2, 0.25, 0.75), metrics(3, 0.0, 0.5)])
@@ -190,7 +222,9 @@ def test_summary_is_the_mean_and_population_std_over_splits():
 
 # ---------------------------------------------------------------------------- evaluate.py
 
-TEST_LABELS = translation_clips(16, 20, 40, seed=3)[1][12:16]  # the 4 test videos of write_tiny_data
+TEST_LABELS = translation_clips(16, 20, 40, seed=3)[1][
+    12:16
+]  # the 4 test videos of write_tiny_data
 CLASSES = [f"class{i}" for i in range(8)]
 SHARD = "test-00000-of-00001.tfrecord"
 
@@ -210,7 +244,9 @@ def write_run(model_dir, data_dir, *overrides, bias=None, stage="joint"):
         layer.bias.assign(bias.astype(np.float32))
     model_dir.mkdir(parents=True)
     (model_dir / RUN_CONFIG).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
-    tf.train.CheckpointManager(tf.train.Checkpoint(model=model), model_dir / "checkpoints", max_to_keep=1).save()
+    tf.train.CheckpointManager(
+        tf.train.Checkpoint(model=model), model_dir / "checkpoints", max_to_keep=1
+    ).save()
     return model_dir
 
 
@@ -253,13 +289,17 @@ def expected_numbers(target):
     }
 
 
-def test_split_all_evaluates_each_split_with_its_run_and_reports_mean_and_std(tiny_data, tmp_path, capsys):
+def test_split_all_evaluates_each_split_with_its_run_and_reports_mean_and_std(
+    tiny_data, tmp_path, capsys
+):
     targets = {1: 4, 2: 0, 3: 2}
     for split, target in targets.items():
         write_run(tmp_path / f"run_split{split}", tiny_data, bias=fixed_bias(target))
         prepared_split(tmp_path / "prepared", tiny_data, split)
     runs, data = tmp_path / "run_split{split}", tmp_path / "prepared" / "split{split}"
-    evaluate.main(["--dataset", "hmdb51", "--split", "all", "--model-dir", str(runs), "--data", str(data)])
+    evaluate.main(
+        ["--dataset", "hmdb51", "--split", "all", "--model-dir", str(runs), "--data", str(data)]
+    )
 
     summary = json.loads((tmp_path / "eval_hmdb51_splits" / "summary.json").read_text())
     expected = {split: expected_numbers(target) for split, target in targets.items()}
@@ -283,9 +323,22 @@ def test_outputs_of_one_split(joint_run, tiny_data, tmp_path):
     evaluate.main([*options, "--model-dir", str(joint_run), "--data", str(data), "--out", str(out)])
 
     # Nothing else, such as a temporary file.
-    assert sorted(p.name for p in out.iterdir()) == ["confusion.png", "metrics.json", "predictions.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "confusion.png",
+        "metrics.json",
+        "predictions.csv",
+    ]
     metrics = json.loads((out / "metrics.json").read_text())
-    protocol = dict(dataset="hmdb51", split=2, crops=3, clip_stride=8, num_frames=8, videos=4, clips=12, views=36)
+    protocol = dict(
+        dataset="hmdb51",
+        split=2,
+        crops=3,
+        clip_stride=8,
+        num_frames=8,
+        videos=4,
+        clips=12,
+        views=36,
+    )
     assert {key: metrics[key] for key in protocol} == protocol
     assert metrics["checkpoint"] == str(joint_run / "checkpoints" / "ckpt-1")
     for key, value in expected_numbers(3).items():
@@ -312,7 +365,9 @@ def test_outputs_of_one_split(joint_run, tiny_data, tmp_path):
 
 
 def test_default_data_and_output_come_from_the_run(joint_run, tiny_data):
-    evaluate.main(["--dataset", "hmdb51", "--model-dir", str(joint_run)])  # data.eval_files of the run
+    evaluate.main(
+        ["--dataset", "hmdb51", "--model-dir", str(joint_run)]
+    )  # data.eval_files of the run
     metrics = json.loads((joint_run / "eval_hmdb51_split1" / "metrics.json").read_text())
     assert metrics["data"] == str(tiny_data / "test-*.tfrecord") and metrics["videos"] == 4
     assert metrics["video_top1"] == pytest.approx(expected_numbers(3)["video_top1"])
@@ -341,9 +396,13 @@ def test_user_mistakes_end_in_one_line_naming_the_value(joint_run, tiny_data, tm
     def error(*argv, run=joint_run):
         return exit_message([*argv, "--model-dir", str(run)])
 
-    assert "unknown dataset 'hmdb'; valid: ucf101, hmdb51, kinetics400, demo" in error("--dataset", "hmdb")
+    assert "unknown dataset 'hmdb'; valid: ucf101, hmdb51, kinetics400, demo" in error(
+        "--dataset", "hmdb"
+    )
     assert "no split '4'; valid: 1, 2, 3 or all" in error("--dataset", "ucf101", "--split", "4")
-    assert "kinetics400 has a single test set" in error("--dataset", "kinetics400", "--split", "all")
+    assert "kinetics400 has a single test set" in error(
+        "--dataset", "kinetics400", "--split", "all"
+    )
     assert "--model-dir '" + str(joint_run) + "' needs a {split} placeholder" in error(
         "--dataset", "hmdb51", "--split", "all"
     )
@@ -354,15 +413,25 @@ def test_user_mistakes_end_in_one_line_naming_the_value(joint_run, tiny_data, tm
     assert "ckpt-99.index" in exit_message(["--dataset", "hmdb51", "--checkpoint", str(prefix)])
 
     nothing = str(tmp_path / "nothing-*.tfrecord")
-    assert f"--data '{nothing}' matches no TFRecord files" in error("--dataset", "hmdb51", "--data", nothing)
+    assert f"--data '{nothing}' matches no TFRecord files" in error(
+        "--dataset", "hmdb51", "--data", nothing
+    )
 
     pretrain = write_run(tmp_path / "pretrain", tiny_data, stage="pretrain")
-    assert "is a pretrain run (frame prediction only, no classifier)" in error("--dataset", "hmdb51", run=pretrain)
+    assert "is a pretrain run (frame prediction only, no classifier)" in error(
+        "--dataset", "hmdb51", run=pretrain
+    )
 
     five_classes = prepared_split(tmp_path / "five", tiny_data, 1, classes=CLASSES[:5])
     message = error("--dataset", "hmdb51", "--data", str(five_classes))
-    assert "has 5 classes (its manifest.json) but the model of" in message and "predicts 8" in message
+    assert (
+        "has 5 classes (its manifest.json) but the model of" in message and "predicts 8" in message
+    )
 
     split3 = str(prepared_split(tmp_path / "other", tiny_data, 3))
-    assert "is split 3 (its manifest.json), not split 1" in error("--dataset", "hmdb51", "--data", split3)
-    assert "was prepared from hmdb51" in error("--dataset", "ucf101", "--split", "3", "--data", split3)
+    assert "is split 3 (its manifest.json), not split 1" in error(
+        "--dataset", "hmdb51", "--data", split3
+    )
+    assert "was prepared from hmdb51" in error(
+        "--dataset", "ucf101", "--split", "3", "--data", split3
+    )

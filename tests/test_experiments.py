@@ -10,7 +10,14 @@ import tensorflow as tf
 
 from dynamonet_tf.data.prepare import PrepareError
 from dynamonet_tf.data.schema import encode_video_example
-from experiments import backbone_baseline, common, fp_objective, frame_prediction, make_results, pretraining
+from experiments import (
+    backbone_baseline,
+    common,
+    fp_objective,
+    frame_prediction,
+    make_results,
+    pretraining,
+)
 from experiments.aggregate import summarize, summarize_runs
 from experiments.claims import CLAIMS, FP_OBJECTIVE, RESULTS_FILE
 from experiments.datasets import HELD_OUT_PHOTOS, TRAINING_PHOTOS
@@ -24,7 +31,9 @@ def data_root(tmp_path_factory):
 
 
 def smoke(script, data_root, out):
-    return script.main(["--smoke", "--seeds", "0", "--out", str(out), "--data-root", str(data_root)])
+    return script.main(
+        ["--smoke", "--seeds", "0", "--out", str(out), "--data-root", str(data_root)]
+    )
 
 
 def read_results(out):
@@ -35,7 +44,9 @@ def read_results(out):
 
 
 @pytest.mark.slow
-def test_frame_prediction_smoke_scores_both_filter_kinds_on_held_out_photographs(data_root, tmp_path):
+def test_frame_prediction_smoke_scores_both_filter_kinds_on_held_out_photographs(
+    data_root, tmp_path
+):
     results = smoke(frame_prediction, data_root, tmp_path)
     assert results == read_results(tmp_path) and results["complete"] and results["smoke"]
     assert list(results["arms"]) == ["global_filters", "per_pixel_filters"]
@@ -47,45 +58,78 @@ def test_frame_prediction_smoke_scores_both_filter_kinds_on_held_out_photographs
         assert {"ssim", "ssim_luma", "psnr", "copy_ssim", "copy_psnr"} <= set(run["metrics"])
         assert arm["summary"]["ssim"] == {"mean": run["metrics"]["ssim"], "std": None, "n": 1}
         # Trained on clips of the training photographs, scored on the held-out ones.
-        assert any("training_photos" in o for o in arm["overrides"] if o.startswith("data.train_files="))
-        assert any("held_out_photos" in o for o in arm["overrides"] if o.startswith("data.eval_files="))
+        assert any(
+            "training_photos" in o for o in arm["overrides"] if o.startswith("data.train_files=")
+        )
+        assert any(
+            "held_out_photos" in o for o in arm["overrides"] if o.startswith("data.eval_files=")
+        )
     assert not set(TRAINING_PHOTOS) & set(HELD_OUT_PHOTOS)
-    for folder, photos in (("training_photos", TRAINING_PHOTOS), ("held_out_photos", HELD_OUT_PHOTOS)):
+    for folder, photos in (
+        ("training_photos", TRAINING_PHOTOS),
+        ("held_out_photos", HELD_OUT_PHOTOS),
+    ):
         marker = data_root / "smoke" / "photo_split" / folder / "videos" / ".complete"
         assert json.loads(marker.read_text())["photos"] == sorted(photos)
 
 
 @pytest.mark.slow
-def test_fp_objective_and_backbone_baseline_smoke_share_the_from_scratch_run(data_root, tmp_path, monkeypatch):
+def test_fp_objective_and_backbone_baseline_smoke_share_the_from_scratch_run(
+    data_root, tmp_path, monkeypatch
+):
     fp_out, backbone_out = tmp_path / "fp_objective", tmp_path / "backbone_baseline"
     fp_results = smoke(fp_objective, data_root, fp_out)
-    assert [arm["overrides"][-1] for arm in fp_results["arms"].values()] == ["loss.alpha=0.1", "loss.alpha=0"]
+    assert [arm["overrides"][-1] for arm in fp_results["arms"].values()] == [
+        "loss.alpha=0.1",
+        "loss.alpha=0",
+    ]
     assert 0.0 <= fp_results["arms"]["alpha_0"]["runs"][0]["metrics"]["video_top1"] <= 1.0
     shared_run = fp_results["arms"]["alpha_0.1"]["runs"][0]
 
     results = smoke(backbone_baseline, data_root, backbone_out)
     assert "train.classifier_only=true" in results["arms"]["backbone_only"]["overrides"]
     assert "train.classifier_only=true" not in results["arms"]["dynamonet"]["overrides"]
-    assert {"video_top1", "clip_top1"} <= set(results["arms"]["backbone_only"]["runs"][0]["metrics"])
+    assert {"video_top1", "clip_top1"} <= set(
+        results["arms"]["backbone_only"]["runs"][0]["metrics"]
+    )
     assert "same_as" not in results["arms"]["backbone_only"]["runs"][0]
     # DynamoNet's arm is fp_objective's alpha_0.1 with the same config: taken, not trained.
     (reused,) = results["arms"]["dynamonet"]["runs"]
-    assert reused["model_dir"] == shared_run["model_dir"] == str(fp_out / "runs" / "alpha_0.1" / "seed0")
-    assert reused["metrics"] == shared_run["metrics"] and reused["same_as"] == ["fp_objective", "alpha_0.1"]
+    assert (
+        reused["model_dir"]
+        == shared_run["model_dir"]
+        == str(fp_out / "runs" / "alpha_0.1" / "seed0")
+    )
+    assert reused["metrics"] == shared_run["metrics"] and reused["same_as"] == [
+        "fp_objective",
+        "alpha_0.1",
+    ]
     assert not (backbone_out / "runs" / "dynamonet").exists()
     assert results["machine"]["tensorflow"] == tf.__version__ and results["machine"]["cores"] >= 1
     page = section(make_results.render(tmp_path), backbone_baseline.BACKBONE_BASELINE)
-    assert (f"- \"DynamoNet (backbone + filters)\" (seeds 0) are the runs of fp_objective's arm alpha_0.1: "
-            f"the same config and seeds, trained once (`{shared_run['model_dir']}`).") in page
-    assert f"**Machine: {results['machine']['cpu']}, {results['machine']['cores']} cores; TensorFlow {tf.__version__}" in page
+    assert (
+        f'- "DynamoNet (backbone + filters)" (seeds 0) are the runs of fp_objective\'s arm alpha_0.1: '
+        f"the same config and seeds, trained once (`{shared_run['model_dir']}`)."
+    ) in page
+    assert (
+        f"**Machine: {results['machine']['cpu']}, {results['machine']['cores']} cores; TensorFlow {tf.__version__}"
+        in page
+    )
 
     # Another config (one more step) is not the shared run's: the arm would train its own.
-    args = common.parse_args(backbone_baseline.BACKBONE_BASELINE, ["--smoke", "--out", str(backbone_out)])
+    args = common.parse_args(
+        backbone_baseline.BACKBONE_BASELINE, ["--smoke", "--out", str(backbone_out)]
+    )
     arm = backbone_baseline.ARMS[0]
-    config = common.load_config(common.REPO / common.CONFIG, [*results["arms"]["dynamonet"]["overrides"], "train.seed=0"])
+    config = common.load_config(
+        common.REPO / common.CONFIG, [*results["arms"]["dynamonet"]["overrides"], "train.seed=0"]
+    )
     assert common.finished_run(args, arm, 0, config)[0] == fp_out / "runs" / "alpha_0.1" / "seed0"
     other = dataclasses.replace(config, train=dataclasses.replace(config.train, steps_per_epoch=3))
-    assert common.finished_run(args, arm, 0, other) == (backbone_out / "runs" / "dynamonet" / "seed0", None)
+    assert common.finished_run(args, arm, 0, other) == (
+        backbone_out / "runs" / "dynamonet" / "seed0",
+        None,
+    )
 
     def no_training(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
@@ -102,15 +146,22 @@ def test_pretraining_smoke_by_arms_then_whole(data_root, tmp_path):
         return pretraining.main(words + (["--arms", *arms] if arms else []))
 
     # --arms: only those arms train; an arm needs the run it starts from.
-    with pytest.raises(SystemExit, match="arm pretrained_half starts from arm pretrain's run of seed 0, which has "
-                                         "not finished .*--arms pretrain --seeds 0"):
+    with pytest.raises(
+        SystemExit,
+        match="arm pretrained_half starts from arm pretrain's run of seed 0, which has "
+        "not finished .*--arms pretrain --seeds 0",
+    ):
         run("pretrained_half")
     results = run("scratch_half")
     assert [name for name, arm in results["arms"].items() if arm["runs"]] == ["scratch_half"]
     assert not results["complete"] and "--seeds 0 --arms scratch_half --smoke" in results["command"]
     assert not (tmp_path / "runs" / "pretrain").exists()
     results = run("pretrain", "pretrained_half")
-    assert [name for name, arm in results["arms"].items() if arm["runs"]] == ["pretrain", "pretrained_half", "scratch_half"]
+    assert [name for name, arm in results["arms"].items() if arm["runs"]] == [
+        "pretrain",
+        "pretrained_half",
+        "scratch_half",
+    ]
 
     # The whole experiment then trains the two arms left and gathers the others.
     results = run()
@@ -121,8 +172,12 @@ def test_pretraining_smoke_by_arms_then_whole(data_root, tmp_path):
         assert results["arms"][arm]["init_from"] == "pretrain"
     for arm in ("scratch_full", "scratch_half"):
         assert not (tmp_path / "runs" / arm / "seed0" / "init_report.json").exists()
-    half = [o for o in results["arms"]["scratch_half"]["overrides"] if o.startswith("data.train_files=")]
-    assert half == [f"data.train_files={data_root / 'smoke' / 'labeled_split1_half' / 'train-*.tfrecord'}"]
+    half = [
+        o for o in results["arms"]["scratch_half"]["overrides"] if o.startswith("data.train_files=")
+    ]
+    assert half == [
+        f"data.train_files={data_root / 'smoke' / 'labeled_split1_half' / 'train-*.tfrecord'}"
+    ]
     assert "video_top1" in results["arms"]["scratch_half"]["summary"]
 
 
@@ -135,7 +190,10 @@ def test_command_line_defaults_and_the_command_recorded():
     )
     args = common.parse_args(FP_OBJECTIVE, ["--steps", "500", "--smoke"])
     assert str(args.out) == "experiments/results/smoke/fp_objective"
-    assert common.command(args) == "python experiments/fp_objective.py --seeds 0 1 2 --steps 500 --smoke"
+    assert (
+        common.command(args)
+        == "python experiments/fp_objective.py --seeds 0 1 2 --steps 500 --smoke"
+    )
     assert common.base_overrides(args)[-2:] == ["train.epochs=1", "train.steps_per_epoch=500"]
     for bad in (["--seeds", "1", "1"], ["--seeds", "-1"], ["--steps", "0"]):
         with pytest.raises(SystemExit):
@@ -150,7 +208,9 @@ def write_videos(path, counts):
     with tf.io.TFRecordWriter(str(path)) as writer:
         for label, (name, count) in enumerate(counts.items()):
             for index in range(count):
-                writer.write(encode_video_example([b"jpeg"] * (3 + index), label, name, f"{name}_{index}"))
+                writer.write(
+                    encode_video_example([b"jpeg"] * (3 + index), label, name, f"{name}_{index}")
+                )
 
 
 def shard_bytes(folder):
@@ -167,8 +227,13 @@ def test_half_subset_keeps_half_of_each_class_rounded_down_at_least_one(tmp_path
     assert manifest["subsets"]["train"]["per_class"] == per_class
     assert manifest["half_of"]["rule"] == RULE and manifest["half_of"]["per_class_source"] == counts
     kept = [
-        tf.train.SequenceExample.FromString(r.numpy()).context.feature["clip/media_id"].bytes_list.value[0].decode()
-        for r in tf.data.TFRecordDataset(sorted(map(str, (tmp_path / "half").glob("train-*.tfrecord"))))
+        tf.train.SequenceExample.FromString(r.numpy())
+        .context.feature["clip/media_id"]
+        .bytes_list.value[0]
+        .decode()
+        for r in tf.data.TFRecordDataset(
+            sorted(map(str, (tmp_path / "half").glob("train-*.tfrecord")))
+        )
     ]
     assert sorted(kept) == manifest["half_of"]["media_ids"] and len(kept) == sum(per_class.values())
     assert {name: sum(m.startswith(f"{name}_") for m in kept) for name in counts} == per_class
@@ -203,7 +268,9 @@ def test_mean_and_std_over_seeds_are_numpys():
     np.testing.assert_allclose(summary["std"], np.std(values, ddof=1))
     assert summarize([0.3]) == {"mean": 0.3, "std": None, "n": 1}
     runs = [{"metrics": {"a": 1.0, "b": 2.0}}, {"metrics": {"a": 3.0}}]
-    assert summarize_runs(runs) == {"a": {"mean": 2.0, "std": float(np.std([1.0, 3.0], ddof=1)), "n": 2}}
+    assert summarize_runs(runs) == {
+        "a": {"mean": 2.0, "std": float(np.std([1.0, 3.0], ddof=1)), "n": 2}
+    }
 
 
 # ---------------------------------------------------------------------- the results page
@@ -211,19 +278,41 @@ def test_mean_and_std_over_seeds_are_numpys():
 
 def fake_results(top1_with, top1_without):
     """A results file of fp_objective with the given per-seed top-1 of its two arms."""
+
     def arm(values, alpha):
         runs = [
-            {"seed": seed, "model_dir": f"runs/{alpha}/seed{seed}", "steps": 3000,
-             "command": f"python experiments/fp_objective.py --seeds {seed}",
-             "metrics": {"video_top1": v, "mean_class_accuracy": v, "clip_top1": v, "videos": 39}}
+            {
+                "seed": seed,
+                "model_dir": f"runs/{alpha}/seed{seed}",
+                "steps": 3000,
+                "command": f"python experiments/fp_objective.py --seeds {seed}",
+                "metrics": {
+                    "video_top1": v,
+                    "mean_class_accuracy": v,
+                    "clip_top1": v,
+                    "videos": 39,
+                },
+            }
             for seed, v in enumerate(values)
         ]
-        return {"overrides": [f"loss.alpha={alpha}"], "init_from": None, "runs": runs, "summary": summarize_runs(runs)}
+        return {
+            "overrides": [f"loss.alpha={alpha}"],
+            "init_from": None,
+            "runs": runs,
+            "summary": summarize_runs(runs),
+        }
 
     return {
-        "experiment": "fp_objective", "command": "python experiments/fp_objective.py --seeds 0 1 2",
-        "git_commit": "0123456789abcdef", "git_dirty": False, "config": "configs/default.yaml",
-        "seeds": [0, 1, 2], "steps": None, "smoke": False, "complete": True, "updated": "2026-01-01T00:00:00+00:00",
+        "experiment": "fp_objective",
+        "command": "python experiments/fp_objective.py --seeds 0 1 2",
+        "git_commit": "0123456789abcdef",
+        "git_dirty": False,
+        "config": "configs/default.yaml",
+        "seeds": [0, 1, 2],
+        "steps": None,
+        "smoke": False,
+        "complete": True,
+        "updated": "2026-01-01T00:00:00+00:00",
         "arms": {"alpha_0.1": arm(top1_with, 0.1), "alpha_0": arm(top1_without, 0)},
     }
 
@@ -243,19 +332,29 @@ def section(page, claim):
 def test_results_page_renders_the_numbers_of_a_results_file(tmp_path):
     page = render_with(tmp_path, fake_results([0.5, 0.6, 0.7], [0.4, 0.45, 0.65]))
     text = section(page, FP_OBJECTIVE)
-    assert "| alpha = 0.1 (the paper's loss) | 60.0 ± 10.0 | 60.0 ± 10.0 | 60.0 ± 10.0 | 3 |" in text
+    assert (
+        "| alpha = 0.1 (the paper's loss) | 60.0 ± 10.0 | 60.0 ± 10.0 | 60.0 ± 10.0 | 3 |" in text
+    )
     assert "| alpha = 0 (no frame prediction) | 50.0 ± 13.2 |" in text  # std([40, 45, 65], ddof=1)
     assert "`python experiments/fp_objective.py --seeds 0 1 2` (complete; commit 0123456789" in text
-    assert "| alpha = 0 (no frame prediction) | 2 | 65.0 | 65.0 | 65.0 | `python experiments/fp_objective.py --seeds 2` |" in text
+    assert (
+        "| alpha = 0 (no frame prediction) | 2 | 65.0 | 65.0 | 65.0 | `python experiments/fp_objective.py --seeds 2` |"
+        in text
+    )
     assert "60.0 vs 50.0 (difference 10.0 ± 5.0, seeds 0, 1, 2)" in text
     assert "Paper: 50.2% with the prediction loss vs 43.2% without" in text
     assert "Verdict: **matches the paper's direction** in all 3 seeds." in text
     assert "Accuracies are over 39 test videos: one video is 2.6 points." in text
     glance = page[page.index("## At a glance") : page.index("## Next-frame prediction")]
-    assert ("| The frame-prediction objective | alpha = 0.1 (the paper's loss) vs alpha = 0 (no frame "
-            "prediction), video top-1 (%) | 60.0 vs 50.0 (3 seeds) | **matches the paper's direction** "
-            "in all 3 seeds |") in glance
-    assert "| DynamoNet against its plain backbone | DynamoNet (backbone + filters) vs plain backbone classifier, video top-1 (%) | not run yet | — |" in glance
+    assert (
+        "| The frame-prediction objective | alpha = 0.1 (the paper's loss) vs alpha = 0 (no frame "
+        "prediction), video top-1 (%) | 60.0 vs 50.0 (3 seeds) | **matches the paper's direction** "
+        "in all 3 seeds |"
+    ) in glance
+    assert (
+        "| DynamoNet against its plain backbone | DynamoNet (backbone + filters) vs plain backbone classifier, video top-1 (%) | not run yet | — |"
+        in glance
+    )
     for claim in CLAIMS.values():
         if claim is not FP_OBJECTIVE:
             assert f"**Not run yet.** `{claim.command}` trains" in section(page, claim)
@@ -266,7 +365,11 @@ def test_results_page_renders_the_numbers_of_a_results_file(tmp_path):
     [
         ([0.4, 0.5, 0.6], [0.5, 0.6, 0.7], "**opposite to the paper's direction** in all 3 seeds"),
         ([0.5, 0.5, 0.7], [0.4, 0.6, 0.6], "**inconclusive**: higher in 2, lower in 1 of 3 seeds"),
-        ([0.5, 0.5, 0.7], [0.5, 0.5, 0.8], "**inconclusive**: higher in 0, lower in 1, tied in 2 of 3 seeds"),
+        (
+            [0.5, 0.5, 0.7],
+            [0.5, 0.5, 0.8],
+            "**inconclusive**: higher in 0, lower in 1, tied in 2 of 3 seeds",
+        ),
         ([0.5], [0.4], "**matches the paper's direction** in its only seed"),
     ],
 )
@@ -277,7 +380,9 @@ def test_results_page_states_the_direction_against_the_paper(tmp_path, with_, wi
 def test_results_page_of_no_results_says_not_run_yet_with_each_command(tmp_path):
     page = make_results.render(tmp_path)
     for claim in CLAIMS.values():
-        assert f"**Not run yet.** `python experiments/{claim.name}.py` trains" in section(page, claim)
+        assert f"**Not run yet.** `python experiments/{claim.name}.py` trains" in section(
+            page, claim
+        )
     make_results.main(["--results-dir", str(tmp_path), "--out", str(tmp_path / "RESULTS.md")])
     assert (tmp_path / "RESULTS.md").read_text() == page
 
@@ -307,25 +412,45 @@ def test_git_state_is_dirty_for_changed_code_but_not_for_changed_results(tmp_pat
 
 
 def test_results_page_compares_the_gains_of_pretraining_seed_by_seed(tmp_path):
-    top1 = {"pretrained_full": [0.625, 0.75, 0.5], "scratch_full": [0.25, 0.25, 0.25],
-            "pretrained_half": [0.375, 0.625, 0.25], "scratch_half": [0.125, 0.125, 0.125]}
+    top1 = {
+        "pretrained_full": [0.625, 0.75, 0.5],
+        "scratch_full": [0.25, 0.25, 0.25],
+        "pretrained_half": [0.375, 0.625, 0.25],
+        "scratch_half": [0.125, 0.125, 0.125],
+    }
     arms = {}
     for arm in pretraining.PRETRAINING.arms:
-        runs = [{"seed": seed, "model_dir": f"runs/{arm}/seed{seed}", "steps": 10, "command": "c",
-                 "metrics": {"video_top1": value, "mean_class_accuracy": value, "clip_top1": value}}
-                for seed, value in enumerate(top1.get(arm, []))]
-        arms[arm] = {"overrides": [], "init_from": None, "runs": runs, "summary": summarize_runs(runs)}
+        runs = [
+            {
+                "seed": seed,
+                "model_dir": f"runs/{arm}/seed{seed}",
+                "steps": 10,
+                "command": "c",
+                "metrics": {"video_top1": value, "mean_class_accuracy": value, "clip_top1": value},
+            }
+            for seed, value in enumerate(top1.get(arm, []))
+        ]
+        arms[arm] = {
+            "overrides": [],
+            "init_from": None,
+            "runs": runs,
+            "summary": summarize_runs(runs),
+        }
     results = dict(fake_results([0.5], [0.4]), experiment="pretraining", arms=arms)
     (tmp_path / "pretraining").mkdir()
     (tmp_path / "pretraining" / RESULTS_FILE).write_text(json.dumps(results))
     page = make_results.render(tmp_path)
     # Gains with half the labels .25, .5, .125 against .375, .5, .25 with all: lower, tied, lower.
-    assert ("gain from pretraining, half the labels vs gain from pretraining, all labels: 29.2 vs 37.5 "
-            "(difference -8.3 ± 7.2, seeds 0, 1, 2)") in section(page, pretraining.PRETRAINING)
+    assert (
+        "gain from pretraining, half the labels vs gain from pretraining, all labels: 29.2 vs 37.5 "
+        "(difference -8.3 ± 7.2, seeds 0, 1, 2)"
+    ) in section(page, pretraining.PRETRAINING)
     assert "**inconclusive**: higher in 0, lower in 2, tied in 1 of 3 seeds" in page
     glance = page[page.index("## At a glance") : page.index("## Next-frame prediction")]
-    assert ("- Self-supervised pretraining, with all and with half of the labels: gain from pretraining, "
-            "half the labels vs gain from pretraining, all labels, video top-1 (%): **inconclusive**") in glance
+    assert (
+        "- Self-supervised pretraining, with all and with half of the labels: gain from pretraining, "
+        "half the labels vs gain from pretraining, all labels, video top-1 (%): **inconclusive**"
+    ) in glance
 
 
 def test_the_committed_results_page_is_the_rendering_of_the_committed_results(monkeypatch):

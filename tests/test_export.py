@@ -15,8 +15,8 @@ import yaml
 import export as export_cli
 from dynamonet_tf import export
 from dynamonet_tf.config import to_dict
-from dynamonet_tf.models import build_dynamonet
 from dynamonet_tf.layout import RUN_CONFIG
+from dynamonet_tf.models import build_dynamonet
 from dynamonet_tf.runs import build_model
 from tiny_run import tiny_config
 
@@ -189,9 +189,7 @@ def test_fresh_process_matches_keras_on_non_square_video(joint, fresh_process):
     expected = keras_reference(model, reference_frames(videos["landscape"]))
 
     np.testing.assert_allclose(loaded["probabilities"], expected["probabilities"], atol=1e-4)
-    np.testing.assert_allclose(
-        loaded["predicted_frames"], expected["predicted_frames"], atol=1e-4
-    )
+    np.testing.assert_allclose(loaded["predicted_frames"], expected["predicted_frames"], atol=1e-4)
     np.testing.assert_allclose(loaded["filters"], expected["filters"], atol=1e-5)
     np.testing.assert_allclose(loaded["dmr"], expected["dmr"], atol=1e-4)
     np.testing.assert_allclose(loaded["ar_features"], expected["ar"], atol=1e-4)
@@ -406,7 +404,9 @@ def test_a_strided_run_exports_its_stride_and_serves_the_strided_clip(tmp_path):
     model_dir = tmp_path / "run"
     model_dir.mkdir()
     (model_dir / RUN_CONFIG).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
-    tf.train.CheckpointManager(tf.train.Checkpoint(model=model), model_dir / "checkpoints", max_to_keep=1).save()
+    tf.train.CheckpointManager(
+        tf.train.Checkpoint(model=model), model_dir / "checkpoints", max_to_keep=1
+    ).save()
     out = tmp_path / "export"
     export_cli.main(["--model-dir", str(model_dir), "--out", str(out)])
 
@@ -416,7 +416,9 @@ def test_a_strided_run_exports_its_stride_and_serves_the_strided_clip(tmp_path):
     assert metadata["input"]["shape"] == [None, 2 * num_frames, None, None, 3]
     loaded = tf.saved_model.load(str(out))
     # At the short side already, 40 wide: the centre crop is columns 4..35.
-    video = np.random.default_rng(5).integers(0, 256, (2, 2 * num_frames, side, 40, 3), dtype=np.uint8)
+    video = np.random.default_rng(5).integers(
+        0, 256, (2, 2 * num_frames, side, 40, 3), dtype=np.uint8
+    )
     served = loaded.signatures["serving_default"](video=tf.constant(video))
     frames = loaded.signatures["predict_frames"](video=tf.constant(video))
 
@@ -430,5 +432,7 @@ def test_a_strided_run_exports_its_stride_and_serves_the_strided_clip(tmp_path):
     consecutive, _ = keras_outputs(video[:, :num_frames])
     assert np.abs(consecutive - served["probabilities"].numpy()).max() > 1e-3  # the test can tell
     # T consecutive frames are not a clip of this export.
-    with pytest.raises(tf.errors.InvalidArgumentError, match="must hold 16 frames at the native rate"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match="must hold 16 frames at the native rate"
+    ):
         loaded.signatures["serving_default"](video=tf.constant(video[:, :num_frames]))

@@ -22,7 +22,9 @@ INF, NAN = float("inf"), float("nan")
 @pytest.fixture(scope="module")
 def replica_cases():
     script = Path(__file__).with_name("finite_updates_replicas.py")
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     cases = json.loads(result.stdout.strip().splitlines()[-1])
     for case in cases.values():
@@ -57,19 +59,29 @@ def test_a_plain_optimizer_skips_too(replica_cases):
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["loss_scaled", "plain"])
 def test_finite_steps_on_two_replicas_are_the_optimizers_own(replica_cases, kind):
-    naive, combined = replica_cases[f"naive/{kind}/finite"], replica_cases[f"combined/{kind}/finite"]
+    naive, combined = (
+        replica_cases[f"naive/{kind}/finite"],
+        replica_cases[f"combined/{kind}/finite"],
+    )
     assert combined == naive
     assert combined["weights"] != [1.0, 1.0, 0.0] and combined["iterations"] == 1
 
 
 def _optimizer(loss_scaled):
     optimizer = keras.optimizers.SGD(0.5, momentum=0.9)
-    return keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=4.0) if loss_scaled else optimizer
+    return (
+        keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=4.0)
+        if loss_scaled
+        else optimizer
+    )
 
 
 def _two_steps(apply, loss_scaled, gradients, graph):
     """Weights, loss scale and iterations after two updates with ``gradients`` by ``apply``."""
-    variables = [keras.Variable(np.ones(3, np.float32)), keras.Variable(np.full((2, 2), 2.0, np.float32))]
+    variables = [
+        keras.Variable(np.ones(3, np.float32)),
+        keras.Variable(np.full((2, 2), 2.0, np.float32)),
+    ]
     optimizer = _optimizer(loss_scaled)
     optimizer.build(variables)
     update = lambda: apply(optimizer, [tf.constant(g, tf.float32) for g in gradients], variables)  # noqa: E731
@@ -101,7 +113,9 @@ def test_on_one_device_finite_gradients_update_exactly_as_keras(loss_scaled, gra
 @pytest.mark.parametrize("loss_scaled", [False, True], ids=["plain", "loss_scaled"])
 @pytest.mark.parametrize("bad", [INF, NAN])
 def test_on_one_device_non_finite_gradients_are_skipped(loss_scaled, graph, bad):
-    weights, scale, iterations = _two_steps(apply_gradients, loss_scaled, [[1.0, bad, 3.0], [[0.5, 0.25], [-1.0, 4.0]]], graph)
+    weights, scale, iterations = _two_steps(
+        apply_gradients, loss_scaled, [[1.0, bad, 3.0], [[0.5, 0.25], [-1.0, 4.0]]], graph
+    )
     np.testing.assert_array_equal(weights[0], np.ones(3))
     np.testing.assert_array_equal(weights[1], np.full((2, 2), 2.0))
     assert iterations == 0
@@ -136,7 +150,9 @@ def _files(folder):
 
 
 def test_non_finite_weights_are_never_checkpointed(tiny_data, tmp_path):
-    trainer = Trainer(tiny_config(tiny_data, "pretrain", "train.epochs=1"), tmp_path / "run", progress=False)
+    trainer = Trainer(
+        tiny_config(tiny_data, "pretrain", "train.epochs=1"), tmp_path / "run", progress=False
+    )
     trainer._save()
     checkpoints = tmp_path / "run" / "checkpoints"
     saved = _files(checkpoints)
@@ -144,7 +160,9 @@ def test_non_finite_weights_are_never_checkpointed(tiny_data, tmp_path):
     weight = trainer.model.trainable_weights[0]
     weight.assign(tf.tensor_scatter_nd_update(weight, [[0] * len(weight.shape)], [NAN]))
     trainer.optimizer.iterations.assign_add(1)
-    with pytest.raises(TrainingError, match=r"non-finite weights at step 1.*last good checkpoint is kept: .*ckpt-0"):
+    with pytest.raises(
+        TrainingError, match=r"non-finite weights at step 1.*last good checkpoint is kept: .*ckpt-0"
+    ):
         trainer._save()
     assert _files(checkpoints) == saved
     # Nor as the best checkpoint at the end of an epoch with a better validation loss.

@@ -28,7 +28,13 @@ def test_ssim_agrees_with_tensorflow():
     b = np.clip(a + np.random.default_rng(1).normal(scale=0.05, size=a.shape), 0, 1)
     expected = float(tf.image.ssim(tf.constant(a[None]), tf.constant(b[None]), max_val=1.0)[0])
     assert ssim(a, b) == pytest.approx(expected, abs=2e-3)
-    expected_y = float(tf.image.ssim(tf.constant(luma(a)[None, ..., None]), tf.constant(luma(b)[None, ..., None]), max_val=1.0)[0])
+    expected_y = float(
+        tf.image.ssim(
+            tf.constant(luma(a)[None, ..., None]),
+            tf.constant(luma(b)[None, ..., None]),
+            max_val=1.0,
+        )[0]
+    )
     assert ssim_luma(a, b) == pytest.approx(expected_y, abs=2e-3)
     assert ssim(a, a) == pytest.approx(1.0)
 
@@ -42,7 +48,9 @@ def test_psnr_matches_its_definition_and_is_capped():
 
 
 def test_luma_weights():
-    np.testing.assert_allclose(luma(np.array([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]])), [0.299, 0.587, 0.114])
+    np.testing.assert_allclose(
+        luma(np.array([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]])), [0.299, 0.587, 0.114]
+    )
 
 
 def test_an_all_true_mask_changes_nothing():
@@ -65,7 +73,9 @@ def test_masked_scores_cover_only_the_masked_pixels():
     b[:, 28:] = np.clip(b[:, 28:] + 0.2, 0, 1)  # errors in the right half only
     right = np.zeros(a.shape[:2], bool)
     right[:, 28:] = True
-    assert psnr(a, b, right) == pytest.approx(10 * np.log10(1 / np.mean((a[:, 28:] - b[:, 28:]) ** 2)))
+    assert psnr(a, b, right) == pytest.approx(
+        10 * np.log10(1 / np.mean((a[:, 28:] - b[:, 28:]) ** 2))
+    )
     assert psnr(a, b, ~right) == MAX_PSNR
     _, full = structural_similarity(luma(a), luma(b), full=True, **SSIM_SETTINGS)
     interior = np.zeros_like(right)

@@ -53,8 +53,9 @@ CASES = [
 
 
 @pytest.mark.parametrize("implementation", ["split", "conv2d", "auto", "native"])
-@pytest.mark.parametrize("case", CASES,
-                         ids=lambda case: "-".join(f"{k}={v}" for k, v in case.items()))
+@pytest.mark.parametrize(
+    "case", CASES, ids=lambda case: "-".join(f"{k}={v}" for k, v in case.items())
+)
 def test_equals_keras_grouped_conv3d_forward_and_gradients(implementation, case):
     plain, ours = _layers(implementation, **case)
     inputs = np.random.default_rng(1).normal(size=(2, 5, 7, 6, CHANNELS)).astype(np.float32)
@@ -62,8 +63,9 @@ def test_equals_keras_grouped_conv3d_forward_and_gradients(implementation, case)
     actual = _output_and_gradients(ours, inputs)
     for name, want, got in zip(("output", "input gradient", "kernel gradient"), expected, actual):
         assert got.shape == want.shape, name
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max(),
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max(), err_msg=name
+        )
 
 
 def test_auto_choice_follows_device_and_onednn(monkeypatch):
@@ -85,16 +87,18 @@ def test_auto_choice_follows_device_and_onednn(monkeypatch):
 
 
 def test_unknown_implementation_is_named():
-    with pytest.raises(ValueError,
-                       match="implementation must be one of auto, native, split, conv2d"):
+    with pytest.raises(
+        ValueError, match="implementation must be one of auto, native, split, conv2d"
+    ):
         GroupedConv3D(8, 3, groups=2, implementation="fast")
     with pytest.raises(ValueError, match="grouped_conv_implementation must be one of"):
         build_backbone("resnext50", width_multiplier=0.25, grouped_conv_implementation="fast")
 
 
 def test_get_config_round_trip():
-    layer = GroupedConv3D(16, (3, 3, 3), strides=(1, 2, 2), groups=4, use_bias=False,
-                          implementation="conv2d")
+    layer = GroupedConv3D(
+        16, (3, 3, 3), strides=(1, 2, 2), groups=4, use_bias=False, implementation="conv2d"
+    )
     config = layer.get_config()
     assert config["implementation"] == "conv2d" and config["groups"] == 4
     clone = GroupedConv3D.from_config(config)
@@ -148,8 +152,9 @@ def _plain_conv3d_resnext():
 @pytest.mark.slow
 def test_weights_and_checkpoints_of_plain_conv3d_models_load(tmp_path):
     plain = _plain_conv3d_resnext()
-    clips = (np.random.default_rng(3).normal(size=(2,) + TINY_RESNEXT["input_shape"])
-             .astype(np.float32))
+    clips = (
+        np.random.default_rng(3).normal(size=(2,) + TINY_RESNEXT["input_shape"]).astype(np.float32)
+    )
     expected = plain(clips, training=False).numpy()
     plain.save_weights(tmp_path / "plain.weights.h5")
     tf.train.Checkpoint(model=plain).write(str(tmp_path / "ckpt"))
@@ -162,8 +167,9 @@ def test_weights_and_checkpoints_of_plain_conv3d_models_load(tmp_path):
 
     from_checkpoint = build_backbone("resnext50", **TINY_RESNEXT)
     tf.train.Checkpoint(model=from_checkpoint).read(str(tmp_path / "ckpt")).assert_consumed()
-    np.testing.assert_allclose(from_checkpoint(clips, training=False), expected,
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        from_checkpoint(clips, training=False), expected, rtol=1e-4, atol=1e-4
+    )
 
 
 @pytest.mark.parametrize("implementation", ["split", "conv2d"])
@@ -171,8 +177,9 @@ def test_dynamic_batch_under_tf_function(implementation):
     plain, ours = _layers(implementation, padding="same")
     step = tf.function(ours, input_signature=[tf.TensorSpec((None, 5, 7, 6, CHANNELS))])
     for batch in (1, 3):
-        inputs = (np.random.default_rng(batch).normal(size=(batch, 5, 7, 6, CHANNELS))
-                  .astype(np.float32))
+        inputs = (
+            np.random.default_rng(batch).normal(size=(batch, 5, 7, 6, CHANNELS)).astype(np.float32)
+        )
         np.testing.assert_allclose(step(inputs), plain(inputs), rtol=1e-4, atol=1e-4)
 
 
@@ -186,8 +193,15 @@ def test_spatially_unknown_inputs_under_tf_function():
 @pytest.mark.parametrize("implementation", ["split", "conv2d"])
 def test_mixed_bfloat16(implementation):
     plain, _ = _layers("native", padding="same")
-    ours = GroupedConv3D(8, 3, groups=GROUPS, padding="same", use_bias=False,
-                         implementation=implementation, dtype="mixed_bfloat16")
+    ours = GroupedConv3D(
+        8,
+        3,
+        groups=GROUPS,
+        padding="same",
+        use_bias=False,
+        implementation=implementation,
+        dtype="mixed_bfloat16",
+    )
     ours.build((None, 5, 7, 6, CHANNELS))
     ours.kernel.assign(plain.kernel)
     assert ours.kernel.dtype == "float32"
@@ -290,7 +304,11 @@ def test_auto_without_onednn_splits_and_trains():
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "2",
-             "TF_ENABLE_ONEDNN_OPTS": "0"},
+        env={
+            **os.environ,
+            "PYTHONPATH": ROOT,
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "TF_ENABLE_ONEDNN_OPTS": "0",
+        },
     )
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]

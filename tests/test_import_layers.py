@@ -109,7 +109,7 @@ def test_no_import_cycles():
         path.append(node)
         for target in graph[node]:
             if state.get(target) == "open":
-                cycle = path[path.index(target):] + [target]
+                cycle = path[path.index(target) :] + [target]
                 pytest.fail("import cycle: " + " -> ".join(cycle))
             if target not in state:
                 visit(target)

@@ -40,7 +40,12 @@ def test_frame_prediction_loss_reductions_match_numpy(fp_reduction):
         per_clip = elementwise.reshape(3, -1).mean(axis=1)
     loss = losses.FramePredictionLoss(fp_reduction=fp_reduction)
     np.testing.assert_allclose(loss(targets, predictions), per_clip.mean(), rtol=1e-5)
-    assert losses.frame_prediction_loss(load_config(None, [f"loss.fp_reduction={fp_reduction}"]).loss).fp_reduction == fp_reduction
+    assert (
+        losses.frame_prediction_loss(
+            load_config(None, [f"loss.fp_reduction={fp_reduction}"]).loss
+        ).fp_reduction
+        == fp_reduction
+    )
 
 
 def test_frame_sum_is_the_default_and_pixel_mean_divides_by_the_frame_size():
@@ -60,8 +65,14 @@ def _term_gradient_norms(fp_reduction, alpha=0.1, beta=1.0):
     clips, labels = translation_clips(4, 9, 48, seed=5)
     frames, next_frames = split_clip(tf.constant(clips))
     model = build_dynamonet(
-        "joint", backbone="resnet10", input_shape=(8, 48, 48, 3), num_classes=8,
-        head_filters=8, ar_units=16, dmr_units=16, width_multiplier=0.125,
+        "joint",
+        backbone="resnet10",
+        input_shape=(8, 48, 48, 3),
+        num_classes=8,
+        head_filters=8,
+        ar_units=16,
+        dmr_units=16,
+        width_multiplier=0.125,
     )
     fp_loss = losses.FramePredictionLoss(fp_reduction=fp_reduction)
     ce_loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -112,15 +123,29 @@ def test_joint_run_logs_the_balance_and_reports_frame_prediction(tiny_data, tmp_
     with (tmp_path / "run" / "log.csv").open() as file:
         (row,) = list(csv.DictReader(file))
     for group in ("backbone", "filter_layer"):
-        fp, ce = (float(row[f"share_{term}_of_{group}"]) for term in ("frame_prediction", "classification"))
+        fp, ce = (
+            float(row[f"share_{term}_of_{group}"])
+            for term in ("frame_prediction", "classification")
+        )
         assert 0.0 < fp < 1.0 and fp + ce == pytest.approx(1.0)
-    assert float(row["weighted_frame_prediction_loss"]) == pytest.approx(0.1 * float(row["frame_prediction_loss"]))
-    assert float(row["weighted_classification_loss"]) == pytest.approx(float(row["classification_loss"]))
+    assert float(row["weighted_frame_prediction_loss"]) == pytest.approx(
+        0.1 * float(row["frame_prediction_loss"])
+    )
+    assert float(row["weighted_classification_loss"]) == pytest.approx(
+        float(row["classification_loss"])
+    )
     tags = set()
     for path in (tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"):
-        tags |= {v.tag for event in tf.compat.v1.train.summary_iterator(str(path)) for v in event.summary.value}
+        tags |= {
+            v.tag
+            for event in tf.compat.v1.train.summary_iterator(str(path))
+            for v in event.summary.value
+        }
     # Steps 0 and 2 of 3 are measured.
-    assert {"balance/share_frame_prediction_of_backbone", "balance/grad_norm_classification_filter_layer"} <= tags
+    assert {
+        "balance/share_frame_prediction_of_backbone",
+        "balance/grad_norm_classification_filter_layer",
+    } <= tags
     fp = report["frame_prediction"]
     assert set(fp) == {"model", "copy_last_frame", "clips"} and "video_accuracy" in report
     assert json.loads((tmp_path / "run" / "report.json").read_text())["frame_prediction"] == fp
@@ -141,45 +166,78 @@ def test_validation_reads_the_holdout_never_the_test_split(tiny_data, tmp_path, 
     read = []
     original = trainer_module.eval_dataset
     monkeypatch.setattr(
-        trainer_module, "eval_dataset", lambda files, **kw: read.append((files, kw["frame_stride"])) or original(files, **kw)
+        trainer_module,
+        "eval_dataset",
+        lambda files, **kw: read.append((files, kw["frame_stride"])) or original(files, **kw),
     )
-    trainer = Trainer(tiny_config(tiny_data, "joint", "train.epochs=1", "data.frame_stride=2"), tmp_path / "run", progress=False)
+    trainer = Trainer(
+        tiny_config(tiny_data, "joint", "train.epochs=1", "data.frame_stride=2"),
+        tmp_path / "run",
+        progress=False,
+    )
     trainer.validate()
     # The holdout, cut with the stride the model was trained at.
     assert read == [(f"{tiny_data}/holdout-*.tfrecord", 2)]
     with pytest.raises(TrainingError, match="schedule 'plateau'.*data.val_files is not set"):
-        Trainer(tiny_config(tiny_data, "joint", "data.val_files=null"), tmp_path / "other", progress=False)
+        Trainer(
+            tiny_config(tiny_data, "joint", "data.val_files=null"),
+            tmp_path / "other",
+            progress=False,
+        )
 
 
 @pytest.mark.slow
 def test_finetune_always_gets_a_new_classifier(tiny_data, tmp_path):
-    joint = Trainer(tiny_config(tiny_data, "joint", "train.epochs=1"), tmp_path / "joint", progress=False)
+    joint = Trainer(
+        tiny_config(tiny_data, "joint", "train.epochs=1"), tmp_path / "joint", progress=False
+    )
     joint.train()
-    finetune = Trainer(tiny_config(tiny_data, "finetune"), tmp_path / "finetune", init_from=tmp_path / "joint", progress=False)
+    finetune = Trainer(
+        tiny_config(tiny_data, "finetune"),
+        tmp_path / "finetune",
+        init_from=tmp_path / "joint",
+        progress=False,
+    )
     init = json.loads((tmp_path / "finetune" / "init_report.json").read_text())
     assert "logits" in init["new"] and "logits" in init["reinitialized"] and "dmr" in init["loaded"]
-    source, target = joint.model.get_layer("logits").get_weights(), finetune.model.get_layer("logits").get_weights()
+    source, target = (
+        joint.model.get_layer("logits").get_weights(),
+        finetune.model.get_layer("logits").get_weights(),
+    )
     assert source[0].shape == target[0].shape and not np.allclose(source[0], target[0])
 
 
 @pytest.mark.slow
 def test_layers_that_cannot_be_loaded_stop_the_run_unless_intended(tiny_data, tmp_path):
-    Trainer(tiny_config(tiny_data, "pretrain", "train.epochs=1"), tmp_path / "pretrain", progress=False).train()
+    Trainer(
+        tiny_config(tiny_data, "pretrain", "train.epochs=1"), tmp_path / "pretrain", progress=False
+    ).train()
     longer = ("data.num_frames=12",)  # the filter layer predicts 12 filters instead of 8
     with pytest.raises(TrainingError, match=r"fp_filter_fc.*train.reinitialize_mismatched=true"):
-        Trainer(tiny_config(tiny_data, "finetune", *longer), tmp_path / "a", init_from=tmp_path / "pretrain", progress=False)
+        Trainer(
+            tiny_config(tiny_data, "finetune", *longer),
+            tmp_path / "a",
+            init_from=tmp_path / "pretrain",
+            progress=False,
+        )
     assert not (tmp_path / "a" / "checkpoints").exists()
     trainer = Trainer(
         tiny_config(tiny_data, "finetune", *longer, "train.reinitialize_mismatched=true"),
-        tmp_path / "b", init_from=tmp_path / "pretrain", progress=False,
+        tmp_path / "b",
+        init_from=tmp_path / "pretrain",
+        progress=False,
     )
     assert trainer.init_report["mismatched"] == ["fp_filter_fc"]
 
 
 def test_heads_use_he_initialisation():
     model = build_dynamonet(
-        "joint", backbone="resnet10", input_shape=(16, 32, 32, 3), num_classes=400,
-        head_filters=64, width_multiplier=0.125,
+        "joint",
+        backbone="resnet10",
+        input_shape=(16, 32, 32, 3),
+        num_classes=400,
+        head_filters=64,
+        width_multiplier=0.125,
     )
     # Fan-out far above fan-in, so He (2 / fan_in) and Glorot (2 / (fan_in + fan_out)) differ.
     for name, fan_in in (("fp_filter_fc", 64), ("ar_fc", 64), ("dmr", 16 * 25), ("logits", 1024)):
@@ -191,11 +249,15 @@ def test_heads_use_he_initialisation():
 
 
 def test_weight_decay_scope():
-    model = build_dynamonet("pretrain", backbone="resnet10", input_shape=(4, 32, 32, 3), width_multiplier=0.125)
+    model = build_dynamonet(
+        "pretrain", backbone="resnet10", input_shape=(4, 32, 32, 3), width_multiplier=0.125
+    )
     every = decayed_weights(model, "all")
     kernels = decayed_weights(model, "kernels")
     assert len(every) == len(model.trainable_weights)
-    assert any(w.path.endswith("gamma") for w in every) and any(w.path.endswith("bias") for w in every)
+    assert any(w.path.endswith("gamma") for w in every) and any(
+        w.path.endswith("bias") for w in every
+    )
     assert kernels and all(w.path.endswith("kernel") for w in kernels) and len(kernels) < len(every)
     assert load_config().optimizer.weight_decay_scope == "all"
 
@@ -204,7 +266,13 @@ def test_weight_decay_scope():
 def test_trainer_decays_batch_norm_parameters_with_the_papers_scope(tiny_data, tmp_path):
     rates = {}
     for scope in ("all", "kernels"):
-        config = tiny_config(tiny_data, "pretrain", "train.epochs=1", "optimizer.weight_decay=10.0", f"optimizer.weight_decay_scope={scope}")
+        config = tiny_config(
+            tiny_data,
+            "pretrain",
+            "train.epochs=1",
+            "optimizer.weight_decay=10.0",
+            f"optimizer.weight_decay_scope={scope}",
+        )
         trainer = Trainer(config, tmp_path / scope, progress=False)
         gamma = trainer.model.get_layer("fp_bn1").gamma
         before = gamma.numpy().copy()
@@ -222,8 +290,8 @@ def test_cosine_schedule_ends_at_the_minimum_rate():
 
 
 def test_a_demo_prepared_before_the_holdout_is_named_not_half_used(tmp_path):
-    from dynamonet_tf.data.prepare import PrepareError
     from dynamonet_tf.data.demo_data import with_demo_data
+    from dynamonet_tf.data.prepare import PrepareError
 
     for folder in ("unlabeled", "labeled_split1"):
         (tmp_path / folder).mkdir()
@@ -231,6 +299,12 @@ def test_a_demo_prepared_before_the_holdout_is_named_not_half_used(tmp_path):
         (tmp_path / folder / "train-00000-of-00001.tfrecord").write_bytes(b"")
     with pytest.raises(PrepareError, match=r"labeled_split1 has no holdout-\*\.tfrecord.*Remove"):
         with_demo_data(load_config(None, ["train.stage=joint", "data.num_classes=13"]), tmp_path)
-    assert sorted(p.name for p in (tmp_path / "labeled_split1").iterdir()) == ["manifest.json", "train-00000-of-00001.tfrecord"]
-    given = with_demo_data(load_config(None, ["train.stage=joint", "data.num_classes=13", "data.val_files=x"]), tmp_path)
+    assert sorted(p.name for p in (tmp_path / "labeled_split1").iterdir()) == [
+        "manifest.json",
+        "train-00000-of-00001.tfrecord",
+    ]
+    given = with_demo_data(
+        load_config(None, ["train.stage=joint", "data.num_classes=13", "data.val_files=x"]),
+        tmp_path,
+    )
     assert given.data.val_files == "x"

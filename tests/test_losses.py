@@ -48,7 +48,9 @@ def test_joint_loss_weights():
     assert config["loss"]["predicted_frames"].delta == 0.01
 
 
-@pytest.mark.parametrize("kwargs, message", [(dict(alpha=-1), "alpha"), (dict(beta=float("nan")), "beta")])
+@pytest.mark.parametrize(
+    "kwargs, message", [(dict(alpha=-1), "alpha"), (dict(beta=float("nan")), "beta")]
+)
 def test_bad_joint_weights_are_named(kwargs, message):
     with pytest.raises(ValueError, match=f"Joint loss weight {message}"):
         losses.joint_loss(**kwargs)

@@ -30,8 +30,9 @@ ENVIRONMENT = {key: value for key, value in os.environ.items() if key != "PYTHON
 
 
 def run(command, cwd, timeout=300):
-    return subprocess.run(command, cwd=cwd, env=ENVIRONMENT, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        command, cwd=cwd, env=ENVIRONMENT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +42,11 @@ def installed(tmp_path_factory):
     # pip builds from a copy of what the package is made of: its build/ and *.egg-info stay
     # out of the working tree, and a file left out of the copy would fail the build here too.
     source = root / "source"
-    shutil.copytree(REPOSITORY / "dynamonet_tf", source / "dynamonet_tf",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(
+        REPOSITORY / "dynamonet_tf",
+        source / "dynamonet_tf",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+    )
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPOSITORY / name, source / name)
     env_dir = root / "venv"
@@ -52,8 +56,20 @@ def installed(tmp_path_factory):
     if probe.returncode != 0 or int(probe.stdout.split(".")[0]) < 64:
         found = probe.stdout.strip() or probe.stderr[-300:]
         pytest.skip(f"no setuptools >= 64 for an offline build: {found}")
-    result = run([str(python), "-m", "pip", "install", "--no-deps", "--no-build-isolation",
-                  "--no-index", str(source)], root, timeout=600)
+    result = run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            str(source),
+        ],
+        root,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     outside = root / "elsewhere"
     outside.mkdir()
@@ -62,8 +78,14 @@ def installed(tmp_path_factory):
 
 def test_the_installed_package_is_imported_outside_the_repository(installed):
     env_dir, outside = installed
-    result = run([str(env_dir / "bin" / "python"), "-c",
-                  "import dynamonet_tf; print(dynamonet_tf.__file__)"], outside)
+    result = run(
+        [
+            str(env_dir / "bin" / "python"),
+            "-c",
+            "import dynamonet_tf; print(dynamonet_tf.__file__)",
+        ],
+        outside,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     module = Path(result.stdout.strip().splitlines()[-1]).resolve()
     assert module.is_relative_to(env_dir.resolve()), module
@@ -99,4 +121,3 @@ def test_dynamonet_train_help(installed):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.startswith("usage: dynamonet-train ")
     assert "--stage {pretrain,joint,finetune}" in result.stdout
-

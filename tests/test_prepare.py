@@ -13,7 +13,13 @@ import tensorflow as tf
 
 from dynamonet_tf.data import prepare as prepare_module
 from dynamonet_tf.data.datasets import DatasetIndex, VideoRecord, read_folder
-from dynamonet_tf.data.prepare import PrepareError, PrepareOptions, holdout_count, prepare, split_holdout
+from dynamonet_tf.data.prepare import (
+    PrepareError,
+    PrepareOptions,
+    holdout_count,
+    prepare,
+    split_holdout,
+)
 from dynamonet_tf.data.schema import parse_video_example
 from dynamonet_tf.data.video import decode_video
 from videos import write_video
@@ -30,7 +36,11 @@ def read_back(out_dir):
             media_id = example["media_id"].numpy().decode()
             assert media_id not in videos, f"{media_id} written twice"
             frames = np.stack([tf.io.decode_jpeg(j).numpy() for j in example["frames"]])
-            videos[media_id] = (int(example["label"]), example["label_name"].numpy().decode(), frames)
+            videos[media_id] = (
+                int(example["label"]),
+                example["label_name"].numpy().decode(),
+                frames,
+            )
     return videos
 
 
@@ -44,7 +54,13 @@ def labeled_index(root, lengths):
         path.parent.mkdir(parents=True, exist_ok=True)
         write_video(path, length)
         records.append(
-            VideoRecord(str(path), label, classes[label], "train" if i < len(lengths) - 2 else "test", f"{classes[label]}/v{i}(1)!")
+            VideoRecord(
+                str(path),
+                label,
+                classes[label],
+                "train" if i < len(lengths) - 2 else "test",
+                f"{classes[label]}/v{i}(1)!",
+            )
         )
     return DatasetIndex("testset", classes, records)
 
@@ -66,7 +82,9 @@ def test_round_trip_frames_labels_and_ids(tmp_path):
         "train-00000-of-00002.tfrecord",
         "train-00001-of-00002.tfrecord",
     ]
-    assert manifest["subsets"]["train"]["videos"] == 3 and manifest["subsets"]["test"]["videos"] == 2
+    assert (
+        manifest["subsets"]["train"]["videos"] == 3 and manifest["subsets"]["test"]["videos"] == 2
+    )
     assert manifest["subsets"]["train"]["frames"] == 7 + 9 + 5
     assert manifest["subsets"]["train"]["per_class"] == {"Brush Hair": 2, "cartwheel": 1}
     assert manifest["frames_per_video"] == {"min": 5, "median": 7, "max": 9}
@@ -128,10 +146,16 @@ def test_interrupted_run_resumes_without_duplicates(tmp_path, monkeypatch):
     calls.clear()
     manifest = prepare(index, out, options, workers=0, progress=False)
     assert not list(out.glob("*.tmp-*"))
-    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.tfrecord") if p.name in finished} == finished
+    assert {
+        p.name: p.stat().st_mtime_ns for p in out.glob("*.tfrecord") if p.name in finished
+    } == finished
     assert set(read_back(out)) == {v.media_id for v in index.videos}
     # 2 train videos per class: 1 of each is held out.
-    assert {s: manifest["subsets"][s]["videos"] for s in manifest["subsets"]} == {"holdout": 2, "test": 2, "train": 2}
+    assert {s: manifest["subsets"][s]["videos"] for s in manifest["subsets"]} == {
+        "holdout": 2,
+        "test": 2,
+        "train": 2,
+    }
 
 
 @pytest.mark.slow
@@ -142,8 +166,17 @@ def test_killed_process_resumes_without_duplicates(tmp_path):
         write_video(root / f"clip{i:02d}.avi", 30)
     out = tmp_path / "out"
     command = [
-        sys.executable, str(REPO / "data" / "prepare.py"), "folder", "--video-root", str(root),
-        "--out", str(out), "--videos-per-shard", "1", "--workers", "1",
+        sys.executable,
+        str(REPO / "data" / "prepare.py"),
+        "folder",
+        "--video-root",
+        str(root),
+        "--out",
+        str(out),
+        "--videos-per-shard",
+        "1",
+        "--workers",
+        "1",
     ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
@@ -166,7 +199,14 @@ def test_output_folder_of_another_preparation_is_refused(tmp_path):
     prepare(index, tmp_path / "out", PrepareOptions(short_side=32), workers=0, progress=False)
     with pytest.raises(PrepareError, match=r"holds a preparation with other options.*--overwrite"):
         prepare(index, tmp_path / "out", PrepareOptions(short_side=40), workers=0, progress=False)
-    manifest = prepare(index, tmp_path / "out", PrepareOptions(short_side=40), workers=0, progress=False, overwrite=True)
+    manifest = prepare(
+        index,
+        tmp_path / "out",
+        PrepareOptions(short_side=40),
+        workers=0,
+        progress=False,
+        overwrite=True,
+    )
     assert manifest["options"]["short_side"] == 40
     assert all(v[2].shape[1] == 40 for v in read_back(tmp_path / "out").values())
 
@@ -194,9 +234,20 @@ def test_bad_options_are_named(options, message):
 def test_cli_names_a_missing_split_folder(tmp_path):
     (tmp_path / "videos").mkdir()
     result = subprocess.run(
-        [sys.executable, str(REPO / "data" / "prepare.py"), "hmdb51", "--video-root", str(tmp_path / "videos"),
-         "--splits", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            str(REPO / "data" / "prepare.py"),
+            "hmdb51",
+            "--video-root",
+            str(tmp_path / "videos"),
+            "--splits",
+            str(tmp_path / "nowhere"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode != 0
     assert result.stderr.startswith("error: ") and str(tmp_path / "nowhere") in result.stderr
@@ -238,11 +289,22 @@ def per_class(index, subset):
 @pytest.mark.parametrize(
     "videos, fraction, expected",
     [
-        (0, 0.1, 0), (1, 0.1, 0), (1, 0.9, 0),  # a lone video is never held out
-        (2, 0.1, 1), (3, 0.1, 1), (6, 0.1, 1), (10, 0.1, 1),  # at least one
-        (14, 0.1, 1), (15, 0.1, 2), (25, 0.1, 3), (100, 0.1, 10),  # rounded, halves up
-        (2, 0.5, 1), (3, 0.9, 2), (10, 0.99, 9),  # never all
-        (10, 0.0, 0), (100, 0.0, 0),
+        (0, 0.1, 0),
+        (1, 0.1, 0),
+        (1, 0.9, 0),  # a lone video is never held out
+        (2, 0.1, 1),
+        (3, 0.1, 1),
+        (6, 0.1, 1),
+        (10, 0.1, 1),  # at least one
+        (14, 0.1, 1),
+        (15, 0.1, 2),
+        (25, 0.1, 3),
+        (100, 0.1, 10),  # rounded, halves up
+        (2, 0.5, 1),
+        (3, 0.9, 2),
+        (10, 0.99, 9),  # never all
+        (10, 0.0, 0),
+        (100, 0.0, 0),
     ],
 )
 def test_holdout_count(videos, fraction, expected):
@@ -277,10 +339,15 @@ def test_split_holdout_is_a_function_of_the_seed_and_the_media_ids():
     assert held_out_ids(split_holdout(index, 0.25, seed=1)) != chosen
     shuffled = list(index.videos)
     random.Random(4).shuffle(shuffled)
-    assert held_out_ids(split_holdout(DatasetIndex("x", index.classes, shuffled), 0.25, seed=0)) == chosen
+    assert (
+        held_out_ids(split_holdout(DatasetIndex("x", index.classes, shuffled), 0.25, seed=0))
+        == chosen
+    )
     # Another class (and its absence) leaves each class's choice as it is.
     more = generated_index({"a": 20, "b": 20, "c": 20, "z": 7})
-    assert {m for m in held_out_ids(split_holdout(more, 0.25, seed=0)) if not m.startswith("z/")} == chosen
+    assert {
+        m for m in held_out_ids(split_holdout(more, 0.25, seed=0)) if not m.startswith("z/")
+    } == chosen
     alone = held_out_ids(split_holdout(generated_index({"a": 20}), 0.25, seed=0))
     assert alone == {m for m in chosen if m.startswith("a/")}
     # Not simply the first ids of a class in sorted order.
@@ -314,9 +381,16 @@ def test_prepare_writes_the_holdout_shards_and_names_them_in_the_manifest(tmp_pa
 
     expected = held_out_ids(split_holdout(index, 0.4, 3))
     assert len(expected) == 4  # round(0.4 * 5) = 2 of each class's 5 train videos
-    assert manifest["holdout"] == {"fraction": 0.4, "seed": 3, "from": "train", "media_ids": sorted(expected)}
+    assert manifest["holdout"] == {
+        "fraction": 0.4,
+        "seed": 3,
+        "from": "train",
+        "media_ids": sorted(expected),
+    }
     assert sorted(p.name for p in out.glob("*.tfrecord")) == [
-        "holdout-00000-of-00001.tfrecord", "test-00000-of-00001.tfrecord", "train-00000-of-00001.tfrecord",
+        "holdout-00000-of-00001.tfrecord",
+        "test-00000-of-00001.tfrecord",
+        "train-00000-of-00001.tfrecord",
     ]
     holdout = manifest["subsets"]["holdout"]
     assert holdout["videos"] == 4 and holdout["per_class"] == {"jump": 2, "run": 2}
@@ -324,10 +398,13 @@ def test_prepare_writes_the_holdout_shards_and_names_them_in_the_manifest(tmp_pa
     assert manifest["subsets"]["train"]["per_class"] == {"jump": 3, "run": 3}
     assert manifest["subsets"]["test"]["per_class"] == {"jump": 1, "run": 1}
     in_shards = {
-        subset: set(read_back_files(out.glob(f"{subset}-*.tfrecord"))) for subset in ("holdout", "train", "test")
+        subset: set(read_back_files(out.glob(f"{subset}-*.tfrecord")))
+        for subset in ("holdout", "train", "test")
     }
     assert in_shards["holdout"] == expected
-    assert in_shards["train"] == {v.media_id for v in index.videos if v.subset == "train"} - expected
+    assert (
+        in_shards["train"] == {v.media_id for v in index.videos if v.subset == "train"} - expected
+    )
     assert in_shards["test"] == {v.media_id for v in index.videos if v.subset == "test"}
     plan = json.loads((out / ".progress" / "plan.json").read_text())
     assert plan["options"]["holdout_fraction"] == 0.4 and plan["options"]["holdout_seed"] == 3
@@ -335,13 +412,21 @@ def test_prepare_writes_the_holdout_shards_and_names_them_in_the_manifest(tmp_pa
 
     # Another seed or fraction is another preparation: refused without --overwrite.
     for other in (dict(holdout_seed=4), dict(holdout_fraction=0.2)):
-        changed = PrepareOptions(short_side=32, **{"holdout_fraction": 0.4, "holdout_seed": 3, **other})
+        changed = PrepareOptions(
+            short_side=32, **{"holdout_fraction": 0.4, "holdout_seed": 3, **other}
+        )
         with pytest.raises(PrepareError, match=r"holds a preparation with other options"):
             prepare(index, out, changed, workers=0, progress=False)
     # The same options again: nothing to redo, the same holdout.
     assert prepare(index, out, options, workers=0, progress=False)["holdout"] == manifest["holdout"]
 
-    none = prepare(index, tmp_path / "none", PrepareOptions(short_side=32, holdout_fraction=0), workers=0, progress=False)
+    none = prepare(
+        index,
+        tmp_path / "none",
+        PrepareOptions(short_side=32, holdout_fraction=0),
+        workers=0,
+        progress=False,
+    )
     assert set(none["subsets"]) == {"train", "test"} and none["holdout"]["media_ids"] == []
     assert not list((tmp_path / "none").glob("holdout-*"))
 
@@ -357,14 +442,28 @@ def read_back_files(shards):
 
 def test_cli_holdout_options_and_a_bad_fraction(tmp_path):
     script = str(REPO / "data" / "prepare.py")
-    assert "--holdout-fraction" in subprocess.run(
-        [sys.executable, script, "--help"], capture_output=True, text=True, timeout=120
-    ).stdout
+    assert (
+        "--holdout-fraction"
+        in subprocess.run(
+            [sys.executable, script, "--help"], capture_output=True, text=True, timeout=120
+        ).stdout
+    )
     (tmp_path / "videos").mkdir()
     result = subprocess.run(
-        [sys.executable, script, "folder", "--video-root", str(tmp_path / "videos"), "--out", str(tmp_path / "out"),
-         "--holdout-fraction", "1.5"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            script,
+            "folder",
+            "--video-root",
+            str(tmp_path / "videos"),
+            "--out",
+            str(tmp_path / "out"),
+            "--holdout-fraction",
+            "1.5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode != 0
     assert result.stderr.startswith("error: holdout_fraction must be a number in [0, 1)")

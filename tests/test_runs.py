@@ -62,7 +62,10 @@ def test_run_options_name_one_source(tmp_path):
     for argv, message in [
         ((), "pass --model-dir DIR"),
         (("--checkpoint", prefix, "--best"), "--best picks a model dir's best/ checkpoint"),
-        (("--model-dir", tmp_path / "other", "--checkpoint", prefix), "is not a checkpoint of --model-dir"),
+        (
+            ("--model-dir", tmp_path / "other", "--checkpoint", prefix),
+            "is not a checkpoint of --model-dir",
+        ),
     ]:
         with pytest.raises(RunError, match=message):
             source(*argv)

@@ -23,7 +23,9 @@ def test_gates_shapes_and_block_output():
     assert block.channel_squeeze.kernel.shape == (32, 4)
     assert block.temporal_squeeze.kernel.shape == (4 * 32, 16)
     assert block.temporal_excite.kernel.shape == (16, 32)
-    assert sum(int(np.prod(w.shape)) for w in block.trainable_weights) == stc_parameter_count(4, 32, 8)
+    assert sum(int(np.prod(w.shape)) for w in block.trainable_weights) == stc_parameter_count(
+        4, 32, 8
+    )
 
     def dense(layer, x, relu):
         y = x @ np.asarray(layer.kernel) + np.asarray(layer.bias)
@@ -31,10 +33,18 @@ def test_gates_shapes_and_block_output():
 
     sigmoid = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
     expected_channel = sigmoid(
-        dense(block.channel_excite, dense(block.channel_squeeze, features.mean((1, 2, 3)), True), False)
+        dense(
+            block.channel_excite,
+            dense(block.channel_squeeze, features.mean((1, 2, 3)), True),
+            False,
+        )
     )
     expected_temporal = sigmoid(
-        dense(block.temporal_excite, dense(block.temporal_squeeze, features.mean((2, 3)).reshape(3, -1), True), False)
+        dense(
+            block.temporal_excite,
+            dense(block.temporal_squeeze, features.mean((2, 3)).reshape(3, -1), True),
+            False,
+        )
     )
     np.testing.assert_allclose(channel_gate, expected_channel, rtol=1e-5)
     np.testing.assert_allclose(temporal_gate, expected_temporal, rtol=1e-5)

@@ -40,16 +40,27 @@ def test_pretrain_then_joint_then_finetune(tiny_data, tmp_path):
                 scalars.add(value.tag)
     # Ground truth | predicted | difference for 8 frames of 32x32; 8 filters of 5x5 at x8.
     assert images == {"frame_prediction": (96, 256, 3), "filters": (42, 336, 1)}
-    assert {"train/loss", "train/learning_rate", "epoch/val_loss", "epoch/clips_per_second"} <= scalars
+    assert {
+        "train/loss",
+        "train/learning_rate",
+        "epoch/val_loss",
+        "epoch/clips_per_second",
+    } <= scalars
 
     finetune = Trainer(
-        tiny_config(tiny_data, "finetune"), tmp_path / "finetune", init_from=tmp_path / "pretrain", progress=False
+        tiny_config(tiny_data, "finetune"),
+        tmp_path / "finetune",
+        init_from=tmp_path / "pretrain",
+        progress=False,
     )
     init = json.loads((tmp_path / "finetune" / "init_report.json").read_text())
     assert {"backbone/conv1", "fp_filter_fc", "fp_conv1"} <= set(init["loaded"])
     assert {"logits", "dmr", "ar_fc"} <= set(init["new"])
     for name in ("fp_filter_fc", "fp_bn1"):
-        for a, b in zip(pretrain.model.get_layer(name).get_weights(), finetune.model.get_layer(name).get_weights()):
+        for a, b in zip(
+            pretrain.model.get_layer(name).get_weights(),
+            finetune.model.get_layer(name).get_weights(),
+        ):
             np.testing.assert_array_equal(a, b)
     report = finetune.train()
     accuracy = report["video_accuracy"]
@@ -59,7 +70,9 @@ def test_pretrain_then_joint_then_finetune(tiny_data, tmp_path):
 
 @pytest.mark.slow
 def test_joint_stage_runs(tiny_data, tmp_path):
-    report = Trainer(tiny_config(tiny_data, "joint", "train.epochs=1"), tmp_path / "joint", progress=False).train()
+    report = Trainer(
+        tiny_config(tiny_data, "joint", "train.epochs=1"), tmp_path / "joint", progress=False
+    ).train()
     assert report["steps"] == 3 and "val_classification_loss" in report
 
 
@@ -85,14 +98,20 @@ def test_interrupted_run_resumes_to_the_same_weights(tiny_data, tmp_path):
     assert int(resumed.optimizer.iterations.numpy()) == 5
     assert (int(resumed.epoch.numpy()), int(resumed.step_in_epoch.numpy())) == (1, 2)
     resumed.train()
-    assert int(resumed.optimizer.iterations.numpy()) == int(reference.optimizer.iterations.numpy()) == 6
+    assert (
+        int(resumed.optimizer.iterations.numpy())
+        == int(reference.optimizer.iterations.numpy())
+        == 6
+    )
     for a, b in zip(weights(reference.model), weights(resumed.model)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_model_dir_of_another_config_is_refused(tiny_data, tmp_path):
     Trainer(tiny_config(tiny_data, "pretrain", "train.epochs=1"), tmp_path / "run", progress=False)
-    with pytest.raises(TrainingError, match=r"another config \(.*train.stage: 'pretrain' -> 'joint'.*--overwrite"):
+    with pytest.raises(
+        TrainingError, match=r"another config \(.*train.stage: 'pretrain' -> 'joint'.*--overwrite"
+    ):
         Trainer(tiny_config(tiny_data, "joint"), tmp_path / "run", progress=False)
 
 
@@ -105,7 +124,11 @@ def test_model_dir_saved_before_a_config_key_existed_is_still_resumed(tiny_data,
     saved.write_text(yaml.safe_dump(older))
     Trainer(config, tmp_path / "run", progress=False)  # not refused
     with pytest.raises(TrainingError, match=r"model.kernel_size: 5 -> 3"):
-        Trainer(tiny_config(tiny_data, "pretrain", "train.epochs=1", "model.kernel_size=3"), tmp_path / "run", progress=False)
+        Trainer(
+            tiny_config(tiny_data, "pretrain", "train.epochs=1", "model.kernel_size=3"),
+            tmp_path / "run",
+            progress=False,
+        )
 
 
 def test_finetune_needs_a_starting_point(tiny_data, tmp_path):
@@ -115,7 +138,9 @@ def test_finetune_needs_a_starting_point(tiny_data, tmp_path):
 
 @pytest.mark.slow
 def test_nan_loss_stops_with_the_last_good_checkpoint(tiny_data, tmp_path):
-    trainer = Trainer(tiny_config(tiny_data, "pretrain", "train.epochs=2"), tmp_path / "run", progress=False)
+    trainer = Trainer(
+        tiny_config(tiny_data, "pretrain", "train.epochs=2"), tmp_path / "run", progress=False
+    )
     step = trainer._train_step
 
     def poisoned(iterator):
@@ -125,14 +150,22 @@ def test_nan_loss_stops_with_the_last_good_checkpoint(tiny_data, tmp_path):
         return sums
 
     trainer._train_step = poisoned
-    with pytest.raises(TrainingError, match=r"loss became nan at epoch 1, step 1.*last good checkpoint is kept"):
+    with pytest.raises(
+        TrainingError, match=r"loss became nan at epoch 1, step 1.*last good checkpoint is kept"
+    ):
         trainer.train()
     assert trainer.manager.latest_checkpoint.endswith("ckpt-3")  # the end of epoch 1
 
 
 @pytest.mark.slow
 def test_xla_and_bfloat16_switches_train(tiny_data, tmp_path):
-    config = tiny_config(tiny_data, "joint", "train.epochs=1", "train.jit_compile=true", "train.mixed_precision=mixed_bfloat16")
+    config = tiny_config(
+        tiny_data,
+        "joint",
+        "train.epochs=1",
+        "train.jit_compile=true",
+        "train.mixed_precision=mixed_bfloat16",
+    )
     trainer = Trainer(config, tmp_path / "run", progress=False)
     before = weights(trainer.model)
     report = trainer.train()
@@ -145,8 +178,13 @@ def test_xla_and_bfloat16_switches_train(tiny_data, tmp_path):
 def test_float16_switch_scales_the_loss_and_skips_overflowing_steps(tiny_data, tmp_path):
     # No max pooling: TensorFlow has no float16 MaxPool3D kernel on CPU (GPUs have one).
     config = tiny_config(
-        tiny_data, "joint", "train.epochs=1", "train.steps_per_epoch=2", "train.eval_steps=1",
-        "train.mixed_precision=mixed_float16", "model.no_max_pool=true",
+        tiny_data,
+        "joint",
+        "train.epochs=1",
+        "train.steps_per_epoch=2",
+        "train.eval_steps=1",
+        "train.mixed_precision=mixed_float16",
+        "model.no_max_pool=true",
     )
     trainer = Trainer(config, tmp_path / "run", progress=False)
     assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
@@ -161,7 +199,9 @@ def test_float16_switch_scales_the_loss_and_skips_overflowing_steps(tiny_data, t
         np.testing.assert_array_equal(a, b.numpy())
     trainer.optimizer.dynamic_scale.assign(2.0**10)
     trainer._train_step(iter(trainer._epoch_dataset(0, 0)))
-    assert any(not np.array_equal(a, b.numpy()) for a, b in zip(before, trainer.model.trainable_weights))
+    assert any(
+        not np.array_equal(a, b.numpy()) for a, b in zip(before, trainer.model.trainable_weights)
+    )
 
 
 @pytest.mark.slow
@@ -174,7 +214,9 @@ def test_mirrored_over_two_devices_equals_one_device(tiny_data, tmp_path):
     script = Path(__file__).with_name("distributed_equivalence.py")
     result = subprocess.run(
         [sys.executable, str(script), str(tiny_data), str(tmp_path), "train.steps_per_epoch=1"],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "replicas 2" in result.stdout
@@ -184,7 +226,9 @@ def test_mirrored_over_two_devices_equals_one_device(tiny_data, tmp_path):
     for name in one.files:
         np.testing.assert_allclose(one[name], mirrored[name], rtol=0, atol=1e-6, err_msg=name)
     # The update itself moved the weights far more than the tolerance.
-    assert not np.allclose(one["arr_0"], np.load(tmp_path / "one_device_initial.npz")["arr_0"], atol=1e-5)
+    assert not np.allclose(
+        one["arr_0"], np.load(tmp_path / "one_device_initial.npz")["arr_0"], atol=1e-5
+    )
 
 
 @pytest.mark.slow
@@ -204,8 +248,18 @@ def test_two_worker_processes_train_to_identical_weights(tiny_data, tmp_path):
     ports = [str(free_port()), str(free_port())]
     workers = [
         subprocess.Popen(
-            [sys.executable, str(script), str(tiny_data), str(tmp_path), *ports, str(index), "model.sync_batch_norm=true"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                str(script),
+                str(tiny_data),
+                str(tmp_path),
+                *ports,
+                str(index),
+                "model.sync_batch_norm=true",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for index in (0, 1)
     ]
@@ -230,9 +284,18 @@ def test_train_command_names_a_bad_override(tmp_path):
     from pathlib import Path
 
     result = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve().parents[1] / "train.py"), "--set", "train.batch_sise=4",
-         "--model-dir", str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        [
+            sys.executable,
+            str(Path(__file__).resolve().parents[1] / "train.py"),
+            "--set",
+            "train.batch_sise=4",
+            "--model-dir",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert result.returncode != 0
     assert "train.batch_sise" in result.stderr and "batch_size" in result.stderr
@@ -249,33 +312,62 @@ def test_train_command_killed_with_sigkill_resumes_to_the_same_weights(tiny_data
 
     repo = Path(__file__).resolve().parents[1]
     overrides = [
-        f"data.train_files={tiny_data}/train-*.tfrecord", f"data.eval_files={tiny_data}/test-*.tfrecord",
-        "data.num_frames=8", "data.crop_size=32", "data.short_side=32", "data.shuffle_buffer=4",
-        "model.backbone=resnet10", "model.width_multiplier=0.125", "model.head_filters=8",
-        "train.batch_size=4", "train.epochs=3", "train.steps_per_epoch=8", "train.checkpoint_every_steps=2",
-        "train.deterministic=true", "train.eval_steps=1",
+        f"data.train_files={tiny_data}/train-*.tfrecord",
+        f"data.eval_files={tiny_data}/test-*.tfrecord",
+        "data.num_frames=8",
+        "data.crop_size=32",
+        "data.short_side=32",
+        "data.shuffle_buffer=4",
+        "model.backbone=resnet10",
+        "model.width_multiplier=0.125",
+        "model.head_filters=8",
+        "train.batch_size=4",
+        "train.epochs=3",
+        "train.steps_per_epoch=8",
+        "train.checkpoint_every_steps=2",
+        "train.deterministic=true",
+        "train.eval_steps=1",
     ]
-    command = [sys.executable, str(repo / "train.py"), "--stage", "pretrain", "--model-dir", str(tmp_path / "run")]
+    command = [
+        sys.executable,
+        str(repo / "train.py"),
+        "--stage",
+        "pretrain",
+        "--model-dir",
+        str(tmp_path / "run"),
+    ]
     for override in overrides:
         command += ["--set", override]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path
+    )
     index = tmp_path / "run" / "checkpoints" / "checkpoint"
     deadline = time.time() + 300
     while time.time() < deadline and not (index.exists() and "ckpt-6" in index.read_text()):
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert not (tmp_path / "run" / "report.json").exists(), "the run ended before it could be killed"
+    assert not (tmp_path / "run" / "report.json").exists(), (
+        "the run ended before it could be killed"
+    )
     finished = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert json.loads((tmp_path / "run" / "report.json").read_text())["steps"] == 24
-    assert [line.split(",")[0] for line in (tmp_path / "run" / "log.csv").read_text().splitlines()[1:]] == ["1", "2", "3"]
+    assert [
+        line.split(",")[0] for line in (tmp_path / "run" / "log.csv").read_text().splitlines()[1:]
+    ] == ["1", "2", "3"]
 
     from dynamonet_tf.config import load_config
 
-    reference = Trainer(load_config(repo / "configs" / "default.yaml", overrides), tmp_path / "reference", progress=False)
+    reference = Trainer(
+        load_config(repo / "configs" / "default.yaml", overrides),
+        tmp_path / "reference",
+        progress=False,
+    )
     reference.train()
-    resumed = Trainer(load_config(repo / "configs" / "default.yaml", overrides), tmp_path / "run", progress=False)
+    resumed = Trainer(
+        load_config(repo / "configs" / "default.yaml", overrides), tmp_path / "run", progress=False
+    )
     for a, b in zip(weights(reference.model), weights(resumed.model)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
@@ -287,9 +379,20 @@ def test_train_command_names_data_files_that_match_nothing(tmp_path):
     from pathlib import Path
 
     result = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve().parents[1] / "train.py"), "--model-dir", str(tmp_path / "run"),
-         "--set", f"data.train_files={tmp_path}/none-*.tfrecord", "--set", f"data.eval_files={tmp_path}/none-*.tfrecord"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        [
+            sys.executable,
+            str(Path(__file__).resolve().parents[1] / "train.py"),
+            "--model-dir",
+            str(tmp_path / "run"),
+            "--set",
+            f"data.train_files={tmp_path}/none-*.tfrecord",
+            "--set",
+            f"data.eval_files={tmp_path}/none-*.tfrecord",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
     )
     assert result.returncode != 0
     assert f"No TFRecord files match '{tmp_path}/none-*.tfrecord'" in result.stderr

@@ -50,12 +50,16 @@ def test_report_equals_naive_loops():
 def test_averaging_can_overturn_a_single_clip():
     ids = ["v", "v", "v"]
     probabilities = [[0.6, 0.4], [0.1, 0.9], [0.45, 0.55]]
-    video_ids, video_labels, video_probabilities, counts = average_clip_scores(ids, [1, 1, 1], probabilities)
+    video_ids, video_labels, video_probabilities, counts = average_clip_scores(
+        ids, [1, 1, 1], probabilities
+    )
     assert video_ids == ["v"] and counts.tolist() == [3]
     np.testing.assert_allclose(video_probabilities[0], [0.38333333, 0.61666667])
     report = accuracy_report(ids, [1, 1, 1], probabilities, ["x", "y"])
     assert report["video_top1"] == 1.0 and report["clip_top1"] == pytest.approx(2 / 3)
-    assert report["predictions"] == [{"media_id": "v", "label": "y", "predicted": "y", "probability": pytest.approx(0.6166667)}]
+    assert report["predictions"] == [
+        {"media_id": "v", "label": "y", "predicted": "y", "probability": pytest.approx(0.6166667)}
+    ]
 
 
 def test_top_k_with_fewer_classes_than_k():

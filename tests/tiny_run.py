@@ -14,11 +14,20 @@ def write_tiny_data(root):
     (4 videos) and ``holdout-00000-of-00001.tfrecord`` (2 videos, for validation), 20 frames
     of 40 x 40 each. Returns ``root``."""
     clips, labels = translation_clips(18, 20, 40, seed=3)
-    for subset, indices in (("train", range(0, 12)), ("test", range(12, 16)), ("holdout", range(16, 18))):
+    for subset, indices in (
+        ("train", range(0, 12)),
+        ("test", range(12, 16)),
+        ("holdout", range(16, 18)),
+    ):
         with tf.io.TFRecordWriter(str(root / f"{subset}-00000-of-00001.tfrecord")) as writer:
             for i in indices:
-                jpegs = [tf.io.encode_jpeg(tf.constant((f * 255).astype(np.uint8)), quality=95).numpy() for f in clips[i]]
-                writer.write(encode_video_example(jpegs, int(labels[i]), f"dir{labels[i]}", f"video{i}"))
+                jpegs = [
+                    tf.io.encode_jpeg(tf.constant((f * 255).astype(np.uint8)), quality=95).numpy()
+                    for f in clips[i]
+                ]
+                writer.write(
+                    encode_video_example(jpegs, int(labels[i]), f"dir{labels[i]}", f"video{i}")
+                )
     return root
 
 

@@ -159,7 +159,9 @@ class ResNet3D(nn.Module):
     ``stc=True`` adds an STC block to every residual block; it needs the clips' ``frames``.
     """
 
-    def __init__(self, depth, resnext=False, shortcut_type=None, cardinality=32, stc=False, frames=16):
+    def __init__(
+        self, depth, resnext=False, shortcut_type=None, cardinality=32, stc=False, frames=16
+    ):
         super().__init__()
         if resnext:
             block, widths = ResNeXtBottleneck, (128, 256, 512, 1024)
@@ -181,7 +183,9 @@ class ResNet3D(nn.Module):
                 stride = 2 if stage > 0 and index == 0 else 1
                 time = math.ceil(time / stride)
                 stc_time = time if stc else None
-                layers.append(block(in_channels, width, stride, shortcut_type, cardinality, stc_time))
+                layers.append(
+                    block(in_channels, width, stride, shortcut_type, cardinality, stc_time)
+                )
                 in_channels = width * block.expansion
         self.features = nn.Sequential(*layers)
 
@@ -315,8 +319,12 @@ def main():
     if args.command == "step" and args.serve:
         serve(args.backbone, args.frames, args.size, args.batch)
     elif args.command == "step":
-        times, parameters = time_steps(args.backbone, args.frames, args.size, args.batch, args.steps)
-        print(json.dumps(dict(step_seconds_all=times, trainable_parameters=parameters, **versions())))
+        times, parameters = time_steps(
+            args.backbone, args.frames, args.size, args.batch, args.steps
+        )
+        print(
+            json.dumps(dict(step_seconds_all=times, trainable_parameters=parameters, **versions()))
+        )
     elif args.command == "conv":
         seconds = time_grouped_convs(json.loads(args.shapes), args.repeats)
         print(json.dumps(dict(seconds=seconds, **versions())))

@@ -30,10 +30,10 @@ def parse_args(argv):
         epilog=__doc__.split("\n", 2)[2],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--dataset", required=True,
-                        help=f"one of {', '.join(evaluation.DATASETS)}")
-    parser.add_argument("--split", default="1",
-                        help="1, 2, 3 or all (UCF101, HMDB51, demo; Kinetics-400 has 1)")
+    parser.add_argument("--dataset", required=True, help=f"one of {', '.join(evaluation.DATASETS)}")
+    parser.add_argument(
+        "--split", default="1", help="1, 2, 3 or all (UCF101, HMDB51, demo; Kinetics-400 has 1)"
+    )
     add_run_arguments(
         parser,
         model_dir_help="a train.py run, {split} replaced per split (default: runs/joint for demo "
@@ -51,13 +51,18 @@ def parse_args(argv):
         help="output folder (default <model-dir>/eval_<dataset>_split<N>; with --split all it "
         "holds summary.json and split<N>/, default eval_<dataset>_splits beside the runs)",
     )
-    parser.add_argument("--crops", type=int, default=1, choices=(1, 3),
-                        help="1: centre; 3: along the long side")
-    parser.add_argument("--clip-stride", type=int,
-                        help="kept frames (after data.frame_stride) between clip starts "
-                        "(default T: non-overlapping)")
-    parser.add_argument("--batch-size", type=int,
-                        help="views per batch (default: the run's train.batch_size)")
+    parser.add_argument(
+        "--crops", type=int, default=1, choices=(1, 3), help="1: centre; 3: along the long side"
+    )
+    parser.add_argument(
+        "--clip-stride",
+        type=int,
+        help="kept frames (after data.frame_stride) between clip starts "
+        "(default T: non-overlapping)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, help="views per batch (default: the run's train.batch_size)"
+    )
     return parser.parse_args(argv)
 
 

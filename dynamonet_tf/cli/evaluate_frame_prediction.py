@@ -24,8 +24,9 @@ from dynamonet_tf.runs import RunError, add_run_arguments, load_run, run_source 
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_run_arguments(
         parser, checkpoint_help="a checkpoint prefix, e.g. runs/pretrain/checkpoints/ckpt-200"
     )
@@ -33,21 +34,33 @@ def parse_args(argv):
     source.add_argument(
         "--data", help="TFRecord glob or prepared folder (default: the run's data.eval_files)"
     )
-    source.add_argument("--videos", type=Path,
-                        help=f"a folder of video files (*{' *'.join(VIDEO_EXTENSIONS)})")
-    parser.add_argument("--out", type=Path,
-                        help="output folder (default: <model dir>/frame_prediction)")
-    parser.add_argument("--batch-size", type=int, default=8,
-                        help="clips per model call (default 8)")
+    source.add_argument(
+        "--videos", type=Path, help=f"a folder of video files (*{' *'.join(VIDEO_EXTENSIONS)})"
+    )
+    parser.add_argument(
+        "--out", type=Path, help="output folder (default: <model dir>/frame_prediction)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=8, help="clips per model call (default 8)"
+    )
     parser.add_argument("--max-clips", type=int, help="stop after this many clips")
     parser.add_argument("--max-videos", type=int, help="only the first this many videos")
-    parser.add_argument("--flow-mask", action="store_true",
-                        help="also score only the moving area (Mathieu et al.)")
-    parser.add_argument("--flow-threshold", type=float, default=DEFAULT_FLOW_THRESHOLD,
-                        help="moving: Farneback flow longer than this, in pixels "
-                        f"(default {DEFAULT_FLOW_THRESHOLD})")
-    parser.add_argument("--figures", type=int, default=4,
-                        help="Figure 3 images, of the first clip of this many videos (default 4)")
+    parser.add_argument(
+        "--flow-mask", action="store_true", help="also score only the moving area (Mathieu et al.)"
+    )
+    parser.add_argument(
+        "--flow-threshold",
+        type=float,
+        default=DEFAULT_FLOW_THRESHOLD,
+        help="moving: Farneback flow longer than this, in pixels "
+        f"(default {DEFAULT_FLOW_THRESHOLD})",
+    )
+    parser.add_argument(
+        "--figures",
+        type=int,
+        default=4,
+        help="Figure 3 images, of the first clip of this many videos (default 4)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     for name in ("batch_size", "max_clips", "max_videos"):
@@ -83,20 +96,28 @@ def main(argv=None):
 
 
 def print_metrics(metrics, out_dir):
-    print(f"\n{metrics['checkpoint']}: {metrics['clips']} clips of {metrics['clip_frames']} frames "
-          f"{metrics['frame_stride']} apart from {metrics['videos']} videos; results in {out_dir}")
+    print(
+        f"\n{metrics['checkpoint']}: {metrics['clips']} clips of {metrics['clip_frames']} frames "
+        f"{metrics['frame_stride']} apart from {metrics['videos']} videos; results in {out_dir}"
+    )
     columns = ["ssim", "ssim_luma", "psnr", "psnr_of_mean_mse"]
     if metrics["flow_mask"]:
         columns += ["masked_ssim", "masked_ssim_luma", "masked_psnr", "masked_psnr_of_mean_mse"]
-    for title, scope in (("all predicted frames", metrics),
-                         ("frame T+1 only", metrics["future_frame"])):
-        print(f"{title} ({scope['frames']} frames"
-              + (f", {scope['masked_frames']} with motion)" if metrics["flow_mask"] else ")"))
+    for title, scope in (
+        ("all predicted frames", metrics),
+        ("frame T+1 only", metrics["future_frame"]),
+    ):
+        print(
+            f"{title} ({scope['frames']} frames"
+            + (f", {scope['masked_frames']} with motion)" if metrics["flow_mask"] else ")")
+        )
         print(f"  {'':18s}" + "".join(f"{name:>18s}" for name in columns))
         for name, label in (("model", "DynamoNet"), ("copy_last_frame", "copy last frame")):
             values = [scope[name][column] for column in columns]
-            print(f"  {label:18s}"
-                  + "".join(f"{'-' if v is None else f'{v:.4f}':>18s}" for v in values))
+            print(
+                f"  {label:18s}"
+                + "".join(f"{'-' if v is None else f'{v:.4f}':>18s}" for v in values)
+            )
 
 
 if __name__ == "__main__":

@@ -25,18 +25,25 @@ DEFAULT_TOP_K = 5
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_run_arguments(parser)
     parser.add_argument("--out", type=Path, required=True, help="the export directory to create")
-    parser.add_argument("--labels", type=Path, metavar="FILE",
-                        help="class names, one a line "
-                        "(default: the manifest.json of the run's data)")
-    parser.add_argument("--top-k", type=int,
-                        help=f"classes serving_default returns (default {DEFAULT_TOP_K}, "
-                        "or all classes if fewer)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing export in --out")
+    parser.add_argument(
+        "--labels",
+        type=Path,
+        metavar="FILE",
+        help="class names, one a line (default: the manifest.json of the run's data)",
+    )
+    parser.add_argument(
+        "--top-k",
+        type=int,
+        help=f"classes serving_default returns (default {DEFAULT_TOP_K}, or all classes if fewer)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an existing export in --out"
+    )
     return parser.parse_args(argv)
 
 
@@ -46,13 +53,17 @@ def main(argv=None):
         run = load_run(run_source(args), best=args.best)
         config = run.config
         if not config.train.labeled and (args.labels is not None or args.top_k is not None):
-            raise InferenceError(f"{run.checkpoint} is a pretrain model without classes: "
-                                 "leave out --labels and --top-k.")
+            raise InferenceError(
+                f"{run.checkpoint} is a pretrain model without classes: "
+                "leave out --labels and --top-k."
+            )
         label_names, label_source = run_label_names(config, args.labels)
         if config.train.labeled and label_names is None:
-            print("warning: no label names (no manifest.json with classes beside data.eval_files "
-                  "or data.train_files, and no --labels); the export names classes by index.",
-                  file=sys.stderr)
+            print(
+                "warning: no label names (no manifest.json with classes beside data.eval_files "
+                "or data.train_files, and no --labels); the export names classes by index.",
+                file=sys.stderr,
+            )
         top_k = args.top_k
         if top_k is None and config.train.labeled:
             top_k = min(DEFAULT_TOP_K, config.data.num_classes)
@@ -69,15 +80,19 @@ def main(argv=None):
     except (InferenceError, RunError, ConfigError, PrepareError) as error:
         sys.exit(f"error: {error}")
     except FileExistsError:
-        sys.exit(f"error: --out {args.out} exists and is not an empty directory; pass --overwrite "
-                 "to replace it, or choose another --out.")
+        sys.exit(
+            f"error: --out {args.out} exists and is not an empty directory; pass --overwrite "
+            "to replace it, or choose another --out."
+        )
     except ValueError as error:  # an argument export_saved_model refuses, such as --top-k
         sys.exit(f"error: {error}")
     print(f"exported the {metadata['model_kind']} model of {run.checkpoint} to {args.out}")
     print(f"  signatures: {', '.join(metadata['signatures'])}")
-    print(f"  clips of {metadata['num_frames']} frames {metadata['frame_stride']} apart (input: "
-          f"{metadata['input']['shape'][1]} frames at the native rate), short side "
-          f"{metadata['short_side']}, centre crop {metadata['crop_size']}")
+    print(
+        f"  clips of {metadata['num_frames']} frames {metadata['frame_stride']} apart (input: "
+        f"{metadata['input']['shape'][1]} frames at the native rate), short side "
+        f"{metadata['short_side']}, centre crop {metadata['crop_size']}"
+    )
     if label_names is not None:
         print(f"  {len(label_names)} label names from {label_source}")
 

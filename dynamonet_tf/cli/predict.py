@@ -33,23 +33,34 @@ from dynamonet_tf.runs import RunError, add_run_arguments, load_run, run_source 
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("videos", nargs="+", type=Path, metavar="VIDEO")
-    parser.add_argument("--export", type=Path, metavar="DIR",
-                        help="a SavedModel written by export.py")
+    parser.add_argument(
+        "--export", type=Path, metavar="DIR", help="a SavedModel written by export.py"
+    )
     add_run_arguments(parser)
-    parser.add_argument("--labels", type=Path, metavar="FILE",
-                        help="class names, one a line, for a run "
-                        "(default: the manifest.json of its data)")
+    parser.add_argument(
+        "--labels",
+        type=Path,
+        metavar="FILE",
+        help="class names, one a line, for a run (default: the manifest.json of its data)",
+    )
     parser.add_argument("--top-k", type=int, default=5, help="actions to print (default 5)")
-    parser.add_argument("--json", action="store_true",
-                        help="print one JSON list, an object per video")
-    parser.add_argument("--frames-out", type=Path, metavar="PATH",
-                        help="write true | predicted next frames as .mp4 or .gif (with several "
-                             "videos, PATH gets each video's name: frames-<video>.mp4)")
-    parser.add_argument("--batch-size", type=int, default=8,
-                        help="clips per model call (default 8)")
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON list, an object per video"
+    )
+    parser.add_argument(
+        "--frames-out",
+        type=Path,
+        metavar="PATH",
+        help="write true | predicted next frames as .mp4 or .gif (with several "
+        "videos, PATH gets each video's name: frames-<video>.mp4)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=8, help="clips per model call (default 8)"
+    )
     return parser.parse_args(argv)
 
 
@@ -63,22 +74,31 @@ def main(argv=None):
     except (InferenceError, RunError, ConfigError, PrepareError) as error:
         sys.exit(f"error: {error}")
     if not model.classifies and args.frames_out is None:
-        sys.exit(f"error: {model.source} is a pretrain model without a classifier: it only "
-                 "predicts frames; pass --frames-out PATH.mp4|.gif to write them.")
+        sys.exit(
+            f"error: {model.source} is a pretrain model without a classifier: it only "
+            "predicts frames; pass --frames-out PATH.mp4|.gif to write them."
+        )
     if args.frames_out is not None and not model.predicts_frames:
-        sys.exit(f"error: {model.source} is a classifier model without a frame-prediction branch; "
-                 "--frames-out needs a joint or pretrain model.")
+        sys.exit(
+            f"error: {model.source} is a classifier model without a frame-prediction branch; "
+            "--frames-out needs a joint or pretrain model."
+        )
 
     reports, failures = [], []
     for video in args.videos:
         try:
             frames, fps = read_video(video, model.decode_short_side)
-            prediction = predict_video(model, frames, with_frames=frames_out is not None,
-                                       batch_size=args.batch_size)
+            prediction = predict_video(
+                model, frames, with_frames=frames_out is not None, batch_size=args.batch_size
+            )
             if frames_out is not None:
                 # Every frame_stride-th frame is written: at fps / stride they play in real time.
-                write_frames(frames_out[video], prediction.true_frames, prediction.predicted_frames,
-                             (fps or DEFAULT_FPS) / model.frame_stride)
+                write_frames(
+                    frames_out[video],
+                    prediction.true_frames,
+                    prediction.predicted_frames,
+                    (fps or DEFAULT_FPS) / model.frame_stride,
+                )
         except InferenceError as error:
             failures.append(f"error: {error}")
             reports.append({"video": str(video), "error": str(error)})
@@ -94,9 +114,12 @@ def main(argv=None):
     if args.json:
         print(json.dumps(reports, indent=2))
     if failures:
-        sys.exit(failures[0] if len(args.videos) == 1 else
-                 f"error: {len(failures)} of {len(args.videos)} videos could not be predicted "
-                 "(see above).")
+        sys.exit(
+            failures[0]
+            if len(args.videos) == 1
+            else f"error: {len(failures)} of {len(args.videos)} videos could not be predicted "
+            "(see above)."
+        )
 
 
 def load_model(args):
@@ -104,18 +127,23 @@ def load_model(args):
     run_options = args.model_dir is not None or args.checkpoint is not None or args.best
     if args.export is not None:
         if run_options or args.labels is not None:
-            raise InferenceError("--export takes no --model-dir, --checkpoint, --best or --labels "
-                                 "(an export holds its weights and label names).")
+            raise InferenceError(
+                "--export takes no --model-dir, --checkpoint, --best or --labels "
+                "(an export holds its weights and label names)."
+            )
         return ExportedModel(args.export)
     if not run_options:
-        raise InferenceError("pass --export DIR (from export.py) or --model-dir DIR "
-                             "(a train.py run).")
+        raise InferenceError(
+            "pass --export DIR (from export.py) or --model-dir DIR (a train.py run)."
+        )
     run = load_run(run_source(args), best=args.best)
     label_names, _ = run_label_names(run.config, args.labels)
     if label_names is None and run.config.train.labeled:
-        print("warning: no label names (no manifest.json with classes beside data.eval_files "
-              "or data.train_files, and no --labels); classes are named by index.",
-              file=sys.stderr)
+        print(
+            "warning: no label names (no manifest.json with classes beside data.eval_files "
+            "or data.train_files, and no --labels); classes are named by index.",
+            file=sys.stderr,
+        )
     return RunModel(run, label_names)
 
 
@@ -128,34 +156,50 @@ def frames_out_paths(frames_out, videos):
         raise InferenceError(f"--frames-out {frames_out}: frames are written as .mp4 or .gif.")
     if len(videos) == 1:
         return {videos[0]: frames_out}
-    paths = {video: frames_out.with_name(f"{frames_out.stem}-{video.stem}{frames_out.suffix}")
-             for video in videos}
+    paths = {
+        video: frames_out.with_name(f"{frames_out.stem}-{video.stem}{frames_out.suffix}")
+        for video in videos
+    }
     if len(set(paths.values())) < len(videos):
-        raise InferenceError("--frames-out with several videos names each output after its "
-                             "video, so the videos need different names; predict them one at a "
-                             "time.")
+        raise InferenceError(
+            "--frames-out with several videos names each output after its "
+            "video, so the videos need different names; predict them one at a "
+            "time."
+        )
     return paths
 
 
 def video_report(video, prediction, model, top_k, frames_path):
     """The JSON-ready result of one video."""
-    report = {"video": str(video), "frames": prediction.num_frames, "clips": prediction.num_clips,
-              "clip_frames": model.num_frames, "frame_stride": model.frame_stride,
-              "top_k": None, "probabilities": None}
+    report = {
+        "video": str(video),
+        "frames": prediction.num_frames,
+        "clips": prediction.num_clips,
+        "clip_frames": model.num_frames,
+        "frame_stride": model.frame_stride,
+        "top_k": None,
+        "probabilities": None,
+    }
     if model.classifies:
-        report["top_k"] = [{"label": label, "probability": probability}
-                           for label, probability in prediction.top_k(top_k)]
+        report["top_k"] = [
+            {"label": label, "probability": probability}
+            for label, probability in prediction.top_k(top_k)
+        ]
         report["probabilities"] = prediction.probabilities.tolist()  # in class-index order
     if frames_path is not None:
-        report["frames_out"] = {"path": str(frames_path),
-                                "frames": len(prediction.predicted_frames)}
+        report["frames_out"] = {
+            "path": str(frames_path),
+            "frames": len(prediction.predicted_frames),
+        }
     return report
 
 
 def print_report(report, model):
     every = f" (frames {report['frame_stride']} apart)" if report["frame_stride"] > 1 else ""
-    print(f"{report['video']}: {report['frames']} frames, {report['clips']} clips of "
-          f"{report['clip_frames']}{every}")
+    print(
+        f"{report['video']}: {report['frames']} frames, {report['clips']} clips of "
+        f"{report['clip_frames']}{every}"
+    )
     if report["top_k"] is None:
         print(f"  no classifier ({model.kind} model): no action scores")
     else:

@@ -56,16 +56,18 @@ def parse_args(argv):
         default=PrepareOptions.holdout_seed,
         help="which train videos are held out (default: %(default)s)",
     )
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="decoding processes")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="decoding processes"
+    )
     parser.add_argument("--seed", type=int, default=0, help="demo: generation seed")
     parser.add_argument(
         "--allow-missing",
         action="store_true",
         help="UCF101/HMDB51: go on when split files name absent videos (listed in failures.json)",
     )
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace another preparation in --out")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace another preparation in --out"
+    )
     args = parser.parse_args(argv)
     if args.dataset not in ("demo",) and not args.video_root:
         parser.error(f"{args.dataset} needs --video-root")
@@ -100,10 +102,16 @@ def main(argv=None):
                 args.dataset, args.video_root, args.splits, args.split, args.allow_missing
             )
             source = {"video_root": args.video_root, "splits": args.splits, "split": args.split}
-            manifests = {args.dataset: prepare(
-                index, args.out, options, workers=args.workers, source=source,
-                overwrite=args.overwrite,
-            )}
+            manifests = {
+                args.dataset: prepare(
+                    index,
+                    args.out,
+                    options,
+                    workers=args.workers,
+                    source=source,
+                    overwrite=args.overwrite,
+                )
+            }
     except (DatasetError, PrepareError) as error:
         sys.exit(f"error: {error}")
     except OSError as error:  # an unwritable --out, a full disk: the user's to fix

@@ -25,18 +25,26 @@ DEFAULT_CONFIG = CONFIGS_DIR / "default.yaml"
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--stage", choices=STAGES,
-                        help="overrides train.stage")
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
-                        help="YAML preset (default: the CPU demo)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key, e.g. train.batch_size=16 (repeatable)")
+    parser.add_argument("--stage", choices=STAGES, help="overrides train.stage")
+    parser.add_argument(
+        "--config", type=Path, default=DEFAULT_CONFIG, help="YAML preset (default: the CPU demo)"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. train.batch_size=16 (repeatable)",
+    )
     parser.add_argument("--model-dir", type=Path, help="default: runs/<stage>")
-    parser.add_argument("--init-from", type=Path,
-                        help="model dir or checkpoint of an earlier stage")
+    parser.add_argument(
+        "--init-from", type=Path, help="model dir or checkpoint of an earlier stage"
+    )
     parser.add_argument("--strategy", choices=STRATEGIES, default="default")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace a run of another config in --model-dir")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace a run of another config in --model-dir"
+    )
     return parser.parse_args(argv)
 
 
@@ -50,11 +58,20 @@ def main(argv=None):
         model_dir = args.model_dir or default_model_dir(config.train.stage)
         init_from = args.init_from
         default_pretrain = default_model_dir("pretrain")
-        if (init_from is None and config.train.stage != "pretrain" and args.config == DEFAULT_CONFIG
-                and default_pretrain.exists()):
+        if (
+            init_from is None
+            and config.train.stage != "pretrain"
+            and args.config == DEFAULT_CONFIG
+            and default_pretrain.exists()
+        ):
             init_from = default_pretrain  # the demo's joint run continues from its pretraining
-        trainer = Trainer(config, model_dir, strategy=make_strategy(args.strategy),
-                          init_from=init_from, overwrite=args.overwrite)
+        trainer = Trainer(
+            config,
+            model_dir,
+            strategy=make_strategy(args.strategy),
+            init_from=init_from,
+            overwrite=args.overwrite,
+        )
         report = trainer.train()
     except (ConfigError, TrainingError, PrepareError) as error:
         sys.exit(f"error: {error}")
@@ -73,15 +90,19 @@ def print_report(report, model_dir):
         print(f"next-frame prediction on {fp['clips']} held-out clips:")
         print(f"  {'':18s}{'FP loss':>10s}{'SSIM':>8s}{'SSIM (Y)':>10s}{'PSNR dB':>9s}")
         for name, scores in (("DynamoNet", model), ("copy last frame", baseline)):
-            print(f"  {name:18s}{scores['frame_prediction_loss']:10.5f}{scores['ssim']:8.4f}"
-                  f"{scores['ssim_luma']:10.4f}{scores['psnr']:9.2f}")
+            print(
+                f"  {name:18s}{scores['frame_prediction_loss']:10.5f}{scores['ssim']:8.4f}"
+                f"{scores['ssim_luma']:10.4f}{scores['psnr']:9.2f}"
+            )
     accuracy = report.get("video_accuracy")
     if accuracy:
-        print(f"video-level accuracy on {accuracy['videos']} test videos "
-              f"({accuracy['clips']} clips): "
-              f"top-1 {accuracy['video_top1']:.3f}, top-5 {accuracy['video_top5']:.3f}, "
-              f"clip top-1 {accuracy['clip_top1']:.3f}, "
-              f"mean class {accuracy['mean_class_accuracy']:.3f}")
+        print(
+            f"video-level accuracy on {accuracy['videos']} test videos "
+            f"({accuracy['clips']} clips): "
+            f"top-1 {accuracy['video_top1']:.3f}, top-5 {accuracy['video_top5']:.3f}, "
+            f"clip top-1 {accuracy['clip_top1']:.3f}, "
+            f"mean class {accuracy['mean_class_accuracy']:.3f}"
+        )
 
 
 if __name__ == "__main__":

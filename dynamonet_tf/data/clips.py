@@ -222,9 +222,7 @@ def eval_frames(
         return preprocess_ops_3d.crop_image(frames, crop_size, crop_size)
     if num_crops == 3:
         return _three_crops(frames, crop_size)
-    raise ValueError(
-        f"num_crops must be 1 (centre) or 3 (along the long side); got {num_crops!r}."
-    )
+    raise ValueError(f"num_crops must be 1 (centre) or 3 (along the long side); got {num_crops!r}.")
 
 
 def preprocess_video(

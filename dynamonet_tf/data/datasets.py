@@ -492,9 +492,7 @@ def _stem_index(root):
         candidate = (rank[extension.lower()], relative)
         if stem not in index or candidate < index[stem]:
             index[stem] = candidate
-    return {
-        stem: os.path.join(root, *relative.split("/")) for stem, (_, relative) in index.items()
-    }
+    return {stem: os.path.join(root, *relative.split("/")) for stem, (_, relative) in index.items()}
 
 
 def read_kinetics400(video_root, annotations, subsets=("train", "val")):

@@ -374,8 +374,17 @@ def _paste_sprite(frames, sprite, centres):
 # ----------------------------------------------------------------------------- clips
 
 
-def render_clip(rng, num_frames, size, *, pan=(0.0, 0.0), zoom_rate=0.0, spin_degrees=0.0,
-                sprite_velocity=None, photos=None):
+def render_clip(
+    rng,
+    num_frames,
+    size,
+    *,
+    pan=(0.0, 0.0),
+    zoom_rate=0.0,
+    spin_degrees=0.0,
+    sprite_velocity=None,
+    photos=None,
+):
     """One clip over random photographs, ``(time, height, width, 3)`` uint8.
 
     Camera motion is given as the scene's apparent motion (see :func:`_camera_offsets`);
@@ -482,8 +491,14 @@ def _video_name(rng, label, index):
     """An HMDB51-style file name, sometimes with punctuation, unique within its class."""
     camera = "nm" if label == "still" or label.startswith("sprite") else "cm"
     fields = (
-        rng.choice(_TITLES), label, rng.choice(_BODY), camera, "np1", rng.choice(_VIEWS),
-        rng.choice(_QUALITY), str(index),
+        rng.choice(_TITLES),
+        label,
+        rng.choice(_BODY),
+        camera,
+        "np1",
+        rng.choice(_VIEWS),
+        rng.choice(_QUALITY),
+        str(index),
     )
     return "_".join(fields) + ".avi"
 
@@ -575,8 +590,17 @@ def _prepare_root(root, options):
     return True
 
 
-def generate_demo(root, *, seed=0, unlabeled_videos=48, videos_per_class=12, num_frames=40,
-                  size=(128, 160), fps=25, photos=None):
+def generate_demo(
+    root,
+    *,
+    seed=0,
+    unlabeled_videos=48,
+    videos_per_class=12,
+    num_frames=40,
+    size=(128, 160),
+    fps=25,
+    photos=None,
+):
     """Writes the demo dataset under ``root`` (see the module docstring) and summarises it.
 
     ``size`` is ``(height, width)``, both even (yuv420p). ``photos``: names in

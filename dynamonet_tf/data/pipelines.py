@@ -273,14 +273,10 @@ def _training_records(files, num_pipelines, pipeline_id, seed, repeat):
     return records
 
 
-def _training_clip(
-    serialized, key, num_frames, frame_stride, crop_size, short_side, labeled
-):
+def _training_clip(serialized, key, num_frames, frame_stride, crop_size, short_side, labeled):
     """One augmented clip ``(num_frames + 1, crop_size, crop_size, 3)`` and its label."""
     video = parse_video_example(serialized)
-    window_key, crop_key, flip_key = tf.unstack(
-        tf.random.experimental.stateless_split(key, num=3)
-    )
+    window_key, crop_key, flip_key = tf.unstack(tf.random.experimental.stateless_split(key, num=3))
     indices = _random_window(tf.shape(video["frames"])[0], num_frames + 1, frame_stride, window_key)
     frames = resize_frames(_decode(tf.gather(video["frames"], indices)), short_side)
     position = tf.random.stateless_uniform((), crop_key, minval=0, maxval=5, dtype=tf.int32)

@@ -78,8 +78,11 @@ class PrepareOptions:
             value = getattr(self, name)
             if value is None and name == "max_frames":
                 continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < low or (
-                high is not None and value > high
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or value < low
+                or (high is not None and value > high)
             ):
                 valid = f"an integer from {low} to {high}" if high else f"an integer >= {low}"
                 raise PrepareError(f"{name} must be {valid}; got {value!r}.")
@@ -318,7 +321,8 @@ def _manifest(out_dir, index, options, plan, shards):
     subsets = {}
     for record in records:
         subset = subsets.setdefault(
-            record["subset"], {"videos": 0, "frames": 0, "failures": 0, "shards": [], "per_class": {}}
+            record["subset"],
+            {"videos": 0, "frames": 0, "failures": 0, "shards": [], "per_class": {}},
         )
         subset["videos"] += len(record["videos"])
         subset["frames"] += sum(v["frames"] for v in record["videos"])
@@ -351,7 +355,16 @@ def _manifest(out_dir, index, options, plan, shards):
     return manifest, failures
 
 
-def prepare(index, out_dir, options=PrepareOptions(), *, workers=2, source=None, overwrite=False, progress=True):
+def prepare(
+    index,
+    out_dir,
+    options=PrepareOptions(),
+    *,
+    workers=2,
+    source=None,
+    overwrite=False,
+    progress=True,
+):
     """Writes ``index`` to ``out_dir`` as TFRecord shards; returns the manifest (a dict).
 
     ``workers`` decoding processes (0: decode in this process). ``source`` (a dict, e.g. the

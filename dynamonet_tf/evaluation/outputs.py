@@ -14,7 +14,13 @@ from dynamonet_tf.evaluation.figures import confusion_image
 from dynamonet_tf.evaluation.protocol import HEADLINE
 
 PREDICTION_COLUMNS = (
-    "media_id", "label", "predicted", "probability", "clips", "top5_classes", "top5_probabilities"
+    "media_id",
+    "label",
+    "predicted",
+    "probability",
+    "clips",
+    "top5_classes",
+    "top5_probabilities",
 )
 
 
@@ -50,15 +56,17 @@ def write_outputs(out_dir, metrics, predictions):
     writer = csv.writer(table, lineterminator="\n")
     writer.writerow(PREDICTION_COLUMNS)
     for p in predictions:
-        writer.writerow([
-            p["media_id"],
-            p["label"],
-            p["predicted"],
-            f"{p['probability']:.6f}",
-            p["clips"],
-            "|".join(name for name, _ in p["top5"]),
-            "|".join(f"{probability:.6f}" for _, probability in p["top5"]),
-        ])
+        writer.writerow(
+            [
+                p["media_id"],
+                p["label"],
+                p["predicted"],
+                f"{p['probability']:.6f}",
+                p["clips"],
+                "|".join(name for name, _ in p["top5"]),
+                "|".join(f"{probability:.6f}" for _, probability in p["top5"]),
+            ]
+        )
     atomic_write(out_dir / "predictions.csv", table.getvalue())
     image = io.BytesIO()
     confusion_image(metrics["confusion"], metrics["classes"]).save(image, format="PNG")

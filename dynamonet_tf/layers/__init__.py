@@ -2,7 +2,11 @@
 
 from dynamonet_tf.layers.dynamic_filter import DynamicFilter
 from dynamonet_tf.layers.grouped_conv3d import GroupedConv3D
-from dynamonet_tf.layers.initializers import HE_CONV_INITIALIZER, HE_DENSE_INITIALIZER, CentreTapBias
+from dynamonet_tf.layers.initializers import (
+    HE_CONV_INITIALIZER,
+    HE_DENSE_INITIALIZER,
+    CentreTapBias,
+)
 from dynamonet_tf.layers.normalization import FrameNormalization, batch_norm
 from dynamonet_tf.layers.shortcut import ZeroPadShortcut
 from dynamonet_tf.layers.stc import SpatioTemporalChannelCorrelation, stc_parameter_count

@@ -80,7 +80,9 @@ class DynamicFilter(keras.layers.Layer):
                 f"DynamicFilter padding must be one of {sorted(PADDINGS)}; got {padding!r}."
             )
         if implementation is None:
-            implementation = DEFAULT_PER_PIXEL_IMPLEMENTATION if per_pixel else DEFAULT_IMPLEMENTATION
+            implementation = (
+                DEFAULT_PER_PIXEL_IMPLEMENTATION if per_pixel else DEFAULT_IMPLEMENTATION
+            )
         if implementation not in IMPLEMENTATIONS:
             raise ValueError(
                 f"DynamicFilter implementation must be one of {list(IMPLEMENTATIONS)} or None; "
@@ -228,9 +230,7 @@ def _neighbourhoods(frames, kernel_size, padding):
         rates=[1, 1, 1, 1],
         padding=patch_padding,
     )
-    return tf.reshape(
-        patches, [batch * time, height, width, kernel_size * kernel_size, channels]
-    )
+    return tf.reshape(patches, [batch * time, height, width, kernel_size * kernel_size, channels])
 
 
 def _conv_neighbourhoods(frames, kernel_size, padding):

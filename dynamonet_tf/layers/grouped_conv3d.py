@@ -131,14 +131,18 @@ class GroupedConv3D(keras.layers.Conv3D):
         group_channels, filters = kernel.shape[-2], kernel.shape[-1]
         time = inputs.shape[1]
         if time is None:
-            raise ValueError("GroupedConv3D's conv2d implementation needs a known number of frames.")
+            raise ValueError(
+                "GroupedConv3D's conv2d implementation needs a known number of frames."
+            )
 
         # Time: pad as Conv3D's "same"/"valid" would; height and width: conv2d's own padding.
         span = (taps - 1) * dilation + 1
         if self.padding == "same":
             out_time = -(-time // stride)
             total = max((out_time - 1) * stride + span - time, 0)
-            inputs = tf.pad(inputs, [[0, 0], [total // 2, total - total // 2], [0, 0], [0, 0], [0, 0]])
+            inputs = tf.pad(
+                inputs, [[0, 0], [total // 2, total - total // 2], [0, 0], [0, 0], [0, 0]]
+            )
         else:
             out_time = (time - span) // stride + 1
 

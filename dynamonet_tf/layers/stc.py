@@ -19,7 +19,9 @@ def stc_parameter_count(time: int, channels: int, reduction: int = 16) -> int:
     """Trainable parameters of one STC block (all four FC layers have biases)."""
     channel_hidden = max(1, channels // reduction)
     temporal_hidden = max(1, time * channels // reduction)
-    channel_branch = channels * channel_hidden + channel_hidden + channel_hidden * channels + channels
+    channel_branch = (
+        channels * channel_hidden + channel_hidden + channel_hidden * channels + channels
+    )
     temporal_branch = (
         time * channels * temporal_hidden + temporal_hidden + temporal_hidden * channels + channels
     )
@@ -76,9 +78,7 @@ class SpatioTemporalChannelCorrelation(keras.layers.Layer):
             ops.mean(features, axis=(2, 3)), (-1, self._time * self._channels)
         )
         channel_gate = ops.sigmoid(self.channel_excite(self.channel_squeeze(channel_summary)))
-        temporal_gate = ops.sigmoid(
-            self.temporal_excite(self.temporal_squeeze(temporal_summary))
-        )
+        temporal_gate = ops.sigmoid(self.temporal_excite(self.temporal_squeeze(temporal_summary)))
         return channel_gate, temporal_gate
 
     def call(self, features):

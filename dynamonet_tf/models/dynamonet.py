@@ -148,7 +148,10 @@ def build_dynamonet(
     initial_centre_weight = config.initial_centre_weight
     filter_options = {
         option: value
-        for option, value in (("implementation", filter_implementation), ("padding", filter_padding))
+        for option, value in (
+            ("implementation", filter_implementation),
+            ("padding", filter_padding),
+        )
         if value is not None
     }
     if input_shape is None:
@@ -228,18 +231,18 @@ def build_dynamonet(
 
     if classifies:
         action = keras.layers.Dense(
-            config.ar_units, activation="relu", kernel_initializer=HE_DENSE_INITIALIZER,
+            config.ar_units,
+            activation="relu",
+            kernel_initializer=HE_DENSE_INITIALIZER,
             name=AR_LAYER,
-        )(
-            _conv_head(features, "ar", head_filters, synchronized)
-        )
+        )(_conv_head(features, "ar", head_filters, synchronized))
         if kind == "joint":
             dmr = keras.layers.Dense(
-                config.dmr_units, activation="relu", kernel_initializer=HE_DENSE_INITIALIZER,
+                config.dmr_units,
+                activation="relu",
+                kernel_initializer=HE_DENSE_INITIALIZER,
                 name=DMR,
-            )(
-                keras.layers.Flatten(name="dmr_flatten")(filters)
-            )
+            )(keras.layers.Flatten(name="dmr_flatten")(filters))
             outputs[DMR] = dmr
             action = keras.layers.Concatenate(name="ar_dmr_concat")([action, dmr])
         if config.dropout_rate:

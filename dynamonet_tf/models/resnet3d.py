@@ -57,7 +57,6 @@ STEM_WIDTH = 64
 assert tuple(BLOCKS_PER_STAGE) == RESNET_DEPTHS, "every backbone name needs its stages"
 
 
-
 def _conv(x, filters, kernel_size, strides, name, groups=1, implementation="auto"):
     """Conv3D without bias; zero padding ``kernel // 2`` on both sides of every axis.
 

@@ -53,7 +53,9 @@ def _poisoned(gradient, finite):
     if gradient is None:
         return None
     if isinstance(gradient, tf.IndexedSlices):
-        return tf.IndexedSlices(_poisoned(gradient.values, finite), gradient.indices, gradient.dense_shape)
+        return tf.IndexedSlices(
+            _poisoned(gradient.values, finite), gradient.indices, gradient.dense_shape
+        )
     return tf.where(finite, gradient, tf.constant(float("nan"), gradient.dtype))
 
 
@@ -67,7 +69,9 @@ def finite_everywhere(gradients, replica_context=None):
     local = _locally_finite(gradients)
     if context is None or context.num_replicas_in_sync == 1:
         return local
-    non_finite = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(tf.logical_not(local), tf.float32))
+    non_finite = context.all_reduce(
+        tf.distribute.ReduceOp.SUM, tf.cast(tf.logical_not(local), tf.float32)
+    )
     return tf.equal(non_finite, 0.0)
 
 
@@ -110,7 +114,9 @@ def apply_gradients(optimizer, gradients, variables):
             flag = strategy.experimental_local_results(finite)[0]
 
             def update():
-                strategy.extended.call_for_each_replica(optimizer.apply, args=(gradients, variables))
+                strategy.extended.call_for_each_replica(
+                    optimizer.apply, args=(gradients, variables)
+                )
                 return tf.constant(True)
 
             tf.cond(flag, update, lambda: tf.constant(False))

@@ -25,7 +25,9 @@ class DynamoNetSchedule(keras.optimizers.schedules.LearningRateSchedule):
         self.warmup_steps = int(warmup_steps)
         self.cosine = bool(cosine)
         self.min_rate = float(min_rate)
-        self.plateau_scale = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="plateau_scale")
+        self.plateau_scale = tf.Variable(
+            1.0, trainable=False, dtype=tf.float32, name="plateau_scale"
+        )
 
     def __call__(self, step):
         step = tf.cast(step, tf.float32)

@@ -35,10 +35,10 @@ from dynamonet_tf.data.clips import split_clip
 from dynamonet_tf.data.pipelines import eval_dataset, train_dataset
 from dynamonet_tf.evaluation import HEADLINE, class_names, evaluate_clips, model_logits
 from dynamonet_tf.frame_metrics import FramePredictionScores
+from dynamonet_tf.layout import run_layout
 from dynamonet_tf.losses import frame_prediction_loss, per_example_objective
 from dynamonet_tf.models import transfer_weights
 from dynamonet_tf.names import LOGITS, PREDICTED_FRAMES
-from dynamonet_tf.layout import run_layout
 from dynamonet_tf.runs import RunError, build_model, load_run_config, model_kind, resolve_checkpoint
 from dynamonet_tf.training.balance import NORM_PREFIX, TERMS, BalanceMonitor, gradient_shares
 from dynamonet_tf.training.figures import log_prediction_images
@@ -79,7 +79,9 @@ def make_strategy(name):
 class Trainer:
     """Trains ``config`` in ``model_dir``; resumes what a previous run left there."""
 
-    def __init__(self, config, model_dir, *, strategy=None, init_from=None, overwrite=False, progress=True):
+    def __init__(
+        self, config, model_dir, *, strategy=None, init_from=None, overwrite=False, progress=True
+    ):
         self.config = config
         self.strategy = strategy or tf.distribute.get_strategy()
         self.model_dir = Path(model_dir)
@@ -126,13 +128,17 @@ class Trainer:
         self.manager, self.best_manager = checkpoint_managers(self.checkpoint, self.model, self.run)
         self.init_report = None
         if self.manager.latest_checkpoint:
-            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+            self.checkpoint.restore(
+                self.manager.latest_checkpoint
+            ).assert_existing_objects_matched()
         elif init_from is not None:
             self.init_report = self._initialise_from(init_from)
         self._fp_loss = frame_prediction_loss(config.loss, reduction=None)
         self._decayed = decayed_weights(self.model, config.optimizer.weight_decay_scope)
         self._train_step = self._make_train_step()
-        self._balance_step = self._make_train_step(measure_balance=True) if self._is_joint() else None
+        self._balance_step = (
+            self._make_train_step(measure_balance=True) if self._is_joint() else None
+        )
         self.balance_monitor = BalanceMonitor(config.loss)
 
     # ------------------------------------------------------------------ set-up
@@ -208,8 +214,12 @@ class Trainer:
             labels = targets[LOGITS]
             logits = tf.cast(outputs[LOGITS], tf.float32)
             k = min(5, logits.shape[-1])
-            sums["top1_correct"] = tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, logits, 1), tf.float32))
-            sums["top5_correct"] = tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, logits, k), tf.float32))
+            sums["top1_correct"] = tf.reduce_sum(
+                tf.cast(tf.math.in_top_k(labels, logits, 1), tf.float32)
+            )
+            sums["top5_correct"] = tf.reduce_sum(
+                tf.cast(tf.math.in_top_k(labels, logits, k), tf.float32)
+            )
         return sums
 
     def _make_train_step(self, measure_balance=False):
@@ -231,10 +241,14 @@ class Trainer:
                     gradients = tape.gradient(scaled, variables, unconnected_gradients="zero")
                     gradients = [tf.cast(g, tf.float32) for g in gradients]
                     if scales_loss:
-                        gradients = [g / tf.cast(self.optimizer.dynamic_scale, tf.float32) for g in gradients]
+                        gradients = [
+                            g / tf.cast(self.optimizer.dynamic_scale, tf.float32) for g in gradients
+                        ]
                     gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
                     # Every replica now holds the global norm; the step sums over replicas.
-                    norms[f"{NORM_PREFIX}{term}_{group}"] = tf.linalg.global_norm(gradients) / replicas
+                    norms[f"{NORM_PREFIX}{term}_{group}"] = (
+                        tf.linalg.global_norm(gradients) / replicas
+                    )
             return norms
 
         def gradients_and_sums(frames, targets):
@@ -244,11 +258,23 @@ class Trainer:
                 loss = tf.nn.compute_average_loss(total, global_batch_size=global_batch)
                 if weight_decay:
                     # PyTorch-style L2: decay flows through the momentum (paper's setting).
-                    loss += 0.5 * weight_decay * tf.add_n([tf.reduce_sum(tf.square(tf.cast(w, tf.float32))) for w in self._decayed]) / replicas
+                    loss += (
+                        0.5
+                        * weight_decay
+                        * tf.add_n(
+                            [
+                                tf.reduce_sum(tf.square(tf.cast(w, tf.float32)))
+                                for w in self._decayed
+                            ]
+                        )
+                        / replicas
+                    )
                 scaled = self.optimizer.scale_loss(loss) if scales_loss else loss
                 terms = (
                     {
-                        term: tf.nn.compute_average_loss(parts[f"weighted_{term}_loss"], global_batch_size=global_batch)
+                        term: tf.nn.compute_average_loss(
+                            parts[f"weighted_{term}_loss"], global_batch_size=global_batch
+                        )
                         for term in TERMS
                     }
                     if measure_balance
@@ -275,7 +301,10 @@ class Trainer:
         def train_step(iterator):
             frames, targets = next(iterator)
             sums = self.strategy.run(replica_step, args=(frames, targets))
-            return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in sums.items()}
+            return {
+                k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                for k, v in sums.items()
+            }
 
         return train_step
 
@@ -338,7 +367,9 @@ class Trainer:
         if not self.config.data.val_files:
             return {}
         totals = {}
-        for frames, targets, _ in self._eval_clips(self.config.train.eval_steps, self.config.data.val_files):
+        for frames, targets, _ in self._eval_clips(
+            self.config.train.eval_steps, self.config.data.val_files
+        ):
             outputs = self.model(frames, training=False)
             total, parts = self._per_example_losses(outputs, targets)
             for name, value in self._batch_sums(outputs, targets, total, parts).items():
@@ -352,13 +383,18 @@ class Trainer:
         for frames, targets, info in self._eval_clips(max_batches, self.config.data.eval_files):
             predicted = tf.cast(self.model(frames, training=False)[PREDICTED_FRAMES], tf.float32)
             next_frames = targets[PREDICTED_FRAMES]
-            for video, *clip in zip(info["media_id"].numpy(), frames.numpy(), next_frames.numpy(), predicted.numpy()):
+            for video, *clip in zip(
+                info["media_id"].numpy(), frames.numpy(), next_frames.numpy(), predicted.numpy()
+            ):
                 scores.add(video.decode(), *clip)
             losses["model"].append(self._fp_loss(next_frames, predicted))
             losses["copy_last_frame"].append(self._fp_loss(next_frames, frames))
         summary = scores.summary()
         report = {
-            name: dict(summary[name], frame_prediction_loss=float(tf.reduce_mean(tf.concat(per_clip, axis=0))))
+            name: dict(
+                summary[name],
+                frame_prediction_loss=float(tf.reduce_mean(tf.concat(per_clip, axis=0))),
+            )
             for name, per_clip in losses.items()
         }
         report["clips"] = summary["clips"]
@@ -398,10 +434,16 @@ class Trainer:
             else:
                 self.plateau_wait.assign_add(1)
                 optimizer = self.config.optimizer
-                if optimizer.schedule == "plateau" and self.plateau_wait.numpy() > optimizer.plateau_patience:
+                if (
+                    optimizer.schedule == "plateau"
+                    and self.plateau_wait.numpy() > optimizer.plateau_patience
+                ):
                     floor = optimizer.min_learning_rate / max(self.schedule.initial, 1e-30)
                     self.schedule.plateau_scale.assign(
-                        max(floor, float(self.schedule.plateau_scale.numpy()) * optimizer.plateau_factor)
+                        max(
+                            floor,
+                            float(self.schedule.plateau_scale.numpy()) * optimizer.plateau_factor,
+                        )
                     )
                     self.plateau_wait.assign(0)
         self.epoch.assign_add(1)
@@ -416,7 +458,9 @@ class Trainer:
             epoch = int(self.epoch.numpy())
             skip = int(self.step_in_epoch.numpy())
             iterator = iter(self._epoch_dataset(epoch, skip))
-            bar = keras.utils.Progbar(train.steps_per_epoch, verbose=1 if self.progress else 0, unit_name="step")
+            bar = keras.utils.Progbar(
+                train.steps_per_epoch, verbose=1 if self.progress else 0, unit_name="step"
+            )
             bar.update(skip)
             totals, balance, started = {}, [], time.perf_counter()
             for step in range(skip, train.steps_per_epoch):
@@ -438,7 +482,9 @@ class Trainer:
                 iterations = int(self.optimizer.iterations.numpy())
                 rate = float(self.schedule(iterations))
                 bar.update(step + 1, [("loss", sums["loss"] / sums["examples"]), ("lr", rate)])
-                if (step + 1) % train.checkpoint_every_steps == 0 and step + 1 < train.steps_per_epoch:
+                if (
+                    step + 1
+                ) % train.checkpoint_every_steps == 0 and step + 1 < train.steps_per_epoch:
                     self._save()
                 with writer.as_default(step=iterations):
                     tf.summary.scalar("train/loss", sums["loss"] / sums["examples"])
@@ -457,7 +503,10 @@ class Trainer:
                 for name, value in logs.items():
                     tf.summary.scalar(f"epoch/{name}", value)
             self.log_prediction_images(writer, int(self.optimizer.iterations.numpy()))
-            append_epoch_log(self.run.log, dict(epoch=epoch + 1, step=int(self.optimizer.iterations.numpy()), **logs))
+            append_epoch_log(
+                self.run.log,
+                dict(epoch=epoch + 1, step=int(self.optimizer.iterations.numpy()), **logs),
+            )
             self._end_epoch(logs)
         writer.flush()
         report = self.final_report()
@@ -488,6 +537,7 @@ class Trainer:
             class_names(data.eval_files, data.num_classes),
         )
         return {k: report[k] for k in ("videos", "clips", *HEADLINE)}
+
 
 def _averages(totals, prefix):
     examples = totals.get("examples", 0.0)
