@@ -168,7 +168,9 @@ def test_validation_reads_the_holdout_never_the_test_split(tiny_data, tmp_path, 
     monkeypatch.setattr(
         trainer_module,
         "eval_dataset",
-        lambda files, **kw: read.append((files, kw["frame_stride"])) or original(files, **kw),
+        lambda files, data, **kw: (
+            read.append((files, data.frame_stride)) or original(files, data, **kw)
+        ),
     )
     trainer = Trainer(
         tiny_config(tiny_data, "joint", "train.epochs=1", "data.frame_stride=2"),
