@@ -4,6 +4,8 @@ A **run** (``train.py --model-dir``) holds ``config.yaml`` (the resolved config)
 ``checkpoints/`` (the last states, with optimizer), ``best/`` (the weights of the lowest
 validation loss), ``tensorboard/``, ``log.csv`` (a row per epoch), ``report.json`` (the
 end-of-run report) and, for a run started from another, ``init_report.json``; evaluate.py adds ``eval_<dataset>_split<N>/``.
+The process writing a run holds an OS lock on its ``.lock`` (which names that process):
+:mod:`dynamonet_tf.run_lock`.
 
 A **prepared dataset** (``data/prepare.py --out``) holds ``<subset>-<k>-of-<n>.tfrecord``
 shards (subsets ``train``, ``holdout``, ``val``, ``test``), ``manifest.json`` and
@@ -30,6 +32,8 @@ TENSORBOARD = "tensorboard"
 LOG = "log.csv"
 REPORT = "report.json"
 INIT_REPORT = "init_report.json"
+# Locked by the one process writing the run (dynamonet_tf.run_lock); never deleted.
+LOCK = ".lock"
 # Where train.py puts a run of a stage when no --model-dir is given.
 RUNS_DIR = Path("runs")
 
@@ -67,6 +71,11 @@ class RunLayout:
     @property
     def init_report(self) -> Path:
         return self.root / INIT_REPORT
+
+    @property
+    def lock(self) -> Path:
+        """The file the run's one writer holds locked (:mod:`dynamonet_tf.run_lock`)."""
+        return self.root / LOCK
 
     def eval_dir(self, dataset: str, split: int) -> Path:
         """Where evaluate.py writes its results on one split by default."""

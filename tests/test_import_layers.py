@@ -20,6 +20,9 @@ LAYERS = {
     "atomic_files": 0,
     "markdown": 0,
     "config": 1,
+    # The one-writer lock of a run folder: on layout's names (a unit may not import its own
+    # layer's), so above them.
+    "run_lock": 1,
     "layers": 2,
     "models": 3,
     "losses": 4,

@@ -8,8 +8,15 @@ frames 0, s, 2s, ..., ``s`` the run's ``data.frame_stride`` as in its training c
 every kept frame, the last one padded by repeating the last kept frame, as
 :func:`~dynamonet_tf.data.pipelines.eval_dataset` cuts them) at the centre crop, or at 3
 crops along the long side. UCF101 and HMDB51 report the mean over their 3 splits.
+
+Results written into the run's folder (the default ``eval_<dataset>_split<N>/``) are written
+under the run's lock (:mod:`dynamonet_tf.run_lock`), held from before the checkpoint is read
+until the files are written: a run that another process is training (or evaluating) is
+refused, naming that process, rather than scored on a checkpoint that moves under it and
+written beside a run that is still changing.
 """
 
+import contextlib
 import dataclasses
 from pathlib import Path
 
@@ -28,7 +35,15 @@ from dynamonet_tf.evaluation.protocol import (
     model_logits,
     videos_in,
 )
-from dynamonet_tf.layout import MANIFEST, eval_subset, run_layout, shards, splits_summary_dir
+from dynamonet_tf.layout import (
+    MANIFEST,
+    eval_subset,
+    run_dir_of,
+    run_layout,
+    shards,
+    splits_summary_dir,
+)
+from dynamonet_tf.run_lock import RunLockError, lock_run_folder
 from dynamonet_tf.runs import load_run, load_run_config, model_kind, resolve_checkpoint
 
 DATASETS = ("ucf101", "hmdb51", "kinetics400", "demo")
@@ -217,6 +232,31 @@ def evaluate_split(
         raise EvaluationError(f"--crops must be 1 or 3; got {num_crops}.")
     if batch_size is not None and batch_size < 1:
         raise EvaluationError(f"--batch-size must be >= 1; got {batch_size}.")
+    with _writing_into_run(plan):
+        return _evaluate_split(plan, dataset, best, num_crops, clip_stride, batch_size, progress)
+
+
+def _writing_into_run(plan):
+    """The run folder's lock when the results go inside it (the default), else nothing.
+
+    Exclusive, as a trainer's: a run being trained is refused (its checkpoints, best/ and
+    config change under a reader), and so is a second evaluation writing the same folder.
+    """
+    run_dir = run_dir_of(plan.source)
+    if not run_layout(run_dir).config.is_file():
+        return contextlib.nullcontext()  # not a run: load_classifier_run names the mistake
+    out_dir = plan.out_dir
+    if out_dir is not None and not out_dir.resolve().is_relative_to(run_dir.resolve()):
+        return contextlib.nullcontext()
+    try:
+        return lock_run_folder(
+            run_dir, advice="wait for it to finish, or write the results elsewhere with --out"
+        )
+    except RunLockError as error:
+        raise EvaluationError(str(error)) from None
+
+
+def _evaluate_split(plan, dataset, best, num_crops, clip_stride, batch_size, progress):
     run = load_classifier_run(plan.source, is_checkpoint=plan.is_checkpoint, best=best)
     data = run.config.data
     files, pattern = resolve_data(plan.data, dataset, plan.split, run.config, plan.source)

@@ -2,7 +2,8 @@
 
 The names and places are :class:`dynamonet_tf.layout.RunLayout`'s. Every file is written
 whole or not at all (:mod:`dynamonet_tf.atomic_files`), so a run killed at any moment leaves
-files a resumed run can read.
+files a resumed run can read; and one process at a time writes a folder: claiming it takes its
+lock (:mod:`dynamonet_tf.run_lock`) before anything in it is read or changed.
 """
 
 import csv
@@ -15,6 +16,7 @@ import yaml
 from dynamonet_tf.atomic_files import atomic_write, atomic_write_csv
 from dynamonet_tf.config import ConfigError, ExperimentConfig, load_config, save_config, to_dict
 from dynamonet_tf.layout import RunLayout
+from dynamonet_tf.run_lock import RunLock, lock_run_folder
 
 # Checkpoints of the last states kept in checkpoints/ (best/ keeps one).
 CHECKPOINTS_KEPT = 3
@@ -34,16 +36,30 @@ def config_differences(saved: dict, current: dict, prefix: str = ""):
             yield f"{prefix}{key}: {a!r} -> {b!r}"
 
 
-def claim_run_folder(run: RunLayout, config: ExperimentConfig, overwrite: bool = False):
-    """Makes ``run`` the folder of ``config``'s run and saves the config there.
+def claim_run_folder(run: RunLayout, config: ExperimentConfig, overwrite: bool = False) -> RunLock:
+    """Makes ``run`` the folder of ``config``'s run and saves the config there; returns the
+    folder's lock, held by this process until released (or the process ends).
 
-    A folder holding a run of the same config is resumed as it is. One holding a run of
+    The lock is taken first, before the saved config is read or anything is removed. A
+    folder holding a run of the same config is resumed as it is. One holding a run of
     another config is refused unless ``overwrite``, which removes that run's outputs
     (checkpoints, best/, TensorBoard, logs and reports) first.
 
     Raises:
+        RunFolderInUse: another process holds the folder (the message names it).
+        RunLockError: the folder cannot be made or locked.
         RunFolderError: the folder holds a run of another config and not ``overwrite``.
     """
+    lock = lock_run_folder(run.root)
+    try:
+        _claim_locked(run, config, overwrite)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def _claim_locked(run: RunLayout, config: ExperimentConfig, overwrite: bool):
     current = to_dict(config)
     if run.config.exists():
         try:

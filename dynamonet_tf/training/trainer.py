@@ -39,6 +39,7 @@ from dynamonet_tf.layout import run_layout
 from dynamonet_tf.losses import frame_prediction_loss, per_example_objective
 from dynamonet_tf.models import transfer_weights
 from dynamonet_tf.names import LOGITS, PREDICTED_FRAMES
+from dynamonet_tf.run_lock import RunLockError
 from dynamonet_tf.runs import RunError, build_model, load_run_config, model_kind, resolve_checkpoint
 from dynamonet_tf.training.balance import NORM_PREFIX, TERMS, BalanceMonitor, gradient_shares
 from dynamonet_tf.training.figures import log_prediction_images
@@ -77,7 +78,13 @@ def make_strategy(name):
 
 
 class Trainer:
-    """Trains ``config`` in ``model_dir``; resumes what a previous run left there."""
+    """Trains ``config`` in ``model_dir``; resumes what a previous run left there.
+
+    The model dir is this process's from the moment it is claimed (before its config is read)
+    until :meth:`train` ends or :meth:`close`: another process's Trainer on it is refused,
+    naming this one (:mod:`dynamonet_tf.run_lock`). A non-chief worker locks its own
+    ``workers/<id>/`` folder, so the workers of one run do not exclude each other.
+    """
 
     def __init__(
         self, config, model_dir, *, strategy=None, init_from=None, overwrite=False, progress=True
@@ -105,41 +112,48 @@ class Trainer:
                 "prepared training data (data/prepare.py writes it), or use schedule cosine or "
                 "constant."
             )
-        self._claim_model_dir(overwrite)
-        keras.mixed_precision.set_global_policy(config.train.mixed_precision)
-        keras.utils.set_random_seed(config.train.seed)
-        with self.strategy.scope():
-            self.model = build_model(config)
-            self.optimizer, self.schedule = make_optimizer(config)
-            self.optimizer.build(self.model.trainable_variables)
-            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-            self.step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-            self.best_val_loss = tf.Variable(math.inf, dtype=tf.float32, trainable=False)
-            self.plateau_wait = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self.checkpoint = tf.train.Checkpoint(
-            model=self.model,
-            optimizer=self.optimizer,
-            plateau_scale=self.schedule.plateau_scale,
-            epoch=self.epoch,
-            step_in_epoch=self.step_in_epoch,
-            best_val_loss=self.best_val_loss,
-            plateau_wait=self.plateau_wait,
-        )
-        self.manager, self.best_manager = checkpoint_managers(self.checkpoint, self.model, self.run)
-        self.init_report = None
-        if self.manager.latest_checkpoint:
-            self.checkpoint.restore(
-                self.manager.latest_checkpoint
-            ).assert_existing_objects_matched()
-        elif init_from is not None:
-            self.init_report = self._initialise_from(init_from)
-        self._fp_loss = frame_prediction_loss(config.loss, reduction=None)
-        self._decayed = decayed_weights(self.model, config.optimizer.weight_decay_scope)
-        self._train_step = self._make_train_step()
-        self._balance_step = (
-            self._make_train_step(measure_balance=True) if self._is_joint() else None
-        )
-        self.balance_monitor = BalanceMonitor(config.loss)
+        # Held until train() ends or close(): one process writes a run folder.
+        self._lock = self._claim_model_dir(overwrite)
+        try:
+            keras.mixed_precision.set_global_policy(config.train.mixed_precision)
+            keras.utils.set_random_seed(config.train.seed)
+            with self.strategy.scope():
+                self.model = build_model(config)
+                self.optimizer, self.schedule = make_optimizer(config)
+                self.optimizer.build(self.model.trainable_variables)
+                self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+                self.step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+                self.best_val_loss = tf.Variable(math.inf, dtype=tf.float32, trainable=False)
+                self.plateau_wait = tf.Variable(0, dtype=tf.int64, trainable=False)
+            self.checkpoint = tf.train.Checkpoint(
+                model=self.model,
+                optimizer=self.optimizer,
+                plateau_scale=self.schedule.plateau_scale,
+                epoch=self.epoch,
+                step_in_epoch=self.step_in_epoch,
+                best_val_loss=self.best_val_loss,
+                plateau_wait=self.plateau_wait,
+            )
+            self.manager, self.best_manager = checkpoint_managers(
+                self.checkpoint, self.model, self.run
+            )
+            self.init_report = None
+            if self.manager.latest_checkpoint:
+                self.checkpoint.restore(
+                    self.manager.latest_checkpoint
+                ).assert_existing_objects_matched()
+            elif init_from is not None:
+                self.init_report = self._initialise_from(init_from)
+            self._fp_loss = frame_prediction_loss(config.loss, reduction=None)
+            self._decayed = decayed_weights(self.model, config.optimizer.weight_decay_scope)
+            self._train_step = self._make_train_step()
+            self._balance_step = (
+                self._make_train_step(measure_balance=True) if self._is_joint() else None
+            )
+            self.balance_monitor = BalanceMonitor(config.loss)
+        except BaseException:
+            self.close()
+            raise
 
     # ------------------------------------------------------------------ set-up
 
@@ -147,11 +161,24 @@ class Trainer:
         return has_checkpoint(self.run)
 
     def _claim_model_dir(self, overwrite):
-        """Refuses a model dir that holds a run of another stage or config."""
+        """Locks the model dir for this process (:mod:`dynamonet_tf.run_lock`) and refuses
+        one that another process holds or that holds a run of another stage or config."""
         try:
-            claim_run_folder(self.run, self.config, overwrite)
-        except RunFolderError as error:
+            return claim_run_folder(self.run, self.config, overwrite)
+        except (RunFolderError, RunLockError) as error:
             raise TrainingError(str(error)) from None
+
+    def close(self):
+        """Releases the model dir for other processes; :meth:`train` does at its end.
+        The trainer writes nothing after. Closing twice is harmless."""
+        if self._lock is not None:
+            self._lock.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def _initialise_from(self, source):
         """Loads weights by layer name from another run (its model dir or a checkpoint).
@@ -451,7 +478,21 @@ class Trainer:
         self._save()
 
     def train(self):
-        """Runs the remaining epochs; returns the final report (also in ``report.json``)."""
+        """Runs the remaining epochs; returns the final report (also in ``report.json``).
+
+        Releases the model dir at its end, whether it finishes or raises (:meth:`close`): a
+        new Trainer resumes the run."""
+        if not self._lock.held:
+            raise TrainingError(
+                f"this Trainer has released {self.model_dir} (train() ended or close() was "
+                "called); make a new Trainer to resume the run."
+            )
+        try:
+            return self._train()
+        finally:
+            self.close()
+
+    def _train(self):
         train = self.config.train
         writer = tf.summary.create_file_writer(str(self.run.tensorboard))
         while int(self.epoch.numpy()) < train.epochs:
