@@ -2,7 +2,7 @@
 
 One script per claim (``frame_prediction``, ``fp_objective``, ``pretraining``,
 ``backbone_baseline``), each run from the repository root as
-``python experiments/<name>.py``; ``make_results.py`` renders their results.
+``python -m experiments.<name>``; ``make_results.py`` renders their results.
 """
 
 import os

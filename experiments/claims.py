@@ -65,7 +65,8 @@ class Comparison:
 
 @dataclasses.dataclass(frozen=True)
 class Claim:
-    """One experiment: ``name`` is its script (``experiments/<name>.py``) and results folder."""
+    """One experiment: ``name`` is its module (``python -m experiments.<name>``) and its
+    results folder."""
 
     name: str
     title: str
@@ -80,7 +81,7 @@ class Claim:
 
     @property
     def command(self):
-        return f"python experiments/{self.name}.py"
+        return f"python -m experiments.{self.name}"
 
     def results_dir(self, smoke=False):
         """Where the script writes by default (``--out``)."""
@@ -121,7 +122,10 @@ FRAME_PREDICTION = Claim(
         "available offline). Arms: one filter per frame (the paper) and a filter per pixel (our "
         "extension, interpolated from a grid of filters per frame, model.filter_grid)."
     ),
-    runtime="6 runs of 3000 steps, about 40 minutes on 2 CPU cores (per-pixel steps take about 1.8x longer)",
+    runtime=(
+        "6 runs of 3000 steps, about 40 minutes on 2 CPU cores "
+        "(per-pixel steps take about 1.8x longer)"
+    ),
     arms=("global_filters", "per_pixel_filters"),
     rows=(
         Row("DynamoNet, a filter per frame (paper)", "global_filters"),
@@ -133,7 +137,10 @@ FRAME_PREDICTION = Claim(
         Comparison(
             higher=("global_filters", "ssim"),
             lower=("global_filters", "copy_ssim"),
-            paper="SSIM 0.95 (DynamoNet) vs 0.92 (Mathieu et al.); copying the last frame is not reported",
+            paper=(
+                "SSIM 0.95 (DynamoNet) vs 0.92 (Mathieu et al.); "
+                "copying the last frame is not reported"
+            ),
         ),
         Comparison(
             higher=("per_pixel_filters", "ssim"),
@@ -248,7 +255,9 @@ BACKBONE_BASELINE = Claim(
         f"Joint training from scratch on {DEMO_LABELED}: DynamoNet (both heads, alpha = 0.1) "
         "against the backbone with the action head only (train.classifier_only=true)."
     ),
-    runtime="3 runs of 3000 steps (DynamoNet's 3 are fp_objective's), about 15 minutes on 2 CPU cores",
+    runtime=(
+        "3 runs of 3000 steps (DynamoNet's 3 are fp_objective's), about 15 minutes on 2 CPU cores"
+    ),
     arms=("dynamonet", "backbone_only"),
     rows=(
         Row("DynamoNet (backbone + filters)", "dynamonet"),

@@ -132,7 +132,8 @@ def command(args, seeds=None, out=None):
     out = Path(out or args.out)
     words = [
         "python",
-        f"experiments/{args.claim.name}.py",
+        "-m",
+        f"experiments.{args.claim.name}",
         "--seeds",
         *map(str, seeds or args.seeds),
     ]
@@ -321,7 +322,8 @@ def write_results(out, results):
 
 
 def run_on_labeled_demo(args, arms):
-    """Runs ``arms`` as joint training on split 1 of the labeled demo set, scored on its test videos."""
+    """Runs ``arms`` as joint training on split 1 of the labeled demo set, scored on its test
+    videos."""
     demo = demo_data(args.data_root, args.smoke)
     shared = (
         "train.stage=joint",
@@ -341,6 +343,6 @@ def main(run, claim, argv=None):
         sys.exit(f"error: {error}\n(runs of other settings in {args.out}? pass another --out)")
     print(
         f"\n{claim.name}: {Path(args.out) / RESULTS_FILE}; "
-        "python experiments/make_results.py renders docs/RESULTS.md"
+        "python -m experiments.make_results renders docs/RESULTS.md"
     )
     return results

@@ -108,12 +108,13 @@ def test_fp_objective_and_backbone_baseline_smoke_share_the_from_scratch_run(
     assert results["machine"]["tensorflow"] == tf.__version__ and results["machine"]["cores"] >= 1
     page = section(make_results.render(tmp_path), backbone_baseline.BACKBONE_BASELINE)
     assert (
-        f'- "DynamoNet (backbone + filters)" (seeds 0) are the runs of fp_objective\'s arm alpha_0.1: '
+        f'- "DynamoNet (backbone + filters)" (seeds 0) are the runs of '
+        f"fp_objective's arm alpha_0.1: "
         f"the same config and seeds, trained once (`{shared_run['model_dir']}`)."
     ) in page
     assert (
-        f"**Machine: {results['machine']['cpu']}, {results['machine']['cores']} cores; TensorFlow {tf.__version__}"
-        in page
+        f"**Machine: {results['machine']['cpu']}, {results['machine']['cores']} cores; "
+        f"TensorFlow {tf.__version__}" in page
     )
 
     # Another config (one more step) is not the shared run's: the arm would train its own.
@@ -184,15 +185,15 @@ def test_pretraining_smoke_by_arms_then_whole(data_root, tmp_path):
 def test_command_line_defaults_and_the_command_recorded():
     args = common.parse_args(FP_OBJECTIVE, [])
     assert args.seeds == [0, 1, 2] and str(args.out) == "experiments/results/fp_objective"
-    assert common.command(args) == "python experiments/fp_objective.py --seeds 0 1 2"
+    assert common.command(args) == "python -m experiments.fp_objective --seeds 0 1 2"
     assert common.seed_command(args, 1) == (
-        "python experiments/fp_objective.py --seeds 1 --out experiments/results/fp_objective_seed1"
+        "python -m experiments.fp_objective --seeds 1 --out experiments/results/fp_objective_seed1"
     )
     args = common.parse_args(FP_OBJECTIVE, ["--steps", "500", "--smoke"])
     assert str(args.out) == "experiments/results/smoke/fp_objective"
     assert (
         common.command(args)
-        == "python experiments/fp_objective.py --seeds 0 1 2 --steps 500 --smoke"
+        == "python -m experiments.fp_objective --seeds 0 1 2 --steps 500 --smoke"
     )
     assert common.base_overrides(args)[-2:] == ["train.epochs=1", "train.steps_per_epoch=500"]
     for bad in (["--seeds", "1", "1"], ["--seeds", "-1"], ["--steps", "0"]):
@@ -285,7 +286,7 @@ def fake_results(top1_with, top1_without):
                 "seed": seed,
                 "model_dir": f"runs/{alpha}/seed{seed}",
                 "steps": 3000,
-                "command": f"python experiments/fp_objective.py --seeds {seed}",
+                "command": f"python -m experiments.fp_objective --seeds {seed}",
                 "metrics": {
                     "video_top1": v,
                     "mean_class_accuracy": v,
@@ -304,7 +305,7 @@ def fake_results(top1_with, top1_without):
 
     return {
         "experiment": "fp_objective",
-        "command": "python experiments/fp_objective.py --seeds 0 1 2",
+        "command": "python -m experiments.fp_objective --seeds 0 1 2",
         "git_commit": "0123456789abcdef",
         "git_dirty": False,
         "config": "configs/default.yaml",
@@ -336,10 +337,10 @@ def test_results_page_renders_the_numbers_of_a_results_file(tmp_path):
         "| alpha = 0.1 (the paper's loss) | 60.0 ± 10.0 | 60.0 ± 10.0 | 60.0 ± 10.0 | 3 |" in text
     )
     assert "| alpha = 0 (no frame prediction) | 50.0 ± 13.2 |" in text  # std([40, 45, 65], ddof=1)
-    assert "`python experiments/fp_objective.py --seeds 0 1 2` (complete; commit 0123456789" in text
+    assert "`python -m experiments.fp_objective --seeds 0 1 2` (complete; commit 0123456789" in text
     assert (
-        "| alpha = 0 (no frame prediction) | 2 | 65.0 | 65.0 | 65.0 | `python experiments/fp_objective.py --seeds 2` |"
-        in text
+        "| alpha = 0 (no frame prediction) | 2 | 65.0 | 65.0 | 65.0 | "
+        "`python -m experiments.fp_objective --seeds 2` |" in text
     )
     assert "60.0 vs 50.0 (difference 10.0 ± 5.0, seeds 0, 1, 2)" in text
     assert "Paper: 50.2% with the prediction loss vs 43.2% without" in text
@@ -352,8 +353,8 @@ def test_results_page_renders_the_numbers_of_a_results_file(tmp_path):
         "in all 3 seeds |"
     ) in glance
     assert (
-        "| DynamoNet against its plain backbone | DynamoNet (backbone + filters) vs plain backbone classifier, video top-1 (%) | not run yet | — |"
-        in glance
+        "| DynamoNet against its plain backbone | DynamoNet (backbone + filters) vs plain "
+        "backbone classifier, video top-1 (%) | not run yet | — |" in glance
     )
     for claim in CLAIMS.values():
         if claim is not FP_OBJECTIVE:
@@ -380,7 +381,7 @@ def test_results_page_states_the_direction_against_the_paper(tmp_path, with_, wi
 def test_results_page_of_no_results_says_not_run_yet_with_each_command(tmp_path):
     page = make_results.render(tmp_path)
     for claim in CLAIMS.values():
-        assert f"**Not run yet.** `python experiments/{claim.name}.py` trains" in section(
+        assert f"**Not run yet.** `python -m experiments.{claim.name}` trains" in section(
             page, claim
         )
     make_results.main(["--results-dir", str(tmp_path), "--out", str(tmp_path / "RESULTS.md")])
@@ -448,8 +449,9 @@ def test_results_page_compares_the_gains_of_pretraining_seed_by_seed(tmp_path):
     assert "**inconclusive**: higher in 0, lower in 2, tied in 1 of 3 seeds" in page
     glance = page[page.index("## At a glance") : page.index("## Next-frame prediction")]
     assert (
-        "- Self-supervised pretraining, with all and with half of the labels: gain from pretraining, "
-        "half the labels vs gain from pretraining, all labels, video top-1 (%): **inconclusive**"
+        "- Self-supervised pretraining, with all and with half of the labels: "
+        "gain from pretraining, half the labels vs gain from pretraining, all labels, "
+        "video top-1 (%): **inconclusive**"
     ) in glance
 
 
