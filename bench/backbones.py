@@ -280,7 +280,8 @@ def main():
     unknown = [name for name in args.implementations if name not in IMPLEMENTATIONS]
     if unknown:
         parser.error(
-            f"unknown grouped conv implementations {', '.join(unknown)}; valid: {', '.join(IMPLEMENTATIONS)}"
+            f"unknown grouped conv implementations {', '.join(unknown)}; "
+            f"valid: {', '.join(IMPLEMENTATIONS)}"
         )
     args.torch_problem = None if args.skip_timing else torch_problem(args.torch_python)
     args.torch_version = None
@@ -310,9 +311,15 @@ def main():
         for result in (
             results[-len(implementations_for(name, args)) :] if not args.skip_timing else []
         ):
-            line = f"{name} [{result['grouped_conv_implementation'] or '-'}]: {result['step_seconds']:.2f} s"
+            line = (
+                f"{name} [{result['grouped_conv_implementation'] or '-'}]: "
+                f"{result['step_seconds']:.2f} s"
+            )
             if "pytorch_step_seconds" in result:
-                line += f", PyTorch {result['pytorch_step_seconds']:.2f} s ({result['ratio_to_pytorch']:.2f}x)"
+                line += (
+                    f", PyTorch {result['pytorch_step_seconds']:.2f} s "
+                    f"({result['ratio_to_pytorch']:.2f}x)"
+                )
             print(line, flush=True)
         # Each backbone's graph, variables and traced step would otherwise stay alive.
         keras.backend.clear_session()

@@ -264,7 +264,8 @@ def main():
             f"| {models[name]['forward_gflops_per_clip']:.2f} |"
         )
     print(
-        "\n| batch | model | step s | clips/s | achieved GFLOP/s | utilisation | ours / Model Garden |"
+        "\n| batch | model | step s | clips/s | achieved GFLOP/s | utilisation "
+        "| ours / Model Garden |"
     )
     print("|---:|---|---:|---:|---:|---:|---:|")
     for row in results:

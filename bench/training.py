@@ -6,13 +6,14 @@
 For each backbone, times a training step of ``build_dynamonet("classifier")`` (backbone +
 action head) and of ``build_dynamonet("joint")`` (the same plus the frame-prediction branch
 and the DMR), so that the branch's cost shows as the ratio of the two step times, measured
-side by side in one run, one step of each in turn. Each timed step is one SGD step (the trainer's Nesterov momentum) in
-a ``tf.function`` on the trainer's losses, without weight decay: sparse categorical
-cross-entropy on the logits, plus for the joint model alpha x the frame-prediction Huber loss
-of the predicted against the next frames (alpha, beta and delta: the config's defaults). Data
-are random: frames and next frames uniform in [0, 1], random labels. Step time is the median
-over ``--steps`` steps after one warm-up step; the two models' steps alternate. Achieved GFLOP/s assume a training step costs
-3x the forward FLOPs, as in bench/backbones.py.
+side by side in one run, one step of each in turn. Each timed step is one SGD step (the
+trainer's Nesterov momentum) in a ``tf.function`` on the trainer's losses, without weight
+decay: sparse categorical cross-entropy on the logits, plus for the joint model alpha x the
+frame-prediction Huber loss of the predicted against the next frames (alpha, beta and delta:
+the config's defaults). Data are random: frames and next frames uniform in [0, 1], random
+labels. Step time is the median over ``--steps`` steps after one warm-up step; the two
+models' steps alternate. Achieved GFLOP/s assume a training step costs 3x the forward FLOPs,
+as in bench/backbones.py.
 """
 
 import argparse

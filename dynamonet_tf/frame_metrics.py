@@ -67,7 +67,8 @@ def _mean_ssim(ssim_map, mask=None):
     selected = interior[np.asarray(mask, bool)[SSIM_BORDER:-SSIM_BORDER, SSIM_BORDER:-SSIM_BORDER]]
     if not selected.size:
         raise ValueError(
-            f"the mask selects no pixel at least {SSIM_BORDER} pixels inside the frame, where SSIM is defined."
+            f"the mask selects no pixel at least {SSIM_BORDER} pixels inside the frame, "
+            "where SSIM is defined."
         )
     return float(selected.mean())
 
@@ -93,7 +94,8 @@ def ssim(reference, frame, mask=None):
 
 
 def ssim_luma(reference, frame, mask=None):
-    """SSIM of the luma of one RGB frame against that of ``reference`` (``mask`` as in :func:`ssim`)."""
+    """SSIM of the luma of one RGB frame against that of ``reference`` (``mask`` as in
+    :func:`ssim`)."""
     return _mean_ssim(_ssim_map(luma(reference), luma(frame)), mask)
 
 

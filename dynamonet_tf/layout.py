@@ -3,7 +3,8 @@
 A **run** (``train.py --model-dir``) holds ``config.yaml`` (the resolved config),
 ``checkpoints/`` (the last states, with optimizer), ``best/`` (the weights of the lowest
 validation loss), ``tensorboard/``, ``log.csv`` (a row per epoch), ``report.json`` (the
-end-of-run report) and, for a run started from another, ``init_report.json``; evaluate.py adds ``eval_<dataset>_split<N>/``.
+end-of-run report) and, for a run started from another, ``init_report.json``; evaluate.py
+adds ``eval_<dataset>_split<N>/``.
 The process writing a run holds an OS lock on its ``.lock`` (which names that process):
 :mod:`dynamonet_tf.run_lock`.
 

@@ -37,7 +37,8 @@ def average_clip_scores(media_ids, labels, clip_probabilities):
         entry = groups.setdefault(media_id, {"label": int(label), "clips": []})
         if entry["label"] != int(label):
             raise ValueError(
-                f"clips of video {media_id!r} carry different labels: {entry['label']} and {int(label)}"
+                f"clips of video {media_id!r} carry different labels: "
+                f"{entry['label']} and {int(label)}"
             )
         entry["clips"].append(index)
     video_ids = list(groups)

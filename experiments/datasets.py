@@ -61,7 +61,8 @@ def _prepared(root, demo_options=None, *, smoke=False, seed=0):
 
 
 def demo_data(data_root, smoke=False):
-    """The demo of ``train.py`` (``data/demo``), or a tiny one under ``data_root`` with ``smoke``."""
+    """The demo of ``train.py`` (``data/demo``), or a tiny one under ``data_root`` with
+    ``smoke``."""
     if smoke:
         return _prepared(Path(data_root) / "smoke" / "demo", SMOKE_DEMO, smoke=True)
     return _prepared(Path(DEMO_DATA_DIR))

@@ -42,8 +42,8 @@ def test_default_shortcuts_follow_hara():
     )
     shortcut_a = build_backbone("resnet50", shortcut_type="A", **TINY)
     shortcut_b = build_backbone("resnet50", **TINY)
-    assert not [l for l in shortcut_a.layers if "downsample_conv" in l.name]
-    assert len([l for l in shortcut_b.layers if "downsample_conv" in l.name]) == 4
+    assert not [layer for layer in shortcut_a.layers if "downsample_conv" in layer.name]
+    assert len([layer for layer in shortcut_b.layers if "downsample_conv" in layer.name]) == 4
 
 
 @pytest.mark.parametrize("frames", [8, 16, 32, 64])
@@ -160,6 +160,9 @@ def test_wrong_rank_at_call_is_named():
     model = build_backbone("resnet10", input_shape=(8, 32, 32, 3), **TINY)
     with pytest.raises(
         ValueError,
-        match=r"Expected shape \(None, 8, 32, 32, 3\), but input has incompatible shape \(1, 8, 32, 32\)",
+        match=(
+            r"Expected shape \(None, 8, 32, 32, 3\), "
+            r"but input has incompatible shape \(1, 8, 32, 32\)"
+        ),
     ):
         model(np.zeros((1, 8, 32, 32), np.float32))

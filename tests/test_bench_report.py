@@ -279,8 +279,8 @@ def test_tables_show_the_numbers_of_the_jsons(tmp_path):
     assert "| resnet18 | joint | 16.20 | 0.60 | 3.33 | 162.0 | 74% |" in training
     assert "adds +20.0% to the classifier's step" in training
     assert (
-        f"it is {100 / 6:.1f}% of the joint step for {100 * (1 - 16 / 16.2):.1f}% of its forward FLOPs"
-        in training
+        f"it is {100 / 6:.1f}% of the joint step for "
+        f"{100 * (1 - 16 / 16.2):.1f}% of its forward FLOPs" in training
     )
     assert "more than 15.0% of the step" in training
 

@@ -206,7 +206,10 @@ def test_configs_are_frozen_and_replace_revalidates():
         # unknown names, with the valid ones and a suggestion
         (
             ["model.backbon=resnet18"],
-            r"model\.backbon.*override.*Did you mean 'backbone'.*Valid keys of model: backbone, width_multiplier",
+            (
+                r"model\.backbon.*override.*Did you mean 'backbone'"
+                r".*Valid keys of model: backbone, width_multiplier"
+            ),
         ),
         (
             ["trian.epochs=3"],
@@ -234,7 +237,10 @@ def test_configs_are_frozen_and_replace_revalidates():
         # choices
         (
             ["model.backbone=resnet19"],
-            r"Unknown backbone 'resnet19'; valid backbones: resnet10, .*stc_resnext152 \(model\.backbone\)\. Did you mean 'resnet18'",
+            (
+                r"Unknown backbone 'resnet19'; valid backbones: resnet10, "
+                r".*stc_resnext152 \(model\.backbone\)\. Did you mean 'resnet18'"
+            ),
         ),
         (
             ["train.stage=pre-train"],

@@ -121,7 +121,7 @@ def accuracies(videos, clips):
     top1 = [p.argmax() == label for label, p, _ in videos.values()]
     top5 = [label in np.argsort(-p)[:5] for label, p, _ in videos.values()]
     per_class = {}
-    for (label, p, _), correct in zip(videos.values(), top1):
+    for (label, _, _), correct in zip(videos.values(), top1):
         per_class.setdefault(label, []).append(correct)
     return {
         "video_top1": np.mean(top1),

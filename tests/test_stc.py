@@ -74,7 +74,9 @@ def stage_shapes(frames):
 def test_stc_resnext101_builds_and_adds_exactly_its_blocks(frames):
     model = build_backbone("stc_resnext101", input_shape=(frames, 112, 112, 3))
     assert model.output_shape == (None, math.ceil(frames / 16), 4, 4, 2048)
-    blocks = [l for l in model.layers if isinstance(l, SpatioTemporalChannelCorrelation)]
+    blocks = [
+        layer for layer in model.layers if isinstance(layer, SpatioTemporalChannelCorrelation)
+    ]
     assert len(blocks) == 3 + 4 + 23 + 3
     expected_extra = sum(
         count * stc_parameter_count(time, channels)

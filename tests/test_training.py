@@ -264,7 +264,7 @@ def test_two_worker_processes_train_to_identical_weights(tiny_data, tmp_path):
         for index in (0, 1)
     ]
     outputs = [worker.communicate(timeout=600) for worker in workers]
-    for worker, (stdout, stderr) in zip(workers, outputs):
+    for worker, (_, stderr) in zip(workers, outputs):
         assert worker.returncode == 0, stderr[-3000:]
     assert [o[0].strip().splitlines()[-1] for o in outputs] == [
         "worker 0: replicas 2, steps 3",

@@ -24,8 +24,8 @@ def test_report_equals_naive_loops():
     media_ids, labels, probabilities = random_clips(0)
     report = accuracy_report(media_ids, labels, probabilities, CLASSES)
     videos = {}
-    for m, l, p in zip(media_ids, labels, probabilities):
-        videos.setdefault(m, (l, []))[1].append(p)
+    for m, label, p in zip(media_ids, labels, probabilities):
+        videos.setdefault(m, (label, []))[1].append(p)
     top1 = top5 = 0
     per_class = {c: [0, 0] for c in range(6)}
     for label, scores in videos.values():

@@ -261,7 +261,7 @@ def time_grouped_convs(shapes, repeats):
         conv = conv3d(channels, channels, 3, stride, groups=groups)
         x = torch.randn(1, channels, frames, height, width, requires_grad=True)
 
-        def once():
+        def once(conv=conv, x=x):
             conv.zero_grad()
             x.grad = None
             conv(x).square().sum().backward()

@@ -176,7 +176,8 @@ def build_dynamonet(
         isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2
     ):
         raise ValueError(
-            f"A {kind!r} DynamoNet needs num_classes, an integer of at least 2; got {num_classes!r}."
+            f"A {kind!r} DynamoNet needs num_classes, an integer of at least 2; "
+            f"got {num_classes!r}."
         )
     if not classifies and num_classes is not None:
         raise ValueError("A 'pretrain' DynamoNet has no classifier: leave num_classes unset.")

@@ -155,7 +155,8 @@ def _check_input_shape(input_shape):
     for axis_name, size in (("height", height), ("width", width)):
         if size is not None and (not isinstance(size, int) or size < 1):
             raise ValueError(
-                f"Backbone input_shape {axis_name} must be a positive integer or None; got {size!r}."
+                f"Backbone input_shape {axis_name} must be a positive integer or None; "
+                f"got {size!r}."
             )
 
 

@@ -14,9 +14,10 @@ class DynamoNetSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
     Linear warmup over ``warmup_steps``; with ``cosine``, a cosine decay over ``total_steps``
     from the initial rate down to ``min_rate`` (PyTorch's ``CosineAnnealingLR`` with
-    ``eta_min``; never above the initial rate); ``plateau_scale`` is a variable the trainer multiplies by the plateau
-    factor when the validation loss stops improving (the paper's ÷10 schedule), floored so
-    that the rate stays at or above ``min_rate``. The variable is checkpointed with the model.
+    ``eta_min``; never above the initial rate); ``plateau_scale`` is a variable the trainer
+    multiplies by the plateau factor when the validation loss stops improving (the paper's ÷10
+    schedule), floored so that the rate stays at or above ``min_rate``. The variable is
+    checkpointed with the model.
     """
 
     def __init__(self, initial, total_steps, warmup_steps=0, cosine=False, min_rate=0.0):

@@ -360,7 +360,8 @@ class Trainer:
         return self.strategy.distribute_datasets_from_function(dataset_fn)
 
     def _eval_dataset(self, num_frames, files):
-        """Every ``num_frames`` clip of the videos of ``files``, centre crop, as ``(frames, info)``."""
+        """Every ``num_frames`` clip of the videos of ``files``, centre crop, as
+        ``(frames, info)``."""
         return eval_dataset(
             files, self.config.data, batch_size=self.config.train.batch_size, num_frames=num_frames
         )
@@ -441,8 +442,9 @@ class Trainer:
     def _check_finite_weights(self):
         if not all_finite(self.model.weights):
             raise TrainingError(
-                f"the model holds non-finite weights at step {int(self.optimizer.iterations.numpy())}; "
-                f"nothing was saved and the last good checkpoint is kept: {self.manager.latest_checkpoint}. "
+                "the model holds non-finite weights at step "
+                f"{int(self.optimizer.iterations.numpy())}; nothing was saved and the last good "
+                f"checkpoint is kept: {self.manager.latest_checkpoint}. "
                 "Lower optimizer.base_learning_rate or check the data."
             )
 
@@ -514,7 +516,8 @@ class Trainer:
                 if not math.isfinite(sums["loss"]):
                     raise TrainingError(
                         f"the loss became {sums['loss']} at epoch {epoch}, step {step}; training "
-                        f"stopped. The last good checkpoint is kept: {self.manager.latest_checkpoint}. "
+                        "stopped. The last good checkpoint is kept: "
+                        f"{self.manager.latest_checkpoint}. "
                         "Lower optimizer.base_learning_rate or check the data."
                     )
                 for name, value in sums.items():
