@@ -70,6 +70,7 @@ from dynamonet_tf.names import (
     MODEL_KINDS,
     PREDICTED_FRAMES,
 )
+from dynamonet_tf.ownership import EXPORT_MARKER, OwnershipError, check_replaceable
 
 SERVING_DEFAULT = "serving_default"
 PREDICT_FRAMES = "predict_frames"
@@ -78,7 +79,7 @@ LABELS = "labels"
 METADATA = "metadata"
 
 AR_FEATURES = "ar_features"
-METADATA_FILE = "dynamonet_export.json"
+METADATA_FILE = os.path.basename(EXPORT_MARKER)  # in assets/: what marks a folder as an export
 
 _KIND_SIGNATURES = {
     "pretrain": [PREDICT_FRAMES, METADATA],
@@ -142,15 +143,17 @@ def export_saved_model(
         decode_short_side: the short side the run's prepared frames were stored at
             (:func:`~dynamonet_tf.data.clips.decode_short_side`), recorded in the metadata for
             clients and :class:`~dynamonet_tf.inference.ExportedModel`; None: unknown.
-        overwrite: replace an existing non-empty ``export_dir``.
+        overwrite: replace an existing export in ``export_dir`` (a folder holding
+            ``assets/dynamonet_export.json``). Nothing else is ever replaced: a folder of a run
+            (``config.yaml``, ``checkpoints/``), of prepared data, or of any other files.
 
     Returns:
         The metadata dict that was written to ``assets/dynamonet_export.json``.
 
     Raises:
         ValueError: an unsupported model or an invalid argument.
-        FileExistsError: ``export_dir`` is a file, or a non-empty directory and not
-            ``overwrite``.
+        FileExistsError: ``export_dir`` is a file, a non-empty directory that is not an
+            export, or an export and not ``overwrite``.
     """
     kind = model_kind(model)
     data = with_options(data or DataConfig(), **options)
@@ -324,9 +327,14 @@ def _check_top_k(top_k, num_classes):
 
 
 def _check_destination(export_dir, overwrite):
-    if os.path.exists(export_dir) and not os.path.isdir(export_dir):
-        raise FileExistsError(f"export_dir {export_dir} exists and is not a directory.")
-    if os.path.isdir(export_dir) and os.listdir(export_dir) and not overwrite:
-        raise FileExistsError(
-            f"export_dir {export_dir} exists and is not empty; pass overwrite=True to replace it."
+    """Refuses to write over anything but an export (:mod:`dynamonet_tf.ownership`)."""
+    try:
+        check_replaceable(
+            export_dir,
+            "export",
+            overwrite,
+            option="overwrite=True",
+            name=f"export_dir {export_dir}",
         )
+    except OwnershipError as error:
+        raise FileExistsError(str(error)) from None

@@ -36,6 +36,7 @@ import tensorflow as tf
 from PIL import Image
 
 from dynamonet_tf import export
+from dynamonet_tf.atomic_files import atomic_write_with
 from dynamonet_tf.config import ExperimentConfig
 from dynamonet_tf.data.clips import (
     decode_short_side,
@@ -394,6 +395,9 @@ def write_frames(
     so odd sides are padded with black. GIF: Pillow merges identical consecutive frames into
     one longer frame, so a still stretch plays as long but counts fewer frames.
 
+    The file is written whole or not at all (a hidden ``.<stem>.partial<suffix>`` beside it,
+    then renamed): an existing ``path`` is replaced only by a complete file.
+
     Args:
         path: ``.mp4`` or ``.gif``; missing parent directories are created.
         true_frames, predicted_frames: ``(time, height, width, 3)`` in [0, 1].
@@ -409,15 +413,25 @@ def write_frames(
         raise InferenceError(f"{path}: a video of one frame has no next frame to predict.")
     pairs = np.concatenate([true_frames, predicted_frames], axis=2)
     pairs = np.round(np.clip(pairs, 0, 1) * 255).astype(np.uint8)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(temporary):
         if path.suffix.lower() == ".gif":
             images = [Image.fromarray(pair) for pair in pairs]
             images[0].save(
-                path, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0
+                temporary,
+                save_all=True,
+                append_images=images[1:],
+                duration=round(1000 / fps),
+                loop=0,
             )
         else:
-            _write_mp4(path, pairs, fps)
+            _write_mp4(temporary, pairs, fps)
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Hidden, and with the extension PIL and PyAV choose the format by.
+        temporary = path.with_name(f".{path.stem}.partial{path.suffix}")
+        atomic_write_with(path, write, temporary=temporary)
     except (OSError, av.FFmpegError) as error:
         raise InferenceError(
             f"{path}: cannot be written ({type(error).__name__}: {error})."

@@ -322,14 +322,21 @@ def test_a_model_that_is_not_dynamonet_is_refused(tmp_path):
         export.export_saved_model(model, tmp_path / "export", short_side=SHORT_SIDE, crop_size=CROP)
 
 
+def earlier_export(export_dir):
+    """A stand-in for an earlier export in ``export_dir``: its marker (overwrite replaces only
+    a folder holding one, dynamonet_tf/ownership.py) and a file ``old.txt``."""
+    (export_dir / "assets").mkdir(parents=True)
+    (export_dir / "assets" / export.METADATA_FILE).write_text("{}")
+    (export_dir / "old.txt").write_text("an earlier export")
+    return export_dir
+
+
 def test_existing_export_is_replaced_only_with_overwrite(tmp_path):
     model = tiny_model("pretrain")
-    export_dir = tmp_path / "export"
-    export_dir.mkdir()
-    (export_dir / "old.txt").write_text("an earlier export")
+    export_dir = earlier_export(tmp_path / "export")
     with pytest.raises(FileExistsError, match="overwrite=True"):
         export.export_saved_model(model, export_dir, short_side=SHORT_SIDE, crop_size=CROP)
-    assert sorted(path.name for path in export_dir.iterdir()) == ["old.txt"]
+    assert sorted(path.name for path in export_dir.iterdir()) == ["assets", "old.txt"]
 
     export.export_saved_model(
         model, export_dir, short_side=SHORT_SIDE, crop_size=CROP, overwrite=True
@@ -358,20 +365,17 @@ def test_failed_export_leaves_nothing_half_written(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
     # Overwriting an earlier export that way keeps the earlier export.
-    export_dir.mkdir()
-    (export_dir / "old.txt").write_text("an earlier export")
+    earlier_export(export_dir)
     with pytest.raises(OSError, match="No space left"):
         export.export_saved_model(
             model, export_dir, short_side=SHORT_SIDE, crop_size=CROP, overwrite=True
         )
     assert [path.name for path in tmp_path.iterdir()] == ["export"]
-    assert [path.name for path in export_dir.iterdir()] == ["old.txt"]
+    assert sorted(path.name for path in export_dir.iterdir()) == ["assets", "old.txt"]
 
 
 def test_failed_final_rename_keeps_the_earlier_export(tmp_path, monkeypatch):
-    export_dir = tmp_path / "export"
-    export_dir.mkdir()
-    (export_dir / "old.txt").write_text("an earlier export")
+    export_dir = earlier_export(tmp_path / "export")
     rename = os.rename
 
     def rename_failing_for_the_new_export(source, destination):
@@ -389,7 +393,7 @@ def test_failed_final_rename_keeps_the_earlier_export(tmp_path, monkeypatch):
             overwrite=True,
         )
     assert [path.name for path in tmp_path.iterdir()] == ["export"]
-    assert [path.name for path in export_dir.iterdir()] == ["old.txt"]
+    assert sorted(path.name for path in export_dir.iterdir()) == ["assets", "old.txt"]
 
 
 def test_a_strided_run_exports_its_stride_and_serves_the_strided_clip(tmp_path):

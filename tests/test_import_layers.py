@@ -23,6 +23,8 @@ LAYERS = {
     # The one-writer lock of a run folder: on layout's names (a unit may not import its own
     # layer's), so above them.
     "run_lock": 1,
+    # What a folder is and whether a command may replace it: on layout's names, so above them.
+    "ownership": 1,
     "layers": 2,
     "models": 3,
     "losses": 4,

@@ -19,6 +19,12 @@ from dynamonet_tf.data.clips import decode_short_side  # noqa: E402
 from dynamonet_tf.data.prepare import PrepareError  # noqa: E402
 from dynamonet_tf.export import export_saved_model  # noqa: E402
 from dynamonet_tf.inference import InferenceError, run_label_names  # noqa: E402
+from dynamonet_tf.layout import run_dir_of  # noqa: E402
+from dynamonet_tf.ownership import (  # noqa: E402
+    OwnershipError,
+    check_outputs_not_inputs,
+    check_replaceable,
+)
 from dynamonet_tf.runs import RunError, add_run_arguments, load_run, run_source  # noqa: E402
 
 DEFAULT_TOP_K = 5
@@ -50,7 +56,21 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     try:
-        run = load_run(run_source(args), best=args.best)
+        source = run_source(args)
+        # Before any work: --out replaces only an export, never a run or an input.
+        check_outputs_not_inputs(
+            [("--out", args.out)],
+            [
+                ("--model-dir", args.model_dir),
+                (
+                    "the run of --checkpoint",
+                    run_dir_of(args.checkpoint) if args.checkpoint else None,
+                ),
+                ("--labels", args.labels),
+            ],
+        )
+        check_replaceable(args.out, "export", args.overwrite, name=f"--out {args.out}")
+        run = load_run(source, best=args.best)
         config = run.config
         if not config.train.labeled and (args.labels is not None or args.top_k is not None):
             raise InferenceError(
@@ -77,13 +97,10 @@ def main(argv=None):
             decode_short_side=decode_short_side(config.data),
             overwrite=args.overwrite,
         )
-    except (InferenceError, RunError, ConfigError, PrepareError) as error:
+    except (InferenceError, RunError, ConfigError, PrepareError, OwnershipError) as error:
         sys.exit(f"error: {error}")
-    except FileExistsError:
-        sys.exit(
-            f"error: --out {args.out} exists and is not an empty directory; pass --overwrite "
-            "to replace it, or choose another --out."
-        )
+    except FileExistsError as error:  # --out changed since it was checked
+        sys.exit(f"error: {error}")
     except ValueError as error:  # an argument export_saved_model refuses, such as --top-k
         sys.exit(f"error: {error}")
     print(f"exported the {metadata['model_kind']} model of {run.checkpoint} to {args.out}")

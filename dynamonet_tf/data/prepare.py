@@ -22,11 +22,13 @@ video that could not be read or was missing, with the reason) are written at the
 
 import dataclasses
 import datetime
+import fnmatch
 import hashlib
 import io
 import json
 import math
 import multiprocessing
+import re
 import statistics
 from pathlib import Path
 
@@ -37,8 +39,9 @@ from dynamonet_tf.atomic_files import TEMPORARY_PATTERN, atomic_write, atomic_wr
 from dynamonet_tf.data.datasets import DatasetIndex
 from dynamonet_tf.data.video import VideoDecodeError, decode_video
 from dynamonet_tf.layout import FAILURES, HOLDOUT, MANIFEST, PROGRESS_DIR, demo_layout, shard_name
+from dynamonet_tf.ownership import PLAN_MARKER, OwnershipError, check_replaceable, folder_kind
 
-PLAN_FILE = "plan.json"
+PLAN_FILE = Path(PLAN_MARKER).name  # in .progress/: what marks a folder as being prepared
 
 
 class PrepareError(Exception):
@@ -222,25 +225,85 @@ def _plan_description(index, options, source):
     }
 
 
+# What a preparation writes in its folder besides .progress/, manifest.json and failures.json.
+_SHARD_NAME = re.compile(r"[A-Za-z0-9_]+-\d{5}-of-\d{5}\.tfrecord")
+
+
+def _written_by_prepare(name):
+    return (
+        name in (MANIFEST, FAILURES, PROGRESS_DIR)
+        or _SHARD_NAME.fullmatch(name) is not None
+        or fnmatch.fnmatch(name, TEMPORARY_PATTERN)
+    )
+
+
+# The fields of a plan (_plan_description), which a manifest repeats.
+_PLAN_KEYS = ("dataset", "source", "options", "videos_sha256")
+
+
+def _recorded_plan(out_dir):
+    """The plan a prepared folder records: ``.progress/plan.json``, else the plan fields of
+    its ``manifest.json`` (a copy without the hidden ``.progress/``); None when unreadable."""
+    plan_path = out_dir / PROGRESS_DIR / PLAN_FILE
+    try:
+        if plan_path.exists():
+            return json.loads(plan_path.read_text())
+        manifest = json.loads((out_dir / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return {key: manifest.get(key) for key in _PLAN_KEYS} if isinstance(manifest, dict) else None
+
+
 def _claim_output(out_dir, plan, overwrite):
-    """Refuses an output folder holding another preparation, unless ``overwrite``."""
+    """Makes ``out_dir`` this preparation's, deleting only what a preparation wrote.
+
+    A missing or empty folder is started; one of the same plan (``.progress/plan.json``, or
+    the manifest of a finished copy) is resumed; prepared data of another plan is replaced only
+    with ``overwrite``. Anything else is refused, deleting nothing: a run or an export, files
+    without a ``manifest.json`` or ``.progress/plan.json``, and prepared data beside files a
+    preparation does not write. Returns True when ``out_dir`` is a finished preparation of
+    ``plan`` whose shards are all there (nothing to do).
+    """
     progress = out_dir / PROGRESS_DIR
     plan_path = progress / PLAN_FILE
-    if plan_path.exists() and json.loads(plan_path.read_text()) != plan:
-        if not overwrite:
-            raise PrepareError(
-                f"{out_dir} holds a preparation with other options or videos "
-                f"({plan_path}); use another --out, or --overwrite to replace it."
-            )
-    if overwrite or not plan_path.exists():
-        for stale in list(out_dir.glob("*.tfrecord")) + list(progress.glob("*")):
-            stale.unlink()
-        for name in (MANIFEST, FAILURES):
-            (out_dir / name).unlink(missing_ok=True)
+    plan = json.loads(json.dumps(plan))  # as read back from JSON
+    label = f"--out {out_dir}"
+    try:
+        if folder_kind(out_dir) != "prepared":
+            check_replaceable(out_dir, "prepared", overwrite, name=label)
+        else:
+            foreign = sorted(e.name for e in out_dir.iterdir() if not _written_by_prepare(e.name))
+            if foreign:
+                shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+                raise OwnershipError(
+                    f"{label} holds prepared data and {len(foreign)} other entries ({shown}); "
+                    "nothing was deleted: move them out, or choose another --out."
+                )
+    except OwnershipError as error:
+        raise PrepareError(str(error)) from error
+    if folder_kind(out_dir) == "prepared":
+        if _recorded_plan(out_dir) != plan:
+            if not overwrite:
+                where = plan_path if plan_path.exists() else out_dir / MANIFEST
+                raise PrepareError(
+                    f"{out_dir} holds a preparation with other options or videos "
+                    f"({where}); use another --out, or --overwrite to replace it."
+                )
+            # Replaced: only what a preparation writes (nothing else is there, see above).
+            for stale in [e for e in out_dir.iterdir() if e.is_file()] + list(progress.glob("*")):
+                stale.unlink()
+        elif not plan_path.exists():
+            # A finished preparation of this plan without its .progress/ (a copy): reused
+            # when every shard its manifest names is there, else written again over its own.
+            subsets = json.loads((out_dir / MANIFEST).read_text()).get("subsets", {})
+            named = [name for subset in subsets.values() for name in subset["shards"]]
+            if all((out_dir / name).is_file() for name in named):
+                return True
     progress.mkdir(parents=True, exist_ok=True)
     for leftover in list(out_dir.glob(TEMPORARY_PATTERN)) + list(progress.glob(TEMPORARY_PATTERN)):
         leftover.unlink()  # from an interrupted run
     atomic_write(plan_path, json.dumps(plan, indent=2))
+    return False
 
 
 def _write_shards(out_dir, pending, options, workers, progress_bar):
@@ -382,7 +445,8 @@ def prepare(
     index = split_holdout(index, options.holdout_fraction, options.holdout_seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     plan = _plan_description(index, options, source or {})
-    _claim_output(out_dir, plan, overwrite)
+    if _claim_output(out_dir, plan, overwrite):
+        return json.loads((out_dir / MANIFEST).read_text())
     shards = _plan(index, options)
     pending = [s for s in shards if not (out_dir / PROGRESS_DIR / f"{s.name}.json").exists()]
     total = sum(len(s.videos) for s in shards)
