@@ -126,6 +126,13 @@ def add_run_arguments(
     )
 
 
+def run_inputs(args: argparse.Namespace) -> list:
+    """``(option, path)`` of the run folders the options of :func:`add_run_arguments` read,
+    for checking that no output of a command is one of its inputs."""
+    checkpoint_run = run_dir_of(args.checkpoint) if args.checkpoint else None
+    return [("--model-dir", args.model_dir), ("the run of --checkpoint", checkpoint_run)]
+
+
 def run_source(args: argparse.Namespace, *, required: bool = True) -> Optional[PathLike]:
     """The ``source`` of :func:`load_run` (with ``best=args.best``) that the options of
     :func:`add_run_arguments` name: ``--checkpoint`` when given, else ``--model-dir``; None

@@ -19,13 +19,18 @@ from dynamonet_tf.data.clips import decode_short_side  # noqa: E402
 from dynamonet_tf.data.prepare import PrepareError  # noqa: E402
 from dynamonet_tf.export import export_saved_model  # noqa: E402
 from dynamonet_tf.inference import InferenceError, run_label_names  # noqa: E402
-from dynamonet_tf.layout import run_dir_of  # noqa: E402
 from dynamonet_tf.ownership import (  # noqa: E402
     OwnershipError,
     check_outputs_not_inputs,
     check_replaceable,
 )
-from dynamonet_tf.runs import RunError, add_run_arguments, load_run, run_source  # noqa: E402
+from dynamonet_tf.runs import (  # noqa: E402
+    RunError,
+    add_run_arguments,
+    load_run,
+    run_inputs,
+    run_source,
+)
 
 DEFAULT_TOP_K = 5
 
@@ -60,14 +65,7 @@ def main(argv=None):
         # Before any work: --out replaces only an export, never a run or an input.
         check_outputs_not_inputs(
             [("--out", args.out)],
-            [
-                ("--model-dir", args.model_dir),
-                (
-                    "the run of --checkpoint",
-                    run_dir_of(args.checkpoint) if args.checkpoint else None,
-                ),
-                ("--labels", args.labels),
-            ],
+            [*run_inputs(args), ("--labels", args.labels)],
         )
         check_replaceable(args.out, "export", args.overwrite, name=f"--out {args.out}")
         run = load_run(source, best=args.best)

@@ -29,9 +29,14 @@ from dynamonet_tf.inference import (  # noqa: E402
     run_label_names,
     write_frames,
 )
-from dynamonet_tf.layout import run_dir_of  # noqa: E402
 from dynamonet_tf.ownership import OwnershipError, check_outputs_not_inputs  # noqa: E402
-from dynamonet_tf.runs import RunError, add_run_arguments, load_run, run_source  # noqa: E402
+from dynamonet_tf.runs import (  # noqa: E402
+    RunError,
+    add_run_arguments,
+    load_run,
+    run_inputs,
+    run_source,
+)
 
 
 def parse_args(argv):
@@ -72,16 +77,10 @@ def main(argv=None):
         sys.exit("error: --top-k and --batch-size must be at least 1.")
     try:
         frames_out = frames_out_paths(args.frames_out, args.videos)
-        checkpoint_run = run_dir_of(args.checkpoint) if args.checkpoint else None
         check_outputs_not_inputs(
             [("--frames-out", path) for path in (frames_out or {}).values()],
             [("video", video) for video in args.videos]
-            + [
-                ("--export", args.export),
-                ("--model-dir", args.model_dir),
-                ("the run of --checkpoint", checkpoint_run),
-                ("--labels", args.labels),
-            ],
+            + [("--export", args.export), *run_inputs(args), ("--labels", args.labels)],
         )
         model = load_model(args)
     except (InferenceError, RunError, ConfigError, PrepareError, OwnershipError) as error:
