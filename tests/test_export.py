@@ -34,6 +34,10 @@ VIDEO_SHAPES = {"landscape": (2, 80, 100), "portrait": (3, 101, 75)}
 LOAD_IN_FRESH_PROCESS = textwrap.dedent(
     """
     import json, sys
+
+    # The package is installed (pip install -e .), so it is blocked instead: any import of it
+    # while the export loads and runs fails, so a client needs TensorFlow only.
+    sys.modules["dynamonet_tf"] = None
     import numpy as np
     import tensorflow as tf
 
