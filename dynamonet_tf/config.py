@@ -363,6 +363,11 @@ def _read_yaml(path, chain=()):
         text = path.read_text()
     except OSError as error:
         raise ConfigError(f"Cannot read config file {path}: {error}.") from error
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"Config file {path} is not UTF-8 text (byte 0x{error.object[error.start]:02x} at "
+            f"offset {error.start}); save it as UTF-8."
+        ) from None
     try:
         layer = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as error:

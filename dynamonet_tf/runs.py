@@ -8,12 +8,14 @@ lines name the run with the options of :func:`add_run_arguments`, read by :func:
 
 import argparse
 import dataclasses
+import sys
 from pathlib import Path
 from typing import Optional
 
 import keras
 import tensorflow as tf
 
+from dynamonet_tf import checkpoint_files
 from dynamonet_tf.config import ExperimentConfig, load_config
 from dynamonet_tf.layout import RUN_CONFIG, PathLike, run_dir_of, run_layout
 from dynamonet_tf.models import build_dynamonet
@@ -52,7 +54,8 @@ class LoadedRun:
 
 
 def resolve_checkpoint(source: PathLike, *, best: bool = False) -> str:
-    """The checkpoint prefix ``source`` names.
+    """The checkpoint prefix ``source`` names (the newest present, for a model dir; whether
+    it can be read is found when it is restored, :func:`restore_weights`).
 
     Args:
         source: a model dir (its latest checkpoint, or its best one with ``best=True``) or a
@@ -62,27 +65,91 @@ def resolve_checkpoint(source: PathLike, *, best: bool = False) -> str:
     Raises:
         RunError: nothing loadable at ``source``.
     """
-    source = Path(source)
+    return str(_checkpoints_of(source, best)[0])
+
+
+def _checkpoints_of(source: PathLike, best: bool) -> list:
+    """The prefixes :func:`restore_weights` may load for ``source``, in the order it tries
+    them: a model dir's checkpoints present on disk, newest first (so a garbled index does
+    not hide them), or the one prefix given."""
+    source = _existing(source)
     if source.is_dir():
         run = run_layout(source)
         folder = run.best if best else run.checkpoints
-        prefix = tf.train.latest_checkpoint(folder)
-        if prefix is None:
+        prefixes = checkpoint_files.newest_first(folder)
+        if not prefixes:
             raise RunError(
                 f"{source}: no checkpoint in {folder}; expected the model dir of a train.py run."
             )
-        return prefix
+        return prefixes
     if not Path(f"{source}.index").exists():
         raise RunError(
             f"{source}: neither a model dir nor a checkpoint prefix (no {source}.index); pass a "
             "run's model dir or a prefix such as runs/joint/checkpoints/ckpt-200."
         )
-    return str(source)
+    return [source]
+
+
+def _existing(source: PathLike) -> Path:
+    """``source`` as a path, refused by name when neither it nor a checkpoint prefix of that
+    name exists (before its run's config is looked for)."""
+    source = Path(source)
+    if not source.exists() and not Path(f"{source}.index").exists():
+        raise RunError(
+            f"{source} does not exist; pass a train.py run's model dir or a checkpoint prefix "
+            "such as runs/joint/checkpoints/ckpt-200."
+        )
+    return source
+
+
+def restore_weights(model: keras.Model, source: PathLike, *, best: bool = False) -> str:
+    """Restores ``model``'s weights from the run or checkpoint ``source``; returns the
+    checkpoint prefix they came from.
+
+    For a model dir, a newest checkpoint that cannot be read (truncated, garbled) is named in
+    a warning and the newest readable one is used; a prefix given explicitly is used or
+    refused, never replaced. Only the model is restored (optimizer slots are left out), so
+    a run of any stage loads.
+
+    Raises:
+        RunError: nothing readable at ``source``, or a checkpoint of another model.
+    """
+    candidates = _checkpoints_of(source, best)
+
+    def restore(prefix):
+        status = tf.train.Checkpoint(model=model).restore(prefix).expect_partial()
+        try:
+            status.assert_existing_objects_matched()
+        except AssertionError as error:
+            raise RunError(f"{prefix} does not match the model of {RUN_CONFIG}: {error}") from None
+
+    if not Path(source).is_dir():
+        try:
+            restore(str(candidates[0]))
+        except checkpoint_files.DAMAGE_ERRORS as error:
+            others = [p.name for p in checkpoint_files.newest_first(candidates[0].parent)]
+            raise RunError(
+                f"{candidates[0]}: the checkpoint cannot be read "
+                f"({checkpoint_files.reason(error)}); checkpoints in its folder: "
+                f"{', '.join(others) or 'none'}."
+            ) from None
+        return str(candidates[0])
+    try:
+        prefix, skipped = checkpoint_files.restore_newest_readable(candidates[0].parent, restore)
+    except checkpoint_files.CheckpointDamaged as error:
+        raise RunError(str(error)) from None
+    for damaged, why in skipped:
+        print(
+            f"warning: {damaged} cannot be read ({why}); using {Path(prefix).name}, the newest "
+            "checkpoint that can.",
+            file=sys.stderr,
+        )
+    return prefix
 
 
 def load_run_config(source: PathLike) -> ExperimentConfig:
     """The resolved config saved in the run that ``source`` belongs to."""
-    run_dir = run_dir_of(source)
+    run_dir = run_dir_of(_existing(source))
     config_path = run_layout(run_dir).config
     if not config_path.exists():
         raise RunError(
@@ -92,18 +159,11 @@ def load_run_config(source: PathLike) -> ExperimentConfig:
 
 
 def load_run(source: PathLike, *, best: bool = False) -> "LoadedRun":
-    """Builds a run's model and restores its weights: a :class:`LoadedRun`.
-
-    Only the model is restored (optimizer slots are left out), so a run of any stage loads.
-    """
+    """Builds a run's model and restores its weights (:func:`restore_weights`): a
+    :class:`LoadedRun`."""
     config = load_run_config(source)
-    checkpoint = resolve_checkpoint(source, best=best)
     model = build_model(config)
-    status = tf.train.Checkpoint(model=model).restore(checkpoint).expect_partial()
-    try:
-        status.assert_existing_objects_matched()
-    except AssertionError as error:
-        raise RunError(f"{checkpoint} does not match the model of {RUN_CONFIG}: {error}") from None
+    checkpoint = restore_weights(model, source, best=best)
     return LoadedRun(
         config=config, model=model, checkpoint=checkpoint, model_dir=run_dir_of(source)
     )

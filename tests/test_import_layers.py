@@ -25,6 +25,8 @@ LAYERS = {
     "run_lock": 1,
     # What a folder is and whether a command may replace it: on layout's names, so above them.
     "ownership": 1,
+    # Checkpoint folders read by the files present, damage named and survived.
+    "checkpoint_files": 1,
     "layers": 2,
     "models": 3,
     "losses": 4,

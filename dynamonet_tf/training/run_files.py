@@ -13,6 +13,7 @@ import shutil
 import tensorflow as tf
 import yaml
 
+from dynamonet_tf import checkpoint_files
 from dynamonet_tf.atomic_files import atomic_write, atomic_write_csv
 from dynamonet_tf.config import ConfigError, ExperimentConfig, load_config, save_config, to_dict
 from dynamonet_tf.layout import RunLayout
@@ -62,13 +63,20 @@ def claim_run_folder(run: RunLayout, config: ExperimentConfig, overwrite: bool =
 def _claim_locked(run: RunLayout, config: ExperimentConfig, overwrite: bool):
     current = to_dict(config)
     if run.config.exists():
-        try:
-            # Through the schema, so that a key added to it since (with its default) does
-            # not count as a difference.
-            saved = to_dict(load_config(run.config))
-        except ConfigError:
-            saved = yaml.safe_load(run.config.read_text())
-        differences = list(config_differences(saved, current))
+        saved = _saved_config(run.config)
+        if saved is not None:
+            differences = list(config_differences(saved, current))
+        elif has_checkpoint(run):
+            differences = [f"{run.config} is empty or not a YAML mapping"]
+            if not overwrite:
+                raise RunFolderError(
+                    f"{differences[0]}, so the config of the checkpoints in {run.checkpoints} "
+                    "is unknown: put back the config that trained them, or delete it to resume "
+                    "them with the config given now (they are checked against its model); "
+                    "--overwrite would delete them."
+                )
+        else:
+            differences = []  # nothing was trained under the unreadable config
         if differences and not overwrite:
             raise RunFolderError(
                 f"{run.root} holds a run with another config ({'; '.join(differences)}); "
@@ -84,6 +92,23 @@ def _claim_locked(run: RunLayout, config: ExperimentConfig, overwrite: bool):
     save_config(config, run.config)
 
 
+def _saved_config(path):
+    """The config saved at ``path`` as a dict; None when it is empty or not a YAML mapping
+    (the schema would read an empty file as the defaults)."""
+    try:
+        saved = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return None
+    if not isinstance(saved, dict) or not saved:
+        return None
+    try:
+        # Through the schema, so that a key added to it since (with its default) does not
+        # count as a difference.
+        return to_dict(load_config(path))
+    except ConfigError:
+        return saved
+
+
 def checkpoint_managers(checkpoint: tf.train.Checkpoint, model, run: RunLayout):
     """``(last, best)``: the manager of the run's last states (model, optimizer, position)
     in ``checkpoints/`` and of its best weights (model only) in ``best/``."""
@@ -93,7 +118,8 @@ def checkpoint_managers(checkpoint: tf.train.Checkpoint, model, run: RunLayout):
 
 
 def has_checkpoint(run: RunLayout) -> bool:
-    return tf.train.latest_checkpoint(run.checkpoints) is not None
+    """Whether the run has checkpoint files (whatever its index says)."""
+    return bool(checkpoint_files.present(run.checkpoints))
 
 
 def write_json(path, content):

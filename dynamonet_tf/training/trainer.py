@@ -23,6 +23,7 @@ checkpoint completely before pointing the ``checkpoint`` index at it, so a kill 
 save leaves the previous one in force.
 """
 
+import json
 import math
 import time
 from pathlib import Path
@@ -30,6 +31,14 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from dynamonet_tf.checkpoint_files import (
+    CheckpointDamaged,
+    remove_interrupted_saves,
+    repair_index,
+    restore_newest_readable,
+    set_aside,
+)
+from dynamonet_tf.checkpoint_files import present as present_checkpoints
 from dynamonet_tf.config import check_against_runtime
 from dynamonet_tf.data.clips import split_clip
 from dynamonet_tf.data.pipelines import eval_dataset, train_dataset
@@ -40,7 +49,7 @@ from dynamonet_tf.losses import frame_prediction_loss, per_example_objective
 from dynamonet_tf.models import transfer_weights
 from dynamonet_tf.names import LOGITS, PREDICTED_FRAMES
 from dynamonet_tf.run_lock import RunLockError
-from dynamonet_tf.runs import RunError, build_model, load_run_config, model_kind, resolve_checkpoint
+from dynamonet_tf.runs import RunError, build_model, load_run_config, model_kind, restore_weights
 from dynamonet_tf.training.balance import NORM_PREFIX, TERMS, BalanceMonitor, gradient_shares
 from dynamonet_tf.training.figures import log_prediction_images
 from dynamonet_tf.training.finite_updates import all_finite, apply_gradients
@@ -125,6 +134,10 @@ class Trainer:
                 self.step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
                 self.best_val_loss = tf.Variable(math.inf, dtype=tf.float32, trainable=False)
                 self.plateau_wait = tf.Variable(0, dtype=tf.int64, trainable=False)
+            # The running sums of the epoch under way, so that a resumed epoch's log row
+            # covers all its steps. A string, so on the host (outside the strategy's devices).
+            with tf.device("/cpu:0"):
+                self.epoch_progress = tf.Variable("", dtype=tf.string, trainable=False)
             self.checkpoint = tf.train.Checkpoint(
                 model=self.model,
                 optimizer=self.optimizer,
@@ -133,17 +146,16 @@ class Trainer:
                 step_in_epoch=self.step_in_epoch,
                 best_val_loss=self.best_val_loss,
                 plateau_wait=self.plateau_wait,
+                epoch_progress=self.epoch_progress,
             )
+            self.init_report = None
+            self.resumed_from = self._resume()
+            if self.resumed_from is None and init_from is not None:
+                self.init_report = self._initialise_from(init_from)
+            # After _resume, which may rewrite the folders' indexes that the managers read.
             self.manager, self.best_manager = checkpoint_managers(
                 self.checkpoint, self.model, self.run
             )
-            self.init_report = None
-            if self.manager.latest_checkpoint:
-                self.checkpoint.restore(
-                    self.manager.latest_checkpoint
-                ).assert_existing_objects_matched()
-            elif init_from is not None:
-                self.init_report = self._initialise_from(init_from)
             self._fp_loss = frame_prediction_loss(config.loss, reduction=None)
             self._decayed = decayed_weights(self.model, config.optimizer.weight_decay_scope)
             self._train_step = self._make_train_step()
@@ -159,6 +171,53 @@ class Trainer:
 
     def _has_checkpoint(self):
         return has_checkpoint(self.run)
+
+    def _resume(self):
+        """Restores the newest readable checkpoint of the run; returns its prefix, or None
+        when the run has none (a fresh start).
+
+        Damage left by an earlier process is survived and said, never silently reset: the
+        temporary folders of interrupted saves are removed, an index that does not name the
+        checkpoints present is rebuilt from them, and a newest checkpoint that cannot be
+        read is moved to ``checkpoints/damaged/`` and the newest readable one used. When
+        checkpoints exist but none reads, the run stops, naming them (and moves nothing).
+        """
+        for folder in (self.run.checkpoints, self.run.best):
+            for leftover, size in remove_interrupted_saves(folder):
+                print(
+                    f"removed {leftover} ({size / 1e6:.1f} MB), the temporary folder of a "
+                    "checkpoint save that was interrupted"
+                )
+            problem = repair_index(folder)
+            if problem:
+                names = ", ".join(prefix.name for prefix in present_checkpoints(folder))
+                print(f"warning: {problem}; rebuilt it from the checkpoints present: {names}")
+        if not present_checkpoints(self.run.checkpoints):
+            return None
+
+        def restore(prefix):
+            self.checkpoint.restore(prefix).assert_existing_objects_matched()
+
+        try:
+            prefix, skipped = restore_newest_readable(self.run.checkpoints, restore)
+        except CheckpointDamaged as error:
+            raise TrainingError(
+                f"{error}. Nothing was changed; move them out of {self.run.checkpoints} to "
+                "start this run from step 0, or --overwrite to start it afresh."
+            ) from None
+        except AssertionError as error:
+            raise TrainingError(
+                f"the checkpoints in {self.run.checkpoints} do not match the model of "
+                f"{self.run.config}: {error}"
+            ) from None
+        if skipped:
+            moved_to = set_aside([damaged for damaged, _ in skipped])
+            for (damaged, why), target in zip(skipped, moved_to):
+                print(
+                    f"warning: {damaged} cannot be read ({why}); moved it to {target} and "
+                    f"resumed from {prefix} (step {int(self.optimizer.iterations.numpy())})"
+                )
+        return prefix
 
     def _claim_model_dir(self, overwrite):
         """Locks the model dir for this process (:mod:`dynamonet_tf.run_lock`) and refuses
@@ -187,12 +246,10 @@ class Trainer:
         the best one.
         """
         try:
-            source_config = load_run_config(source)
-            prefix = resolve_checkpoint(source)
+            source_model = build_model(load_run_config(source))
+            prefix = restore_weights(source_model, source)
         except RunError as error:
             raise TrainingError(f"--init-from {error}") from None
-        source_model = build_model(source_config)
-        tf.train.Checkpoint(model=source_model).restore(str(prefix)).expect_partial()
         # Fine-tuning classifies a new dataset's classes (paper §4.7): its classifier always
         # starts afresh, even when the class count happens to match.
         fresh = (LOGITS,) if self.config.train.stage == "finetune" else ()
@@ -477,6 +534,7 @@ class Trainer:
                     self.plateau_wait.assign(0)
         self.epoch.assign_add(1)
         self.step_in_epoch.assign(0)
+        self.epoch_progress.assign("")
         self._save()
 
     def train(self):
@@ -505,7 +563,10 @@ class Trainer:
                 train.steps_per_epoch, verbose=1 if self.progress else 0, unit_name="step"
             )
             bar.update(skip)
-            totals, balance, started = {}, [], time.perf_counter()
+            # Carried over from the checkpoint when the epoch resumes part-way.
+            carried = json.loads(self.epoch_progress.numpy().decode() or "{}") if skip else {}
+            totals, balance = carried.get("totals", {}), carried.get("balance", [])
+            seconds_before, started = carried.get("seconds", 0.0), time.perf_counter()
             for step in range(skip, train.steps_per_epoch):
                 measure = self._balance_step is not None and (
                     int(self.optimizer.iterations.numpy()) % train.balance_every_steps == 0
@@ -526,10 +587,6 @@ class Trainer:
                 iterations = int(self.optimizer.iterations.numpy())
                 rate = float(self.schedule(iterations))
                 bar.update(step + 1, [("loss", sums["loss"] / sums["examples"]), ("lr", rate)])
-                if (
-                    step + 1
-                ) % train.checkpoint_every_steps == 0 and step + 1 < train.steps_per_epoch:
-                    self._save()
                 with writer.as_default(step=iterations):
                     tf.summary.scalar("train/loss", sums["loss"] / sums["examples"])
                     tf.summary.scalar("train/learning_rate", rate)
@@ -537,7 +594,15 @@ class Trainer:
                         balance.append(gradient_shares(norms))
                         for name, value in {**norms, **balance[-1]}.items():
                             tf.summary.scalar(f"balance/{name}", value)
-            elapsed = time.perf_counter() - started
+                if (
+                    step + 1
+                ) % train.checkpoint_every_steps == 0 and step + 1 < train.steps_per_epoch:
+                    seconds = seconds_before + time.perf_counter() - started
+                    self.epoch_progress.assign(
+                        json.dumps({"totals": totals, "balance": balance, "seconds": seconds})
+                    )
+                    self._save()
+            elapsed = seconds_before + time.perf_counter() - started
             logs = _averages(totals, prefix="")
             logs.update(self.balance_monitor.epoch_logs(balance, logs, epoch))
             logs["clips_per_second"] = totals.get("examples", 0.0) / max(elapsed, 1e-9)
