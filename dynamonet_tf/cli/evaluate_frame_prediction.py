@@ -14,6 +14,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from dynamonet_tf.cli.failures import storage_errors_in_one_line  # noqa: E402
 from dynamonet_tf.data.datasets import VIDEO_EXTENSIONS  # noqa: E402
 from dynamonet_tf.frame_prediction import (  # noqa: E402
     DEFAULT_FLOW_THRESHOLD,
@@ -72,6 +73,7 @@ def parse_args(argv):
     return args
 
 
+@storage_errors_in_one_line
 def main(argv=None):
     args = parse_args(argv)
     try:

@@ -18,6 +18,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from dynamonet_tf.cli.failures import storage_errors_in_one_line  # noqa: E402
 from dynamonet_tf.data.datasets import DATASET_NAMES, DatasetError, read_dataset  # noqa: E402
 from dynamonet_tf.data.prepare import PrepareError, PrepareOptions, prepare, prepare_demo  # noqa: E402
 
@@ -76,6 +77,7 @@ def parse_args(argv):
     return args
 
 
+@storage_errors_in_one_line
 def main(argv=None):
     args = parse_args(argv)
     try:

@@ -8,6 +8,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from dynamonet_tf.cli import CONFIGS_DIR  # noqa: E402
+from dynamonet_tf.cli.failures import storage_errors_in_one_line  # noqa: E402
 from dynamonet_tf.config import ConfigError, load_config  # noqa: E402
 from dynamonet_tf.data.demo_data import with_demo_data  # noqa: E402
 from dynamonet_tf.data.prepare import PrepareError  # noqa: E402
@@ -48,6 +49,7 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
+@storage_errors_in_one_line
 def main(argv=None):
     args = parse_args(argv)
     overrides = list(args.overrides) + ([f"train.stage={args.stage}"] if args.stage else [])

@@ -1,0 +1,259 @@
+"""Damage a run folder the way crashes, full disks and careless copies do, and check that
+every command survives it and says so (dynamonet_tf.checkpoint_files): never a silent
+restart from step 0, never a traceback naming nothing, never a file deleted."""
+
+import csv
+import errno
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dynamonet_tf.config import ConfigError, load_config
+from dynamonet_tf.runs import RunError, load_run
+from dynamonet_tf.training.trainer import Trainer, TrainingError
+from tiny_run import tiny_config, write_tiny_data
+
+# tiny_config: 2 epochs of 3 steps, a checkpoint every 2 steps and at each epoch's end, so
+# checkpoints/ keeps ckpt-3, ckpt-5 and ckpt-6 (the last three).
+FINAL_STEP = 6
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_tiny_data(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="module")
+def finished(data, tmp_path_factory):
+    """A finished tiny pretrain run and its final weights."""
+    root = tmp_path_factory.mktemp("finished") / "run"
+    trainer = Trainer(tiny_config(data), root, progress=False)
+    trainer.train()
+    return root, [w.numpy().copy() for w in trainer.model.weights]
+
+
+@pytest.fixture
+def run(finished, tmp_path):
+    """A copy of the finished run, to damage."""
+    copy = tmp_path / "run"
+    shutil.copytree(finished[0], copy)
+    return copy
+
+
+def files_of(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def resume(data, run, **options):
+    trainer = Trainer(tiny_config(data), run, progress=False, **options)
+    return trainer, int(trainer.optimizer.iterations.numpy())
+
+
+def truncate(path, keep=100):
+    path.write_bytes(path.read_bytes()[:keep])
+
+
+def test_a_garbled_index_is_rebuilt_and_the_run_resumes_where_it_was(data, run, capsys):
+    (run / "checkpoints" / "checkpoint").write_text("model_checkpoint_path: {{{")
+    trainer, step = resume(data, run)
+    trainer.close()
+    assert step == FINAL_STEP  # TensorFlow alone would see no checkpoint and start at 0
+    assert "cannot be read; rebuilt it" in capsys.readouterr().out
+    state = tf.train.get_checkpoint_state(str(run / "checkpoints"))
+    assert [p.rsplit("/", 1)[-1] for p in state.all_model_checkpoint_paths] == [
+        "ckpt-3",
+        "ckpt-5",
+        "ckpt-6",
+    ]
+
+
+def test_an_index_naming_deleted_files_falls_back_to_the_files_present(data, run, capsys):
+    for file in (run / "checkpoints").glob("ckpt-6.*"):
+        file.unlink()
+    trainer, step = resume(data, run)
+    trainer.close()
+    assert step == 5
+    assert "names checkpoints whose files are gone: ckpt-6" in capsys.readouterr().out
+
+
+def test_a_truncated_newest_checkpoint_is_set_aside_and_training_ends_identically(
+    data, run, finished, capsys
+):
+    damaged = run / "checkpoints" / "ckpt-6.data-00000-of-00001"
+    truncate(damaged)
+    kept = damaged.read_bytes()
+    trainer, step = resume(data, run)
+    out = capsys.readouterr().out
+    assert step == 5
+    assert f"{run / 'checkpoints' / 'ckpt-6'} cannot be read" in out
+    # Kept for the user, byte for byte, out of the manager's way.
+    (moved,) = (run / "checkpoints" / "damaged").rglob("ckpt-6.data-00000-of-00001")
+    assert moved.read_bytes() == kept
+    trainer.train()
+    # Redoing step 6 from ckpt-5 gives the weights of the run that was never damaged.
+    for resumed, reference in zip(trainer.model.weights, finished[1]):
+        np.testing.assert_allclose(resumed.numpy(), reference, rtol=1e-5, atol=1e-6)
+
+
+def test_no_readable_checkpoint_stops_naming_each_and_changes_nothing(data, run):
+    for file in (run / "checkpoints").glob("*.data-*"):
+        truncate(file, keep=0)
+    before = files_of(run / "checkpoints")
+    with pytest.raises(TrainingError) as error:
+        resume(data, run)
+    message = str(error.value)
+    assert all(f"ckpt-{n} (" in message for n in (3, 5, 6)) and "\n" not in message
+    assert files_of(run / "checkpoints") == before
+
+
+def test_the_temporary_folder_of_an_interrupted_save_is_removed_and_nothing_else(data, run, capsys):
+    leftover = run / "checkpoints" / "ckpt-7_temp"
+    leftover.mkdir()
+    (leftover / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"\0" * 2_000_000)
+    theirs = run / "checkpoints" / "notes_temp"  # not a name TensorFlow's save makes
+    theirs.mkdir()
+    trainer, step = resume(data, run)
+    trainer.close()
+    assert step == FINAL_STEP
+    assert not leftover.exists() and theirs.is_dir()
+    assert f"removed {leftover} (2.0 MB)" in capsys.readouterr().out
+
+
+def test_an_emptied_config_refuses_without_offering_only_deletion(data, run):
+    (run / "config.yaml").write_text("")
+    before = files_of(run / "checkpoints")
+    with pytest.raises(TrainingError) as error:
+        resume(data, run)
+    assert "config.yaml is empty" in str(error.value) and "delete it to resume" in str(error.value)
+    assert files_of(run / "checkpoints") == before
+    # The remedy offered works: without the file, the checkpoints resume.
+    (run / "config.yaml").unlink()
+    trainer, step = resume(data, run)
+    trainer.close()
+    assert step == FINAL_STEP
+
+
+def test_evaluate_export_and_predict_load_the_newest_readable_checkpoint(run, capsys):
+    truncate(run / "checkpoints" / "ckpt-6.data-00000-of-00001")
+    loaded = load_run(run)
+    assert loaded.checkpoint == str(run / "checkpoints" / "ckpt-5")
+    assert "ckpt-6 cannot be read (Read less bytes than requested)" in capsys.readouterr().err
+    # Read-only: the run is left as it was found.
+    assert (run / "checkpoints" / "ckpt-6.index").exists()
+
+
+def test_a_damaged_checkpoint_named_explicitly_is_refused_not_replaced(run):
+    truncate(run / "checkpoints" / "ckpt-6.data-00000-of-00001")
+    with pytest.raises(RunError) as error:
+        load_run(run / "checkpoints" / "ckpt-6")
+    assert str(error.value).startswith(f"{run / 'checkpoints' / 'ckpt-6'}: the checkpoint cannot")
+    assert "ckpt-5" in str(error.value)
+
+
+def test_a_damaged_best_checkpoint_is_named(run):
+    (best,) = (run / "best").glob("*.data-*")
+    truncate(best)
+    with pytest.raises(RunError, match="no checkpoint in .*best can be read"):
+        load_run(run, best=True)
+
+
+def test_init_from_a_missing_path_says_it_does_not_exist(data, tmp_path):
+    with pytest.raises(TrainingError) as error:
+        Trainer(
+            tiny_config(data, "joint"),
+            tmp_path / "joint",
+            init_from=tmp_path / "no" / "such" / "run",
+            progress=False,
+        )
+    assert f"{tmp_path / 'no' / 'such' / 'run'} does not exist" in str(error.value)
+
+
+def test_a_config_that_is_not_utf8_is_named(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    text = "train:\n  stage: pretrain  # d\xe9mo\n"
+    path.write_bytes(text.encode("latin-1"))  # one byte per character: offsets agree
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value) == (
+        f"Config file {path} is not UTF-8 text (byte 0xe9 at offset {text.index(chr(0xE9))}); "
+        "save it as UTF-8."
+    )
+
+
+def test_a_resumed_epoch_logs_the_same_row_as_an_uninterrupted_one(data, finished, tmp_path):
+    class Killed(Exception):
+        pass
+
+    run = tmp_path / "run"
+    trainer = Trainer(tiny_config(data), run, progress=False)
+    save = trainer._save
+
+    def save_then_die():
+        save()
+        if int(trainer.epoch.numpy()) == 1 and int(trainer.step_in_epoch.numpy()) == 2:
+            raise Killed  # mid-epoch 2, just after the step-5 checkpoint
+
+    trainer._save = save_then_die
+    with pytest.raises(Killed):
+        trainer.train()
+    Trainer(tiny_config(data), run, progress=False).train()
+
+    def rows(folder):
+        with (folder / "log.csv").open() as file:
+            return [
+                {k: v for k, v in row.items() if k != "clips_per_second"}
+                for row in csv.DictReader(file)
+            ]
+
+    resumed, reference = rows(run), rows(finished[0])
+    assert [r["epoch"] for r in resumed] == ["1", "2"]
+    for a, b in zip(resumed, reference):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-5), key
+
+
+def test_a_full_disk_during_a_checkpoint_save_is_one_line(data, tmp_path, monkeypatch):
+    from dynamonet_tf.cli import train as train_cli
+
+    def full_disk(self, *args, **kwargs):
+        raise tf.errors.ResourceExhaustedError(
+            None,
+            None,
+            f"{tmp_path}/run/checkpoints/ckpt-2_temp/part-00000; No space left on device",
+        )
+
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", full_disk)
+    argv = ["--config", str(tmp_path / "tiny.yaml"), "--model-dir", str(tmp_path / "run")]
+    _write_tiny_preset(data, tmp_path / "tiny.yaml")
+    with pytest.raises(SystemExit) as exit:
+        train_cli.main(argv)
+    message = str(exit.value)
+    assert "\n" not in message and "No space left on device" in message
+    assert "ckpt-2_temp" in message
+
+
+def test_an_unwritable_model_dir_is_one_line(data, tmp_path, monkeypatch):
+    from dynamonet_tf.cli import train as train_cli
+    from dynamonet_tf.training import run_files
+
+    def read_only(config, path):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(run_files, "save_config", read_only)
+    _write_tiny_preset(data, tmp_path / "tiny.yaml")
+    with pytest.raises(SystemExit) as exit:
+        train_cli.main(
+            ["--config", str(tmp_path / "tiny.yaml"), "--model-dir", str(tmp_path / "r")]
+        )
+    assert str(exit.value) == (
+        f"error: cannot write {tmp_path / 'r' / 'config.yaml'}: Read-only file system."
+    )
+
+
+def _write_tiny_preset(data, path):
+    from dynamonet_tf.config import save_config
+
+    save_config(tiny_config(data), path)
