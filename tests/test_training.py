@@ -397,3 +397,22 @@ def test_train_command_names_data_files_that_match_nothing(tmp_path):
     assert result.returncode != 0
     assert f"No TFRecord files match '{tmp_path}/none-*.tfrecord'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_labeled_stage_on_unlabeled_videos_is_refused_before_the_run_starts(tmp_path):
+    from dynamonet_tf.data.schema import encode_video_example
+    from dynamonet_tf.names import UNLABELED
+    from synthetic import translation_clips
+
+    clips, _ = translation_clips(2, 10, 40, seed=3)
+    for subset in ("train", "test", "holdout"):
+        with tf.io.TFRecordWriter(str(tmp_path / f"{subset}-00000-of-00001.tfrecord")) as writer:
+            for i, clip in enumerate(clips):
+                jpegs = [tf.io.encode_jpeg((f * 255).astype(np.uint8)).numpy() for f in clip]
+                writer.write(encode_video_example(jpegs, UNLABELED, "", f"walk{i}"))
+    with pytest.raises(TrainingError) as error:
+        Trainer(tiny_config(tmp_path, "joint"), tmp_path / "run", progress=False)
+    message = str(error.value)
+    assert "train.stage 'joint' learns from labels" in message and "walk0" in message
+    assert str(tmp_path / "train-*.tfrecord") in message
+    assert not (tmp_path / "run").exists()  # refused before the folder was made

@@ -77,6 +77,16 @@ def list_files(file_pattern: FilePattern) -> list:
     return files
 
 
+def first_video(file_pattern: FilePattern):
+    """The first video of the first file of ``file_pattern`` (:func:`parse_video_example`'s
+    dict, eager), or None when that file holds none: a cheap look at what the files hold
+    before a run commits to them."""
+    first = list_files(file_pattern)[0]
+    for serialized in tf.data.TFRecordDataset(first).take(1):
+        return parse_video_example(serialized)
+    return None
+
+
 def train_dataset(
     file_pattern: FilePattern,
     config: Optional[DataConfig] = None,

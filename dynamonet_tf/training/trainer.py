@@ -41,13 +41,13 @@ from dynamonet_tf.checkpoint_files import (
 from dynamonet_tf.checkpoint_files import present as present_checkpoints
 from dynamonet_tf.config import check_against_runtime
 from dynamonet_tf.data.clips import split_clip
-from dynamonet_tf.data.pipelines import eval_dataset, train_dataset
+from dynamonet_tf.data.pipelines import eval_dataset, first_video, train_dataset
 from dynamonet_tf.evaluation import HEADLINE, class_names, evaluate_clips, model_logits
 from dynamonet_tf.frame_metrics import FramePredictionScores
 from dynamonet_tf.layout import run_layout
 from dynamonet_tf.losses import frame_prediction_loss, per_example_objective
 from dynamonet_tf.models import transfer_weights
-from dynamonet_tf.names import LOGITS, PREDICTED_FRAMES
+from dynamonet_tf.names import LOGITS, PREDICTED_FRAMES, UNLABELED
 from dynamonet_tf.run_lock import RunLockError
 from dynamonet_tf.runs import RunError, build_model, load_run_config, model_kind, restore_weights
 from dynamonet_tf.training.balance import NORM_PREFIX, TERMS, BalanceMonitor, gradient_shares
@@ -121,6 +121,8 @@ class Trainer:
                 "prepared training data (data/prepare.py writes it), or use schedule cosine or "
                 "constant."
             )
+        if config.train.labeled:
+            self._check_labeled(config)
         # Held until train() ends or close(): one process writes a run folder.
         self._lock = self._claim_model_dir(overwrite)
         try:
@@ -168,6 +170,19 @@ class Trainer:
             raise
 
     # ------------------------------------------------------------------ set-up
+
+    @staticmethod
+    def _check_labeled(config):
+        """Refuses a labeled stage on unlabeled videos before anything is built: a look at
+        the first video (the pipeline's check would stop the first step, naming nothing)."""
+        video = first_video(config.data.train_files)
+        if video is not None and int(video["label"]) == UNLABELED:
+            raise TrainingError(
+                f"train.stage {config.train.stage!r} learns from labels, but the videos of "
+                f"data.train_files {config.data.train_files} are unlabeled (the first, "
+                f"{video['media_id'].numpy().decode() or 'unnamed'}, has none): pretrain on "
+                "them (--stage pretrain) or give a labeled dataset prepared by data/prepare.py."
+            )
 
     def _has_checkpoint(self):
         return has_checkpoint(self.run)
