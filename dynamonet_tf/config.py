@@ -443,6 +443,26 @@ def with_options(section, **options):
     return dataclasses.replace(section, **options)
 
 
+# The DataConfig fields that hold file patterns.
+DATA_FILE_FIELDS = ("train_files", "val_files", "eval_files")
+
+
+def with_absolute_data_paths(config, base=None):
+    """``config`` with its data file patterns made absolute against ``base`` (default: the
+    working directory).
+
+    A run saves its config this way, so that evaluate.py, export.py and predict.py find the
+    run's data (and its label names) from any working directory.
+    """
+    base = Path(base) if base is not None else Path.cwd()
+    absolute = {
+        name: str(base / pattern)  # `base / "/abs"` is "/abs"
+        for name in DATA_FILE_FIELDS
+        if (pattern := getattr(config.data, name))
+    }
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, **absolute))
+
+
 def learning_rate(config):
     """The initial learning rate for ``train.batch_size``.
 

@@ -257,3 +257,26 @@ def _write_tiny_preset(data, path):
     from dynamonet_tf.config import save_config
 
     save_config(tiny_config(data), path)
+
+
+def test_a_run_trained_on_relative_paths_finds_its_label_names_from_anywhere(
+    data, tmp_path, monkeypatch
+):
+    import json
+
+    from dynamonet_tf.inference import run_label_names
+    from dynamonet_tf.runs import load_run_config
+
+    classes = [f"pan{i}" for i in range(8)]
+    labeled = tmp_path / "prepared"
+    shutil.copytree(data, labeled)
+    (labeled / "manifest.json").write_text(json.dumps({"classes": classes}))
+    monkeypatch.chdir(tmp_path)
+    # Relative patterns, as a user types them in the folder they train from.
+    Trainer(tiny_config("prepared", "joint"), tmp_path / "run", progress=False).close()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    names, source = run_label_names(load_run_config(tmp_path / "run"))
+    assert names == classes
+    assert str(labeled) in source

@@ -39,7 +39,7 @@ from dynamonet_tf.checkpoint_files import (
     set_aside,
 )
 from dynamonet_tf.checkpoint_files import present as present_checkpoints
-from dynamonet_tf.config import check_against_runtime
+from dynamonet_tf.config import check_against_runtime, with_absolute_data_paths
 from dynamonet_tf.data.clips import split_clip
 from dynamonet_tf.data.pipelines import eval_dataset, first_video, train_dataset
 from dynamonet_tf.evaluation import HEADLINE, class_names, evaluate_clips, model_logits
@@ -98,6 +98,8 @@ class Trainer:
     def __init__(
         self, config, model_dir, *, strategy=None, init_from=None, overwrite=False, progress=True
     ):
+        # Absolute data paths: the saved config then serves commands run from anywhere.
+        config = with_absolute_data_paths(config)
         self.config = config
         self.strategy = strategy or tf.distribute.get_strategy()
         self.model_dir = Path(model_dir)
