@@ -244,8 +244,8 @@ def run_label_names(config: ExperimentConfig, labels_file: Optional[PathLike] = 
     ``labels_file`` (one name per line) when given; else the ``"classes"`` of the
     ``manifest.json`` (:func:`~dynamonet_tf.data.prepare.read_manifest`) of the shards of
     ``data.eval_files`` or ``data.train_files`` (absolute in the config a run saves; an
-    older run's relative paths resolve against the working directory); else ``(None, None)``. A run that does not classify gives
-    ``(None, None)``.
+    older run's relative paths resolve against the working directory); else
+    ``(None, None)``. A run that does not classify gives ``(None, None)``.
 
     Raises:
         InferenceError: the file is unreadable, or its names do not match
