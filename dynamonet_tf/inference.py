@@ -166,12 +166,15 @@ class ExportedModel(VideoModel):
         try:
             # Kept as an attribute: the signatures need the loaded object alive.
             self._saved_model = tf.saved_model.load(str(export_dir))
-        except (tf.errors.OpError, ValueError, OSError) as error:
+        except (tf.errors.OpError, ValueError, OSError, IndexError) as error:
             reason = (
                 str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             )
+            if isinstance(error, IndexError):  # TensorFlow's word for a truncated variables file
+                reason = f"{export_dir / 'variables'} is truncated: {reason}"
             raise InferenceError(
-                f"{export_dir}: the SavedModel cannot be loaded ({reason})."
+                f"{export_dir}: the SavedModel cannot be loaded ({reason}); export the model "
+                "again with export.py."
             ) from None
         missing = sorted(set(signatures) - set(self._saved_model.signatures))
         if missing:

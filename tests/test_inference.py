@@ -266,6 +266,21 @@ def test_predict_cli_refuses_what_is_not_a_dynamonet_export(tmp_path, video):
         assert message.endswith("--export takes a directory written by export.py.")
 
 
+def test_predict_cli_names_an_export_whose_variables_are_truncated(exported, tmp_path, video):
+    import shutil
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(exported, damaged)
+    (data,) = (damaged / "variables").glob("variables.data-*")
+    data.write_bytes(data.read_bytes()[:1000])
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main([str(video), "--export", str(damaged)])
+    assert str(exit_info.value) == (
+        f"error: {damaged}: the SavedModel cannot be loaded ({damaged / 'variables'} is "
+        "truncated: Read less bytes than requested); export the model again with export.py."
+    )
+
+
 def test_a_pretrain_model_only_writes_frames(tmp_path, video, capsys):
     model = build_dynamonet(
         "pretrain",
