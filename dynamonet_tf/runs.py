@@ -94,12 +94,19 @@ def _existing(source: PathLike) -> Path:
     """``source`` as a path, refused by name when neither it nor a checkpoint prefix of that
     name exists (before its run's config is looked for)."""
     source = Path(source)
-    if not source.exists() and not Path(f"{source}.index").exists():
-        raise RunError(
-            f"{source} does not exist; pass a train.py run's model dir or a checkpoint prefix "
-            "such as runs/joint/checkpoints/ckpt-200."
-        )
-    return source
+    if source.exists() or Path(f"{source}.index").exists():
+        return source
+    nearby = checkpoint_files.newest_first(source.parent)
+    hint = (
+        f"checkpoints in {source.parent}: {', '.join(p.name for p in nearby)}"
+        if nearby
+        else "pass a train.py run's model dir or a checkpoint prefix such as "
+        "runs/joint/checkpoints/ckpt-200"
+    )
+    raise RunError(
+        f"{source} does not exist (neither a folder nor a checkpoint prefix with "
+        f"{source.name}.index); {hint}."
+    )
 
 
 def restore_weights(model: keras.Model, source: PathLike, *, best: bool = False) -> str:
