@@ -20,6 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from dynamonet_tf import evaluation  # noqa: E402
 from dynamonet_tf.config import ConfigError  # noqa: E402
+from dynamonet_tf.data.integrity import ShardError  # noqa: E402
 from dynamonet_tf.data.prepare import PrepareError  # noqa: E402
 from dynamonet_tf.runs import RunError, add_run_arguments, run_source  # noqa: E402
 
@@ -63,6 +64,12 @@ def parse_args(argv):
     parser.add_argument(
         "--batch-size", type=int, help="views per batch (default: the run's train.batch_size)"
     )
+    parser.add_argument(
+        evaluation.ALLOW_MISSING_FLAG,
+        action="store_true",
+        help="score data holding fewer videos than its manifest.json lists (a shard cut short) "
+        "with a warning and the shortfall in metrics.json, instead of refusing it",
+    )
     return parser.parse_args(argv)
 
 
@@ -86,13 +93,16 @@ def main(argv=None):
                 num_crops=args.crops,
                 clip_stride=args.clip_stride,
                 batch_size=args.batch_size,
+                allow_missing_videos=args.allow_missing_videos,
             )
             print(f"split {plan.split}: {metrics['checkpoint']} -> {out_dir}/")
+            for warning in metrics.get("warnings", ()):
+                print(f"WARNING: split {plan.split}: {warning}", file=sys.stderr)
             results.append((plan.split, metrics))
         summary = evaluation.summarise_splits(results) if summary_dir else None
         if summary:
             evaluation.write_summary(summary_dir, summary)
-    except (evaluation.EvaluationError, RunError, ConfigError, PrepareError) as error:
+    except (evaluation.EvaluationError, RunError, ConfigError, PrepareError, ShardError) as error:
         sys.exit(f"error: {error}")
     except KeyboardInterrupt:
         sys.exit("interrupted: splits already finished keep their files")

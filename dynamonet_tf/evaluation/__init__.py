@@ -7,7 +7,8 @@ average. UCF101 and HMDB51 report the mean over their 3 splits.
 
 - :mod:`~dynamonet_tf.evaluation.protocol`: the core, :func:`evaluate_clips` (any callable
   from frames to logits, any dataset of ``(frames, info)`` batches; the trainer's end-of-run
-  accuracy uses it too), and the class names and video counts of a prepared manifest.
+  accuracy uses it too), the class names and video counts of a prepared manifest, and
+  :func:`check_videos_read`: the videos read compared with those the manifest lists.
 - :mod:`~dynamonet_tf.evaluation.splits`: what ``evaluate.py`` runs (:func:`plan_splits`,
   :func:`evaluate_split`, :func:`summarise_splits`): it finds runs and data and checks that
   they fit together.
@@ -19,11 +20,16 @@ average. UCF101 and HMDB51 report the mean over their 3 splits.
 from dynamonet_tf.evaluation.figures import confusion_image
 from dynamonet_tf.evaluation.outputs import format_table, write_outputs, write_summary
 from dynamonet_tf.evaluation.protocol import (
+    ALLOW_MISSING_FLAG,
     HEADLINE,
     ClipScores,
     EvaluationError,
+    ManifestVideos,
+    VideoShortfall,
+    check_videos_read,
     class_names,
     evaluate_clips,
+    manifest_videos,
     model_logits,
     score_clips,
 )
@@ -37,17 +43,22 @@ from dynamonet_tf.evaluation.splits import (
 )
 
 __all__ = [
+    "ALLOW_MISSING_FLAG",
     "DATASETS",
     "HEADLINE",
     "SPLITS",
     "ClipScores",
     "EvaluationError",
+    "ManifestVideos",
     "SplitPlan",
+    "VideoShortfall",
+    "check_videos_read",
     "class_names",
     "confusion_image",
     "evaluate_clips",
     "evaluate_split",
     "format_table",
+    "manifest_videos",
     "model_logits",
     "plan_splits",
     "score_clips",

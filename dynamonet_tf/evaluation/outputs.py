@@ -43,6 +43,12 @@ def format_table(dataset, results, summary=None):
             f"{100 * summary['mean'][k]:.1f} ± {100 * summary['std'][k]:.1f}" for k in HEADLINE
         )
         lines.append(f"{'mean ± std':10s}{'':8s}" + "".join(f"{cell:>14s}" for cell in cells))
+    for split, metrics in results:
+        if metrics.get("missing_videos"):
+            lines.append(
+                f"split {split}: {metrics['missing_videos']} of the videos its manifest lists "
+                "were not read; these numbers score the rest (warnings in metrics.json)"
+            )
     return "\n".join(lines)
 
 

@@ -4,25 +4,35 @@ averaged per video, top-1 / top-5 of the average.
 :func:`evaluate_clips` takes any callable from frames to logits and any dataset of
 ``(frames, info)`` batches as :func:`~dynamonet_tf.data.pipelines.eval_dataset` cuts them;
 ``evaluate.py`` (:mod:`dynamonet_tf.evaluation.splits`) and the trainer's end-of-run accuracy
-both score through it. :func:`class_names` and :func:`videos_in` read what a prepared
-dataset's manifest says about the classes and videos evaluated.
+both score through it. :func:`class_names` and :func:`manifest_videos` read what a prepared
+dataset's manifest says about the classes and videos evaluated, and :func:`check_videos_read`
+compares the videos an evaluation read with it: a shard cut at a record boundary reads
+without an error, its lost videos seen only in the count.
 """
 
 import dataclasses
+import fnmatch
+import os
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from dynamonet_tf.data.integrity import scan_shard
 from dynamonet_tf.data.pipelines import list_files
 from dynamonet_tf.data.prepare import read_manifest
+from dynamonet_tf.layout import MANIFEST
 from dynamonet_tf.names import LOGITS
 from dynamonet_tf.video_accuracy import accuracy_report, average_clip_scores
 
 # The numbers an evaluation is summarised by (and averaged over splits).
 HEADLINE = ("video_top1", "video_top5", "clip_top1", "mean_class_accuracy")
 TOP_K_SAVED = 5
+# The flag of evaluate.py that scores data with fewer videos than its manifest lists.
+ALLOW_MISSING_FLAG = "--allow-missing-videos"
+# Shards named in a shortfall's message: the damaged and missing ones first.
+SHARDS_NAMED = 6
 
 
 class EvaluationError(Exception):
@@ -138,12 +148,156 @@ def manifest_class_names(manifest, num_classes):
     return list(manifest["classes"]) if manifest else [str(i) for i in range(num_classes)]
 
 
-def videos_in(files, manifest):
-    """How many videos ``files`` hold, from the manifest; None when it cannot tell."""
+@dataclasses.dataclass(frozen=True)
+class ManifestVideos:
+    """What a prepared folder's manifest lists for the shards a pattern selects.
+
+    ``manifest``: its path; ``listed``: the videos of the selected subsets; ``shards``: the
+    names of their shards (sorted); ``missing_shards``: those of them absent on disk.
+    """
+
+    manifest: Path
+    listed: int
+    shards: tuple
+    missing_shards: tuple
+
+
+def _patterns(file_pattern):
+    if isinstance(file_pattern, (str, bytes, os.PathLike)):
+        return [os.fsdecode(file_pattern)]
+    return [os.fsdecode(pattern) for pattern in file_pattern]
+
+
+def manifest_videos(file_pattern, files=None):
+    """The :class:`ManifestVideos` of ``file_pattern`` (a glob or path, or a list of them;
+    ``files``: its :func:`~dynamonet_tf.data.pipelines.list_files`, when known), or None
+    when the manifest cannot tell how many videos the pattern should read: no manifest, a
+    file it does not name, or only some shards of a subset (it counts videos per subset,
+    not per shard).
+
+    A shard the manifest names that the pattern would match but that is absent on disk
+    counts as selected: its videos are missing, not deselected.
+    """
+    files = list_files(file_pattern) if files is None else list(files)
+    manifest = read_manifest(files)
     if not manifest:
         return None
-    names = {Path(path).name for path in files}
-    subsets = [s for s in manifest.get("subsets", {}).values() if set(s["shards"]) & names]
-    if not all(set(s["shards"]) <= names for s in subsets):
-        return None  # only some shards of a subset: their share of the videos is unknown
-    return sum(s["videos"] for s in subsets)
+    folder = os.path.dirname(files[0])
+    names = {os.path.basename(path) for path in files}
+    patterns = [os.path.normpath(pattern) for pattern in _patterns(file_pattern)]
+
+    def selected(shard):
+        candidate = os.path.normpath(os.path.join(folder, shard))
+        return shard in names or any(fnmatch.fnmatchcase(candidate, p) for p in patterns)
+
+    listed, shards, named = 0, [], set()
+    for subset in manifest.get("subsets", {}).values():
+        subset_shards = set(subset.get("shards", ()))
+        named |= subset_shards
+        chosen = {shard for shard in subset_shards if selected(shard)}
+        if not chosen:
+            continue
+        if chosen != subset_shards:
+            return None  # their share of the subset's videos is not recorded
+        listed += subset["videos"]
+        shards += sorted(chosen)
+    if not shards or not names <= named:
+        return None
+    missing = tuple(shard for shard in shards if shard not in names)
+    return ManifestVideos(Path(folder) / MANIFEST, listed, tuple(shards), missing)
+
+
+def _counted(count, noun):
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoShortfall:
+    """Fewer videos read from ``data`` than its manifest lists: ``read`` of ``listed``;
+    ``shards``: what each of the manifest's shards held, the suspects first."""
+
+    data: object
+    manifest: Path
+    read: int
+    listed: int
+    shards: tuple
+
+    @property
+    def missing(self):
+        return self.listed - self.read
+
+    def description(self):
+        """The shared start of the refusal and the warning."""
+        named = ", ".join(self.shards[:SHARDS_NAMED])
+        if len(self.shards) > SHARDS_NAMED:
+            named += f" and {len(self.shards) - SHARDS_NAMED} more"
+        return (
+            f"read {_counted(self.read, 'video')} from {self.data!r} but its {self.manifest} lists "
+            f"{self.listed} ({self.missing} missing) in {named}"
+        )
+
+    def refusal(self):
+        if not self.read:
+            return f"{self.description()}; re-run data/prepare.py for this dataset."
+        return (
+            f"{self.description()}; re-run data/prepare.py for this dataset, or pass "
+            f"{ALLOW_MISSING_FLAG} to score the {_counted(self.read, 'video')} read."
+        )
+
+    def warning(self):
+        return (
+            f"{self.description()}; scored the {_counted(self.read, 'video')} read (re-run "
+            "data/prepare.py for this dataset to score them all)."
+        )
+
+
+def _shard_states(folder, expected):
+    """Per shard of ``expected``, what it holds, the damaged and missing ones first (reads
+    each present shard whole: only once videos are known to be missing)."""
+    suspects, whole = [], []
+    for shard in expected.shards:
+        if shard in expected.missing_shards:
+            suspects.append(f"{shard} (missing)")
+            continue
+        scan = scan_shard(os.path.join(folder, shard))
+        if scan.damage is not None:
+            damage = scan.damage
+            suspects.append(
+                f"{shard} ({_counted(damage.records, 'whole record')}, then at byte offset "
+                f"{damage.offset}: {damage.reason})"
+            )
+        else:
+            whole.append(f"{shard} ({_counted(scan.records, 'record')})")
+    return tuple(suspects + whole)
+
+
+def check_videos_read(file_pattern, videos_read, *, allow_missing=False, files=None):
+    """Compares the videos an evaluation of ``file_pattern`` read (``videos_read``, distinct
+    videos scored) with its manifest (:func:`manifest_videos`).
+
+    Returns the entries to add to the evaluation's report: ``{"missing_videos": k}`` (0 when
+    every listed video was read, None when the manifest cannot tell), and with a shortfall
+    and ``allow_missing`` also ``"warnings": [one line]``, which the caller should print.
+    Only a shortfall costs anything beyond the manifest: each shard is read again to say
+    what it holds.
+
+    Raises:
+        EvaluationError: fewer videos read than listed, and not ``allow_missing``; the line
+            names the data, both counts, the shards and what to do.
+    """
+    files = list_files(file_pattern) if files is None else list(files)
+    expected = manifest_videos(file_pattern, files)
+    if expected is None:
+        return {"missing_videos": None}
+    if videos_read >= expected.listed:
+        return {"missing_videos": 0}
+    shortfall = VideoShortfall(
+        file_pattern,
+        expected.manifest,
+        videos_read,
+        expected.listed,
+        _shard_states(os.path.dirname(files[0]), expected),
+    )
+    if not allow_missing:
+        raise EvaluationError(shortfall.refusal())
+    return {"missing_videos": shortfall.missing, "warnings": [shortfall.warning()]}

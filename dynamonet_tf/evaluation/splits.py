@@ -14,6 +14,12 @@ under the run's lock (:mod:`dynamonet_tf.run_lock`), held from before the checkp
 until the files are written: a run that another process is training (or evaluating) is
 refused, naming that process, rather than scored on a checkpoint that moves under it and
 written beside a run that is still changing.
+
+The data is checked where that is cheap: a shard that cannot be read stops the evaluation with
+a :class:`~dynamonet_tf.data.integrity.ShardError` naming it and the record where reading
+stopped, and fewer videos read than the manifest lists (a shard cut at a record boundary
+reads without an error) is refused, or with ``allow_missing_videos`` scored with the
+shortfall recorded (``missing_videos`` and ``warnings`` in ``metrics.json``).
 """
 
 import contextlib
@@ -24,16 +30,18 @@ import numpy as np
 import tensorflow as tf
 
 from dynamonet_tf.data.demo_data import demo_test_files
+from dynamonet_tf.data.integrity import ShardError, find_damaged_shard, reading_shards
 from dynamonet_tf.data.pipelines import eval_dataset, list_files
 from dynamonet_tf.data.prepare import read_manifest
 from dynamonet_tf.evaluation.outputs import write_outputs
 from dynamonet_tf.evaluation.protocol import (
     HEADLINE,
     EvaluationError,
+    check_videos_read,
     evaluate_clips,
     manifest_class_names,
+    manifest_videos,
     model_logits,
-    videos_in,
 )
 from dynamonet_tf.layout import (
     MANIFEST,
@@ -215,7 +223,15 @@ def load_classifier_run(source, *, is_checkpoint, best):
 
 
 def evaluate_split(
-    plan, dataset, *, best=False, num_crops=1, clip_stride=None, batch_size=None, progress=True
+    plan,
+    dataset,
+    *,
+    best=False,
+    num_crops=1,
+    clip_stride=None,
+    batch_size=None,
+    progress=True,
+    allow_missing_videos=False,
 ):
     """Evaluates one split's run and writes its files; returns ``(metrics, out_dir)``.
 
@@ -223,8 +239,13 @@ def evaluate_split(
     ``clip_stride`` counts those kept frames and defaults to the run's T (non-overlapping
     clips), ``batch_size`` (views per batch) to its ``train.batch_size``. Raises
     :class:`EvaluationError` or :class:`~dynamonet_tf.runs.RunError` on a run or data that
-    does not fit, and :class:`~dynamonet_tf.data.prepare.PrepareError` on an unreadable
-    manifest.
+    does not fit, :class:`~dynamonet_tf.data.prepare.PrepareError` on an unreadable
+    manifest and :class:`~dynamonet_tf.data.integrity.ShardError` on an unreadable shard.
+
+    Fewer videos read than the data's manifest lists raise :class:`EvaluationError`; with
+    ``allow_missing_videos`` the videos read are scored and ``metrics`` holds
+    ``missing_videos`` (always: 0, or None without a manifest that can tell) and
+    ``warnings`` (the one-line shortfall, for the caller to print).
     """
     if clip_stride is not None and clip_stride < 1:
         raise EvaluationError(f"--clip-stride must be >= 1; got {clip_stride}.")
@@ -233,7 +254,9 @@ def evaluate_split(
     if batch_size is not None and batch_size < 1:
         raise EvaluationError(f"--batch-size must be >= 1; got {batch_size}.")
     with _writing_into_run(plan):
-        return _evaluate_split(plan, dataset, best, num_crops, clip_stride, batch_size, progress)
+        return _evaluate_split(
+            plan, dataset, best, num_crops, clip_stride, batch_size, progress, allow_missing_videos
+        )
 
 
 def _writing_into_run(plan):
@@ -256,7 +279,9 @@ def _writing_into_run(plan):
         raise EvaluationError(str(error)) from None
 
 
-def _evaluate_split(plan, dataset, best, num_crops, clip_stride, batch_size, progress):
+def _evaluate_split(
+    plan, dataset, best, num_crops, clip_stride, batch_size, progress, allow_missing_videos
+):
     run = load_classifier_run(plan.source, is_checkpoint=plan.is_checkpoint, best=best)
     data = run.config.data
     files, pattern = resolve_data(plan.data, dataset, plan.split, run.config, plan.source)
@@ -272,11 +297,21 @@ def _evaluate_split(plan, dataset, best, num_crops, clip_stride, batch_size, pro
         num_crops=num_crops,
     )
     predict = tf.function(model_logits(run.model), reduce_retracing=True)
-    total_videos = videos_in(files, manifest)
+    expected = manifest_videos(pattern, files) if manifest else None
+    total_videos = expected.listed if expected else None
     try:
-        report = evaluate_clips(predict, clips, names, total_videos=total_videos, progress=progress)
+        with reading_shards(files):
+            report = evaluate_clips(
+                predict, clips, names, total_videos=total_videos, progress=progress
+            )
     except ValueError as error:  # labels outside the model's classes, unlabeled videos
         raise EvaluationError(f"cannot score {pattern!r} with {run.checkpoint}: {error}") from None
+    except EvaluationError:  # no video read: say why when the shards or manifest can
+        _refuse_unread_data(pattern, files)
+        raise
+    shortfall = check_videos_read(
+        pattern, report["videos"], allow_missing=allow_missing_videos, files=files
+    )
     predictions = report.pop("predictions")
     metrics = {
         "dataset": dataset,
@@ -291,10 +326,21 @@ def _evaluate_split(plan, dataset, best, num_crops, clip_stride, batch_size, pro
         **{key: report[key] for key in ("videos", "clips", "views", *HEADLINE, "per_class")},
         "classes": names,
         "confusion": report["confusion"],  # [true class][predicted class], video counts
+        **shortfall,  # missing_videos, and warnings when some are missing
     }
     out_dir = plan.out_dir or run_layout(run.model_dir).eval_dir(dataset, plan.split)
     write_outputs(out_dir, metrics, predictions)
     return metrics, out_dir
+
+
+def _refuse_unread_data(pattern, files):
+    """Data from which no video was read: a damaged shard (:class:`ShardError`), or the
+    manifest's videos all missing (:class:`EvaluationError`); returns when neither explains
+    it."""
+    damage = find_damaged_shard(files)
+    if damage is not None:
+        raise ShardError(damage.message()) from None
+    check_videos_read(pattern, 0, files=files)
 
 
 def summarise_splits(results):
@@ -303,8 +349,16 @@ def summarise_splits(results):
     kept = ("checkpoint", "videos", "clips", *HEADLINE)
     table = {str(split): {key: metrics[key] for key in kept} for split, metrics in results}
     values = {key: np.array([metrics[key] for _, metrics in results]) for key in HEADLINE}
-    return {
+    summary = {
         "splits": table,
         "mean": {key: float(v.mean()) for key, v in values.items()},
         "std": {key: float(v.std()) for key, v in values.items()},
     }
+    warnings = [
+        f"split {split}: {warning}"
+        for split, metrics in results
+        for warning in metrics.get("warnings", ())
+    ]
+    if warnings:
+        summary["warnings"] = warnings  # a mean over splits scored on incomplete data
+    return summary
