@@ -280,3 +280,22 @@ def test_a_run_trained_on_relative_paths_finds_its_label_names_from_anywhere(
     names, source = run_label_names(load_run_config(tmp_path / "run"))
     assert names == classes
     assert str(labeled) in source
+
+
+def test_a_truncated_training_shard_stops_the_run_naming_it_and_its_record(data, tmp_path, capsys):
+    from dynamonet_tf.data.pipelines import list_files
+
+    damaged = tmp_path / "data"
+    shutil.copytree(data, damaged)
+    (shard,) = list_files(str(damaged / "train-*.tfrecord"))
+    content = open(shard, "rb").read()
+    first_length = int.from_bytes(content[:8], "little")
+    # Keep record 0 whole and cut record 1 in half: reading stops at byte 16 + len(record 0).
+    second_start = 16 + first_length
+    open(shard, "wb").write(content[: second_start + 1000])
+    trainer = Trainer(tiny_config(damaged), tmp_path / "run", progress=False)
+    with pytest.raises(TrainingError) as error:
+        trainer.train()
+    message = str(error.value)
+    assert message.startswith(f"{shard}: unreadable at record 1 (byte offset {second_start})")
+    assert "\n" not in message

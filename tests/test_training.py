@@ -416,3 +416,31 @@ def test_a_labeled_stage_on_unlabeled_videos_is_refused_before_the_run_starts(tm
     assert "train.stage 'joint' learns from labels" in message and "walk0" in message
     assert str(tmp_path / "train-*.tfrecord") in message
     assert not (tmp_path / "run").exists()  # refused before the folder was made
+
+
+def test_a_labeled_run_meeting_an_unlabeled_video_later_stops_in_one_line(tiny_data, tmp_path):
+    import shutil
+
+    from dynamonet_tf.data.schema import encode_video_example
+    from dynamonet_tf.names import UNLABELED
+    from synthetic import translation_clips
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    # The first video is labeled (the start-up look passes), a later one is not.
+    records = [
+        bytes(r.numpy())
+        for r in tf.data.TFRecordDataset(str(data / "train-00000-of-00001.tfrecord"))
+    ]
+    (clip,), _ = translation_clips(1, 20, 40, seed=5)
+    jpegs = [tf.io.encode_jpeg((f * 255).astype(np.uint8)).numpy() for f in clip]
+    unlabeled = encode_video_example(jpegs, UNLABELED, "", "stray")
+    with tf.io.TFRecordWriter(str(data / "train-00000-of-00001.tfrecord")) as writer:
+        for record in records[:1] + [unlabeled] * 11:
+            writer.write(record)
+    trainer = Trainer(tiny_config(data, "joint"), tmp_path / "run", progress=False)
+    with pytest.raises(TrainingError) as error:
+        trainer.train()
+    message = str(error.value)
+    assert "learns from labels, but a video of data.train_files" in message
+    assert str(data / "train-*.tfrecord") in message and "\n" not in message

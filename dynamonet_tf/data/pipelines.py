@@ -64,6 +64,10 @@ AUTOTUNE = tf.data.AUTOTUNE
 MAX_INTERLEAVED_FILES = 16
 
 
+# What the training pipeline's check says when a labeled stage meets an unlabeled video.
+UNLABELED_MESSAGE = "labeled=True but a video has no label (index -1)"
+
+
 def list_files(file_pattern: FilePattern) -> list:
     """The sorted TFRecord paths matching ``file_pattern``: a glob or path, or a list of them.
 
@@ -296,9 +300,7 @@ def _training_clip(serialized, key, num_frames, frame_stride, crop_size, short_s
     frames.set_shape((num_frames + 1, crop_size, crop_size, 3))
     label = video["label"]
     if labeled:
-        check = tf.debugging.assert_non_negative(
-            label, message="labeled=True but a video has no label (index -1)"
-        )
+        check = tf.debugging.assert_non_negative(label, message=UNLABELED_MESSAGE)
         with tf.control_dependencies([check]):
             label = tf.identity(label)
     return frames, label

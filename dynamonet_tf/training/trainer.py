@@ -25,6 +25,7 @@ save leaves the previous one in force.
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -41,8 +42,15 @@ from dynamonet_tf.checkpoint_files import (
 from dynamonet_tf.checkpoint_files import present as present_checkpoints
 from dynamonet_tf.config import check_against_runtime, with_absolute_data_paths
 from dynamonet_tf.data.clips import split_clip
-from dynamonet_tf.data.pipelines import eval_dataset, first_video, train_dataset
-from dynamonet_tf.evaluation import HEADLINE, class_names, evaluate_clips, model_logits
+from dynamonet_tf.data.integrity import ShardError, reading_shards
+from dynamonet_tf.data.pipelines import UNLABELED_MESSAGE, eval_dataset, first_video, train_dataset
+from dynamonet_tf.evaluation import (
+    HEADLINE,
+    check_videos_read,
+    class_names,
+    evaluate_clips,
+    model_logits,
+)
 from dynamonet_tf.frame_metrics import FramePredictionScores
 from dynamonet_tf.layout import run_layout
 from dynamonet_tf.losses import frame_prediction_loss, per_example_objective
@@ -564,8 +572,23 @@ class Trainer:
                 f"this Trainer has released {self.model_dir} (train() ended or close() was "
                 "called); make a new Trainer to resume the run."
             )
+        data = self.config.data
+        patterns = [p for p in (data.train_files, data.val_files, data.eval_files) if p]
         try:
-            return self._train()
+            with reading_shards(patterns):
+                return self._train()
+        except ShardError as error:
+            raise TrainingError(
+                f"{error}. The last checkpoint is kept: {self.manager.latest_checkpoint}."
+            ) from None
+        except tf.errors.InvalidArgumentError as error:
+            if UNLABELED_MESSAGE not in (error.message or ""):
+                raise
+            raise TrainingError(
+                f"train.stage {self.config.train.stage!r} learns from labels, but a video of "
+                f"data.train_files {data.train_files} has none (label index {UNLABELED}); "
+                "prepare the dataset again with its labels, or pretrain on it."
+            ) from None
         finally:
             self.close()
 
@@ -662,7 +685,11 @@ class Trainer:
             self._eval_dataset(data.num_frames, data.eval_files),
             class_names(data.eval_files, data.num_classes),
         )
-        return {k: report[k] for k in ("videos", "clips", *HEADLINE)}
+        # Warned, not refused: the run is finished and its report worth keeping.
+        checked = check_videos_read(data.eval_files, report["videos"], allow_missing=True)
+        for warning in checked.get("warnings", ()):
+            print(f"warning: {warning}", file=sys.stderr)
+        return {k: report[k] for k in ("videos", "clips", *HEADLINE)} | checked
 
 
 def _averages(totals, prefix):
