@@ -19,6 +19,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from dynamonet_tf import evaluation  # noqa: E402
+from dynamonet_tf.cli.failures import storage_errors_in_one_line  # noqa: E402
 from dynamonet_tf.config import ConfigError  # noqa: E402
 from dynamonet_tf.data.integrity import ShardError  # noqa: E402
 from dynamonet_tf.data.prepare import PrepareError  # noqa: E402
@@ -73,6 +74,7 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
+@storage_errors_in_one_line
 def main(argv=None):
     args = parse_args(argv)
     try:
