@@ -498,7 +498,7 @@ def check_against_data(config, manifest):
       frames, ``frame_stride`` apart): shorter videos are looped, which fakes motion at the
       seam, so a few are fine but not most.
     """
-    classes = manifest["classes"]
+    classes = manifest.get("classes") or []
     if config.train.labeled and not classes:
         raise ConfigError(
             f"train.stage {config.train.stage!r} needs labels, but the prepared dataset is "
@@ -509,13 +509,15 @@ def check_against_data(config, manifest):
             f"data.num_classes is {config.data.num_classes} but the prepared dataset has "
             f"{len(classes)} classes."
         )
-    stored = manifest["options"]["short_side"]
-    if config.data.short_side > stored:
+    stored = manifest.get("options", {}).get("short_side")
+    if stored is not None and config.data.short_side > stored:
         raise ConfigError(
             f"data.short_side {config.data.short_side} exceeds the short side the frames were "
             f"prepared at ({stored}): they would be upsampled. Lower data.short_side or prepare "
             f"the videos again with --short-side {config.data.short_side}."
         )
+    if "frames_per_video" not in manifest:
+        return  # a manifest not written by data/prepare.py: nothing more to compare
     frames = manifest["frames_per_video"]
     if frames is None:
         raise ConfigError("The prepared dataset holds no videos (frames_per_video is null).")

@@ -444,3 +444,20 @@ def test_a_labeled_run_meeting_an_unlabeled_video_later_stops_in_one_line(tiny_d
     message = str(error.value)
     assert "learns from labels, but a video of data.train_files" in message
     assert str(data / "train-*.tfrecord") in message and "\n" not in message
+
+
+def test_a_config_its_prepared_data_cannot_serve_is_refused_before_the_run_starts(
+    tiny_data, tmp_path
+):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    (data / "manifest.json").write_text(json.dumps({"classes": ["a", "b", "c", "d", "e"]}))
+    with pytest.raises(TrainingError) as error:
+        Trainer(tiny_config(data, "joint"), tmp_path / "run", progress=False)
+    assert str(error.value) == (
+        f"data.train_files {data}/train-*.tfrecord: data.num_classes is 8 but the prepared "
+        "dataset has 5 classes."
+    )
+    assert not (tmp_path / "run").exists()

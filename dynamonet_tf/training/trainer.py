@@ -40,10 +40,22 @@ from dynamonet_tf.checkpoint_files import (
     set_aside,
 )
 from dynamonet_tf.checkpoint_files import present as present_checkpoints
-from dynamonet_tf.config import check_against_runtime, with_absolute_data_paths
+from dynamonet_tf.config import (
+    ConfigError,
+    check_against_data,
+    check_against_runtime,
+    with_absolute_data_paths,
+)
 from dynamonet_tf.data.clips import split_clip
 from dynamonet_tf.data.integrity import ShardError, reading_shards
-from dynamonet_tf.data.pipelines import UNLABELED_MESSAGE, eval_dataset, first_video, train_dataset
+from dynamonet_tf.data.pipelines import (
+    UNLABELED_MESSAGE,
+    eval_dataset,
+    first_video,
+    list_files,
+    train_dataset,
+)
+from dynamonet_tf.data.prepare import read_manifest
 from dynamonet_tf.evaluation import (
     HEADLINE,
     check_videos_read,
@@ -131,8 +143,7 @@ class Trainer:
                 "prepared training data (data/prepare.py writes it), or use schedule cosine or "
                 "constant."
             )
-        if config.train.labeled:
-            self._check_labeled(config)
+        self._check_against_data(config)
         # Held until train() ends or close(): one process writes a run folder.
         self._lock = self._claim_model_dir(overwrite)
         try:
@@ -182,9 +193,22 @@ class Trainer:
     # ------------------------------------------------------------------ set-up
 
     @staticmethod
-    def _check_labeled(config):
-        """Refuses a labeled stage on unlabeled videos before anything is built: a look at
-        the first video (the pipeline's check would stop the first step, naming nothing)."""
+    def _check_against_data(config):
+        """Refuses, before anything is built or written, a config its training data cannot
+        serve: against the data's ``manifest.json`` when it has one
+        (:func:`~dynamonet_tf.config.check_against_data`), and a labeled stage on unlabeled
+        videos by a look at the first video (the pipeline's check would stop the first
+        step, naming nothing)."""
+        manifest = read_manifest(list_files(config.data.train_files))
+        if manifest is not None:
+            try:
+                check_against_data(config, manifest)
+            except ConfigError as error:
+                raise TrainingError(
+                    f"data.train_files {config.data.train_files}: {error}"
+                ) from None
+        if not config.train.labeled:
+            return
         video = first_video(config.data.train_files)
         if video is not None and int(video["label"]) == UNLABELED:
             raise TrainingError(
