@@ -20,7 +20,11 @@ position in the data (epoch and step; each epoch's data stream is a function of 
 the epoch, and a resumed epoch skips the batches already trained on) are checkpointed every
 ``train.checkpoint_every_steps`` steps and at the end of every epoch. TensorFlow writes a
 checkpoint completely before pointing the ``checkpoint`` index at it, so a kill during a
-save leaves the previous one in force.
+save leaves the previous one in force. What a crash, a full disk or a careless copy can still
+leave (the ``ckpt-<N>_temp/`` of an interrupted save, an index that does not name the
+checkpoints present, a truncated newest checkpoint) is survived and said at the next start
+(:mod:`dynamonet_tf.checkpoint_files`); the running sums of a resumed epoch are checkpointed
+too, so its ``log.csv`` row covers all its steps.
 """
 
 import json
