@@ -443,6 +443,52 @@ def with_options(section, **options):
     return dataclasses.replace(section, **options)
 
 
+# What a model's weights are shaped by: its section, and the clip it sees.
+ARCHITECTURE_DATA_KEYS = ("num_frames", "crop_size")
+
+
+def architecture_keys(config) -> list:
+    """``"section.key"`` of every setting that shapes the model's weights."""
+    model = [f"model.{field.name}" for field in dataclasses.fields(config.model)]
+    return model + [f"data.{key}" for key in ARCHITECTURE_DATA_KEYS]
+
+
+def _value(config, key):
+    section, name = key.split(".")
+    return getattr(getattr(config, section), name)
+
+
+def architecture_differences(source, target) -> list:
+    """``"key: source -> target"`` of the architecture settings (:func:`architecture_keys`)
+    in which two configs differ."""
+    return [
+        f"{key}: {_value(source, key)!r} -> {_value(target, key)!r}"
+        for key in architecture_keys(target)
+        if _value(source, key) != _value(target, key)
+    ]
+
+
+def inherit_architecture(config, source, keep=()):
+    """``config`` with the architecture (:func:`architecture_keys`) of ``source``, the config
+    of the run it starts from, except the keys in ``keep`` (``"section.key"``: the user's
+    explicit overrides). Returns ``(config, changes)``, ``changes`` being
+    ``"key: config's -> source's"`` for each setting taken from the source."""
+    values = to_dict(config)
+    changes = []
+    for key in architecture_keys(config):
+        if key in keep or _value(config, key) == _value(source, key):
+            continue
+        section, name = key.split(".")
+        values[section][name] = _value(source, key)
+        changes.append(f"{key}: {_value(config, key)!r} -> {_value(source, key)!r}")
+    return _build(values), changes
+
+
+def override_keys(overrides) -> set:
+    """The ``"section.key"`` that ``--set`` overrides (``"section.key=value"``) name."""
+    return {override.partition("=")[0].strip() for override in overrides}
+
+
 # The DataConfig fields that hold file patterns.
 DATA_FILE_FIELDS = ("train_files", "val_files", "eval_files")
 

@@ -461,3 +461,61 @@ def test_a_config_its_prepared_data_cannot_serve_is_refused_before_the_run_start
         "dataset has 5 classes."
     )
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_the_readme_finetune_preset_from_a_tiny_run_takes_its_architecture_and_trains(
+    tiny_data, tmp_path, capsys
+):
+    from pathlib import Path
+
+    from dynamonet_tf.cli import CONFIGS_DIR
+    from dynamonet_tf.cli import train as train_cli
+    from dynamonet_tf.config import architecture_differences, load_config
+
+    source = tmp_path / "pretrain"
+    Trainer(tiny_config(tiny_data, "pretrain", "train.epochs=1"), source, progress=False).train()
+    run = tmp_path / "finetune"
+    argv = ["--config", str(CONFIGS_DIR / "finetune_hmdb51.yaml"), "--init-from", str(source)]
+    argv += ["--model-dir", str(run)]
+    # The data paths, and a run length a test can afford; nothing of the architecture.
+    for override in (
+        f"data.train_files={tiny_data}/train-*.tfrecord",
+        f"data.val_files={tiny_data}/holdout-*.tfrecord",
+        f"data.eval_files={tiny_data}/test-*.tfrecord",
+        "train.batch_size=4",
+        "train.epochs=1",
+        "train.steps_per_epoch=2",
+        "train.checkpoint_every_steps=2",
+        "train.eval_steps=1",
+    ):
+        argv += ["--set", override]
+    train_cli.main(argv)
+    out = capsys.readouterr().out
+    assert "architecture of --init-from" in out and "'stc_resnext101' -> 'resnet10'" in out
+    trained = load_config(run / "config.yaml")
+    assert architecture_differences(load_config(source / "config.yaml"), trained) == []
+    assert trained.data.num_classes == 51 and trained.train.stage == "finetune"
+    init = json.loads((run / "init_report.json").read_text())
+    assert not [name for name in init["new"] if name.startswith("backbone/")]
+    assert Path(run / "report.json").exists()
+
+
+def test_an_override_that_leaves_the_backbone_untrained_is_refused_naming_the_key(
+    tiny_data, tmp_path
+):
+    source = tmp_path / "pretrain"
+    # A run with one (untrained) checkpoint is enough to start from.
+    pretrain = Trainer(tiny_config(tiny_data, "pretrain"), source, progress=False)
+    pretrain.manager.save()
+    pretrain.close()
+    with pytest.raises(TrainingError) as error:
+        Trainer(
+            tiny_config(tiny_data, "joint", "model.backbone=resnet18"),
+            tmp_path / "joint",
+            init_from=source,
+            progress=False,
+        )
+    message = str(error.value)
+    assert "backbone layers are not in the source" in message or "other shapes" in message
+    assert "model.backbone: 'resnet10' -> 'resnet18'" in message

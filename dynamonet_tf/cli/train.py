@@ -9,11 +9,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from dynamonet_tf.cli import CONFIGS_DIR  # noqa: E402
 from dynamonet_tf.cli.failures import storage_errors_in_one_line  # noqa: E402
-from dynamonet_tf.config import ConfigError, load_config  # noqa: E402
+from dynamonet_tf.config import (  # noqa: E402
+    ConfigError,
+    inherit_architecture,
+    load_config,
+    override_keys,
+)
 from dynamonet_tf.data.demo_data import with_demo_data  # noqa: E402
 from dynamonet_tf.data.prepare import PrepareError  # noqa: E402
 from dynamonet_tf.layout import default_model_dir  # noqa: E402
 from dynamonet_tf.names import STAGES  # noqa: E402
+from dynamonet_tf.runs import RunError, load_run_config  # noqa: E402
 from dynamonet_tf.training.trainer import (  # noqa: E402
     STRATEGIES,
     Trainer,
@@ -67,6 +73,15 @@ def main(argv=None):
             and default_pretrain.exists()
         ):
             init_from = default_pretrain  # the demo's joint run continues from its pretraining
+        if init_from is not None:
+            # The architecture of the run started from, unless --set says otherwise: its
+            # weights then load whole (a preset's own backbone would leave them unused).
+            source = load_run_config(init_from)
+            config, inherited = inherit_architecture(
+                config, source, keep=override_keys(args.overrides)
+            )
+            if inherited:
+                print(f"architecture of --init-from {init_from}: {'; '.join(inherited)}")
         trainer = Trainer(
             config,
             model_dir,
@@ -77,6 +92,8 @@ def main(argv=None):
         report = trainer.train()
     except (ConfigError, TrainingError, PrepareError) as error:
         sys.exit(f"error: {error}")
+    except RunError as error:
+        sys.exit(f"error: --init-from {error}")
     except FileNotFoundError as error:  # data.train_files / eval_files matching nothing
         sys.exit(f"error: {error} Check data.train_files, data.val_files and data.eval_files.")
     except KeyboardInterrupt:

@@ -46,6 +46,7 @@ from dynamonet_tf.checkpoint_files import (
 from dynamonet_tf.checkpoint_files import present as present_checkpoints
 from dynamonet_tf.config import (
     ConfigError,
+    architecture_differences,
     check_against_data,
     check_against_runtime,
     with_absolute_data_paths,
@@ -299,7 +300,8 @@ class Trainer:
         the best one.
         """
         try:
-            source_model = build_model(load_run_config(source))
+            source_config = load_run_config(source)
+            source_model = build_model(source_config)
             prefix = restore_weights(source_model, source)
         except RunError as error:
             raise TrainingError(f"--init-from {error}") from None
@@ -307,12 +309,30 @@ class Trainer:
         # starts afresh, even when the class count happens to match.
         fresh = (LOGITS,) if self.config.train.stage == "finetune" else ()
         report = transfer_weights(source_model, self.model, reinitialize=fresh)
-        if report.mismatched and not self.config.train.reinitialize_mismatched:
+        # The backbone is what a run is started from for: all of it must load.
+        untrained_backbone = [name for name in report.new if name.startswith("backbone/")]
+        if (report.mismatched or untrained_backbone) and (
+            not self.config.train.reinitialize_mismatched
+        ):
+            problems = []
+            if report.mismatched:
+                problems.append(
+                    f"{len(report.mismatched)} layers have other shapes in the two models "
+                    f"({_first_names(report.mismatched)})"
+                )
+            if untrained_backbone:
+                problems.append(
+                    f"{len(untrained_backbone)} backbone layers are not in the source "
+                    f"({_first_names(untrained_backbone)})"
+                )
+            differences = architecture_differences(source_config, self.config)
             raise TrainingError(
-                f"--init-from {source}: {len(report.mismatched)} layers exist in both models "
-                f"with other shapes and would start untrained: {', '.join(report.mismatched)}. "
-                "Start from a run of the same architecture (model.* and data.num_frames), or "
-                "set train.reinitialize_mismatched=true if re-initialising them is intended."
+                f"--init-from {source}: {'; '.join(problems)}, and would start untrained. "
+                "The configs differ in "
+                f"{'; '.join(differences) if differences else 'no architecture setting'}. "
+                "Start from a run of the same architecture (leave those keys to the source "
+                "run), or set train.reinitialize_mismatched=true if re-initialising them is "
+                "intended."
             )
         summary = {
             "source": str(prefix),
@@ -718,6 +738,10 @@ class Trainer:
         for warning in checked.get("warnings", ()):
             print(f"warning: {warning}", file=sys.stderr)
         return {k: report[k] for k in ("videos", "clips", *HEADLINE)} | checked
+
+
+def _first_names(names, count=3):
+    return ", ".join(names[:count]) + (", ..." if len(names) > count else "")
 
 
 def _averages(totals, prefix):
