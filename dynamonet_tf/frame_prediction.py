@@ -23,6 +23,7 @@ the evaluation resolution, which does not depend on a frame's fastest pixel.
 Figure 3 (:func:`figure`).
 """
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -45,6 +46,7 @@ from dynamonet_tf.data.video import VideoDecodeError, decode_video
 from dynamonet_tf.frame_metrics import MAX_PSNR, SSIM_BORDER, SSIM_SETTINGS, FramePredictionScores
 from dynamonet_tf.layout import TEST, VAL, shards
 from dynamonet_tf.names import PREDICTED_FRAMES
+from dynamonet_tf.run_lock import RunLockError, lock_run_folder
 
 # Half a pixel per frame at the evaluation resolution: above what Farneback reports on a
 # static frame under mild noise and JPEG coding (99th percentile 0.17-0.25 px, measured on
@@ -332,6 +334,35 @@ def evaluate_run(
     Raises:
         FramePredictionError: a model without predicted frames, data that cannot be read.
     """
+    out_dir = Path(out_dir) if out_dir else run.model_dir / "frame_prediction"
+    # Held from before the work until the results are written.
+    with _writing_into_run(run, out_dir):
+        return _evaluate_run(
+            run,
+            data,
+            videos,
+            out_dir,
+            batch_size,
+            max_clips,
+            max_videos,
+            flow_threshold,
+            figures,
+            progress,
+        )
+
+
+def _evaluate_run(
+    run,
+    data,
+    videos,
+    out_dir,
+    batch_size,
+    max_clips,
+    max_videos,
+    flow_threshold,
+    figures,
+    progress,
+):
     if PREDICTED_FRAMES not in run.model.output:
         raise FramePredictionError(
             f"{run.model_dir}: its {run.config.train.stage} model (classifier_only="
@@ -391,9 +422,22 @@ def evaluate_run(
             else False
         ),
     }
-    out_dir = Path(out_dir) if out_dir else run.model_dir / "frame_prediction"
     _write_results(out_dir, evaluation, metrics)
     return metrics, out_dir
+
+
+def _writing_into_run(run, out_dir):
+    """The run folder's lock when the results go inside it (the default), else nothing: a
+    run being trained is refused (its checkpoints change under the reader), and so is a
+    second evaluation writing the same folder (:mod:`dynamonet_tf.run_lock`)."""
+    if not out_dir.resolve().is_relative_to(run.model_dir.resolve()):
+        return contextlib.nullcontext()
+    try:
+        return lock_run_folder(
+            run.model_dir, advice="wait for it to finish, or write the results elsewhere with --out"
+        )
+    except RunLockError as error:
+        raise FramePredictionError(str(error)) from None
 
 
 def _resolve_data(data, model_dir):

@@ -155,3 +155,16 @@ def test_train_ends_by_releasing_its_folder(tmp_path):
     assert held_by(tmp_path / "run")["pid"] == os.getpid()
     trainer.train()
     assert held_by(tmp_path / "run") is None
+
+
+def test_frame_prediction_results_are_not_written_into_a_run_in_use(holder, tmp_path):
+    from dynamonet_tf.frame_prediction import FramePredictionError, evaluate_run
+    from dynamonet_tf.runs import LoadedRun
+
+    run = tmp_path / "run"
+    process = holder(run)
+    loaded = LoadedRun(config=None, model=None, checkpoint="ckpt-1", model_dir=run)
+    with pytest.raises(FramePredictionError) as error:
+        evaluate_run(loaded)  # the default out_dir: <run>/frame_prediction
+    assert f"in use by process {process.pid} (" in str(error.value) and "--out" in str(error.value)
+    assert not (run / "frame_prediction").exists()

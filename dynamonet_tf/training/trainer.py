@@ -204,7 +204,11 @@ class Trainer:
         (:func:`~dynamonet_tf.config.check_against_data`), and a labeled stage on unlabeled
         videos by a look at the first video (the pipeline's check would stop the first
         step, naming nothing)."""
-        manifest = read_manifest(list_files(config.data.train_files))
+        try:
+            files = list_files(config.data.train_files)
+        except FileNotFoundError:
+            return  # named when the run reads its data, after the run folder is checked
+        manifest = read_manifest(files)
         if manifest is not None:
             try:
                 check_against_data(config, manifest)
