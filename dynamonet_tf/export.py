@@ -50,7 +50,7 @@ and the signatures as named attributes of the loaded object.
 
 import json
 import os
-import tempfile
+import shutil
 from collections.abc import Sequence
 from typing import Optional
 
@@ -80,6 +80,8 @@ METADATA = "metadata"
 
 AR_FEATURES = "ar_features"
 METADATA_FILE = os.path.basename(EXPORT_MARKER)  # in assets/: what marks a folder as an export
+# Where the metadata asset is written before tf.saved_model.save copies it into assets/.
+_ASSET_SOURCE = ".asset-source"
 
 _KIND_SIGNATURES = {
     "pretrain": [PREDICT_FRAMES, METADATA],
@@ -122,8 +124,10 @@ def export_saved_model(
     The signatures are described in the module docstring. The SavedModel is written to a
     temporary directory beside ``export_dir`` and renamed into place when complete
     (:func:`~dynamonet_tf.atomic_files.atomic_directory`), so an export that fails leaves
-    neither a half-written ``export_dir`` nor temporary files (a killed process leaves only a
-    hidden ``.<name>.partial-*`` directory).
+    neither a half-written ``export_dir`` nor temporary files. A killed process leaves only
+    hidden ``.<name>.partial-*`` (or ``.<name>.old-*``) directories beside ``export_dir``,
+    never a half-written ``export_dir``; the next export to ``export_dir`` removes them (and
+    puts back an earlier export that a kill left moved aside), and nothing is left elsewhere.
 
     Args:
         model: a model from :func:`~dynamonet_tf.models.build_dynamonet` ("joint",
@@ -189,9 +193,13 @@ def export_saved_model(
     }
 
     os.makedirs(os.path.dirname(export_dir), exist_ok=True)
-    with atomic_directory(export_dir) as staging, tempfile.TemporaryDirectory() as asset_dir:
-        # The asset is copied into the SavedModel's assets/ on saving, so its source must
-        # live outside the directory being written.
+    with atomic_directory(export_dir) as staging:
+        # The asset is copied into the SavedModel's assets/ on saving, so its source must not
+        # be that copy; it lives in the staging folder rather than in a temporary folder
+        # elsewhere, so that a killed export leaves nothing outside the staging folder, which
+        # the next export removes.
+        asset_dir = os.path.join(staging, _ASSET_SOURCE)
+        os.mkdir(asset_dir)
         metadata_path = os.path.join(asset_dir, METADATA_FILE)
         with open(metadata_path, "w") as file:
             json.dump(metadata, file, indent=2)
@@ -203,6 +211,7 @@ def export_saved_model(
             staging,
             signatures={name: getattr(module, name) for name in signatures},
         )
+        shutil.rmtree(asset_dir)
     return metadata
 
 
@@ -240,8 +249,8 @@ class _ServingModule(tf.Module):
         def submodel(outputs):
             return keras.Model(model.input, outputs)
 
-        self.metadata = tf.function(
-            lambda: {METADATA: tf.io.read_file(self.metadata_file.asset_path)}, input_signature=[]
+        self.metadata = _signature(
+            lambda: {METADATA: tf.io.read_file(self.metadata_file.asset_path)}, []
         )
 
         if PREDICTED_FRAMES in model.output:
@@ -252,7 +261,7 @@ class _ServingModule(tf.Module):
             def predict_frames(video):
                 return _as_float32(predictor(model_input(video), training=False))
 
-            self.predict_frames = tf.function(predict_frames, input_signature=[video_spec])
+            self.predict_frames = _signature(predict_frames, [video_spec])
 
         if LOGITS in model.output:
             labels = tf.constant(label_names, tf.string)
@@ -276,9 +285,16 @@ class _ServingModule(tf.Module):
             def motion_features(video):
                 return _as_float32(featurizer(model_input(video), training=False))
 
-            self.serving_default = tf.function(serving_default, input_signature=[video_spec])
-            self.motion_features = tf.function(motion_features, input_signature=[video_spec])
-            self.labels = tf.function(lambda: {LABELS: labels}, input_signature=[])
+            self.serving_default = _signature(serving_default, [video_spec])
+            self.motion_features = _signature(motion_features, [video_spec])
+            self.labels = _signature(lambda: {LABELS: labels}, [])
+
+
+def _signature(function, input_signature):
+    """``function`` as a ``tf.function`` without AutoGraph: it has no Python control flow on
+    tensors to convert, and AutoGraph writes each converted function to a file in TMPDIR that
+    only a normal exit deletes, so every killed export left a dozen or more of them there."""
+    return tf.function(function, input_signature=input_signature, autograph=False)
 
 
 def _as_float32(outputs):

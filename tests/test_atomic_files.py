@@ -2,6 +2,11 @@
 
 import csv
 import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -13,6 +18,7 @@ from dynamonet_tf.atomic_files import (
     atomic_write_csv,
     atomic_write_with,
     hidden_temporary_path,
+    remove_abandoned_staging,
     replace_directory,
     sibling_staging_dir,
     temporary_path,
@@ -138,3 +144,146 @@ def test_staging_directories_are_hidden_new_and_honour_the_umask(tmp_path):
     umask = os.umask(0o022)
     os.umask(umask)
     assert os.stat(first).st_mode & 0o777 == 0o777 & ~umask
+
+
+# Runs atomic_directory(<target>) in a child process that SIGKILLs itself at a chosen moment:
+# "block" inside the block, after half of the new folder is written; "renamed_aside" when the
+# existing target has been renamed aside and the new folder is not yet in place;
+# "deleting_old" when the new folder is in place and the old one is being deleted; "wait"
+# after printing the staging folder, until its stdin closes (then it finishes).
+KILLED_WRITER = textwrap.dedent(
+    """
+    import os, shutil, signal, sys
+    from pathlib import Path
+    from dynamonet_tf.atomic_files import atomic_directory
+
+    target, moment = sys.argv[1], sys.argv[2]
+    die = lambda: os.kill(os.getpid(), signal.SIGKILL)
+    rename, rmtree = os.rename, shutil.rmtree
+
+    def rename_then_die(source, destination):
+        rename(source, destination)
+        if moment == "renamed_aside" and ".old-" in os.fspath(destination):
+            die()
+
+    def rmtree_dying(path, *args, **kwargs):
+        if moment == "deleting_old" and ".old-" in os.fspath(path):
+            (Path(path) / os.path.basename(target) / "old.txt").unlink()
+            die()  # part of the old folder deleted
+        rmtree(path, *args, **kwargs)
+
+    os.rename, shutil.rmtree = rename_then_die, rmtree_dying
+    with atomic_directory(target) as staging:
+        (Path(staging) / "new.txt").write_text("new")
+        if moment == "block":
+            (Path(staging) / "half.pb").write_text("half")
+            die()
+        if moment == "wait":
+            print(staging, flush=True)
+            sys.stdin.read()
+    """
+)
+
+
+def killed_writer(target, moment):
+    """Runs KILLED_WRITER; returns its return code (-9: killed)."""
+    return subprocess.run(
+        [sys.executable, "-c", KILLED_WRITER, str(target), moment], timeout=60
+    ).returncode
+
+
+def staging_names(folder):
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def old_directory(target):
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    return target
+
+
+def test_a_killed_writer_leaves_a_named_staging_folder_that_the_next_write_removes(tmp_path):
+    target = tmp_path / "export"
+    assert killed_writer(target, "block") == -signal.SIGKILL
+    (leftover,) = staging_names(tmp_path)  # and no target, half-written or not
+    assert re.fullmatch(r"\.export\.partial-[0-9a-f]{8}", leftover)
+    assert sorted(p.name for p in (tmp_path / leftover).iterdir()) == ["half.pb", "new.txt"]
+    with atomic_directory(target) as staging:
+        (Path(staging) / "saved_model.pb").write_text("new")
+    assert [p.name for p in tmp_path.iterdir()] == ["export"]
+    assert [p.name for p in target.iterdir()] == ["saved_model.pb"]
+
+
+def test_a_kill_between_the_two_renames_keeps_the_old_folder_and_the_next_write_restores_it(
+    tmp_path,
+):
+    target = old_directory(tmp_path / "export")
+    assert killed_writer(target, "renamed_aside") == -signal.SIGKILL
+    # The one moment without a target: the old folder is whole, moved aside.
+    assert not target.exists()
+    old, new = staging_names(tmp_path)
+    assert old.startswith(".export.old-") and new.startswith(".export.partial-")
+    assert (tmp_path / old / "export" / "old.txt").read_text() == "old"
+    assert sorted(remove_abandoned_staging(target)) == [str(tmp_path / old), str(tmp_path / new)]
+    assert [p.name for p in tmp_path.iterdir()] == ["export"]
+    assert [p.name for p in target.iterdir()] == ["old.txt"]
+
+
+def test_a_kill_while_deleting_the_old_folder_keeps_the_new_one_and_the_rest_is_removed(tmp_path):
+    target = old_directory(tmp_path / "export")
+    assert killed_writer(target, "deleting_old") == -signal.SIGKILL
+    assert [p.name for p in target.iterdir()] == ["new.txt"]
+    (old,) = staging_names(tmp_path)
+    assert old.startswith(".export.old-")
+    # The target is there: the old folder is not put back over it, only deleted.
+    assert remove_abandoned_staging(target) == [str(tmp_path / old)]
+    assert [p.name for p in tmp_path.iterdir()] == ["export"]
+    assert [p.name for p in target.iterdir()] == ["new.txt"]
+
+
+def test_a_staging_folder_of_a_live_process_is_never_removed(tmp_path):
+    target = old_directory(tmp_path / "export")
+    writer = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(target), "wait"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        staging = Path(writer.stdout.readline().strip())
+        assert staging.parent == tmp_path and staging.is_dir()
+        assert remove_abandoned_staging(target) == []
+        # Another writer of the same target goes ahead beside it and leaves it alone.
+        with atomic_directory(target) as other:
+            (Path(other) / "other.txt").write_text("other")
+        assert (staging / "new.txt").read_text() == "new"
+    finally:
+        writer.stdin.close()
+        assert writer.wait(timeout=60) == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["export"]
+    assert [p.name for p in target.iterdir()] == ["new.txt"]
+
+
+def test_only_unlocked_folders_named_as_this_module_names_them_are_removed(tmp_path):
+    target = tmp_path / "export"
+    kept = [
+        ".export.partial-0123abcz",  # not hex
+        ".export.partial-0123abcd.bak",
+        ".export.backup-0123abcd",  # a tag this module does not use
+        ".exports.partial-0123abcd",  # another target's
+        "export.partial-0123abcd",  # not hidden
+    ]
+    for name in kept:
+        (tmp_path / name).mkdir()
+    (tmp_path / ".export.old-00000000").write_text("a file, not a folder")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("keep")
+    (tmp_path / ".export.partial-11111111").symlink_to(elsewhere)
+    leftover = sibling_staging_dir(target, "partial")  # unlocked: as a killed process leaves it
+    assert remove_abandoned_staging(target) == [leftover]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [*kept, ".export.old-00000000", ".export.partial-11111111", "elsewhere"]
+    )
+    assert (elsewhere / "keep.txt").exists()
+    assert remove_abandoned_staging(tmp_path / "missing" / "export") == []

@@ -254,20 +254,39 @@ def _recorded_plan(out_dir):
     return {key: manifest.get(key) for key in _PLAN_KEYS} if isinstance(manifest, dict) else None
 
 
+def _killed_before_its_plan(out_dir):
+    """Whether ``out_dir`` holds only what a preparation killed while saving its plan (the
+    first thing it writes) leaves: ``.progress/`` holding nothing or temporary files only."""
+    progress = out_dir / PROGRESS_DIR
+    if [entry.name for entry in out_dir.iterdir()] != [PROGRESS_DIR] or progress.is_symlink():
+        return False
+    return progress.is_dir() and all(
+        entry.is_file() and fnmatch.fnmatch(entry.name, TEMPORARY_PATTERN)
+        for entry in progress.iterdir()
+    )
+
+
 def _claim_output(out_dir, plan, overwrite):
     """Makes ``out_dir`` this preparation's, deleting only what a preparation wrote.
 
-    A missing or empty folder is started; one of the same plan (``.progress/plan.json``, or
-    the manifest of a finished copy) is resumed; prepared data of another plan is replaced only
-    with ``overwrite``. Anything else is refused, deleting nothing: a run or an export, files
-    without a ``manifest.json`` or ``.progress/plan.json``, and prepared data beside files a
-    preparation does not write. Returns True when ``out_dir`` is a finished preparation of
-    ``plan`` whose shards are all there (nothing to do).
+    A missing or empty folder is started, as is one that a preparation killed before it saved
+    its plan left (``.progress/`` and temporary files only); one of the same plan
+    (``.progress/plan.json``, or the manifest of a finished copy) is resumed; prepared data of
+    another plan is replaced only with ``overwrite``. Anything else is refused, deleting
+    nothing: a run or an export, files without a ``manifest.json`` or ``.progress/plan.json``,
+    and prepared data beside files a preparation does not write. Returns True when ``out_dir``
+    is a finished preparation of ``plan`` whose shards are all there (nothing to do).
     """
     progress = out_dir / PROGRESS_DIR
     plan_path = progress / PLAN_FILE
     plan = json.loads(json.dumps(plan))  # as read back from JSON
     label = f"--out {out_dir}"
+    if _killed_before_its_plan(out_dir):
+        # Without a plan the folder would not count as prepared data and the same command
+        # would refuse it for ever; nothing but this code's own temporaries is there.
+        for leftover in progress.iterdir():
+            leftover.unlink()
+        progress.rmdir()
     try:
         if folder_kind(out_dir) != "prepared":
             check_replaceable(out_dir, "prepared", overwrite, name=label)
@@ -306,6 +325,19 @@ def _claim_output(out_dir, plan, overwrite):
     return False
 
 
+def _in_key_order(serialized):
+    """The ``SequenceExample`` ``serialized`` again, its context's map entries in key order.
+
+    The protobuf runtime (upb) serialises a map in the order of a hash table seeded per
+    process, so the same video could come out as other bytes in another process: a resumed
+    preparation, or the same command run again, wrote the same records differently. Parsing
+    and re-serialising costs little beside decoding the video.
+    """
+    import tensorflow as tf
+
+    return tf.train.SequenceExample.FromString(serialized).SerializeToString(deterministic=True)
+
+
 def _write_shards(out_dir, pending, options, workers, progress_bar):
     """Encodes the videos of ``pending`` shards and writes each shard and its record."""
     import tensorflow as tf  # the workers need only PyAV and Pillow
@@ -333,11 +365,10 @@ def _write_shards(out_dir, pending, options, workers, progress_bar):
                     for video in shard.videos:
                         result = next(results)
                         if result["ok"]:
-                            writer.write(
-                                encode_video_example(
-                                    result["jpegs"], video.label, video.label_name, video.media_id
-                                )
+                            example = encode_video_example(
+                                result["jpegs"], video.label, video.label_name, video.media_id
                             )
+                            writer.write(_in_key_order(example))
                             record["videos"].append(
                                 {
                                     "media_id": video.media_id,
