@@ -10,8 +10,6 @@ import functools
 import sys
 from typing import Optional
 
-import tensorflow as tf
-
 # errno values that mean the disk, not the program, refused a write.
 _NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 _NOT_PERMITTED = {errno.EACCES, errno.EPERM}
@@ -32,7 +30,10 @@ def storage_failure(error: BaseException) -> Optional[str]:
         if error.errno in _NO_ROOM:
             return f"cannot write {path}: {error.strerror}."
         return f"{path}: {error.strerror}; check the folder's permissions."
-    if isinstance(error, tf.errors.OpError):
+    # TensorFlow's errors only where TensorFlow is loaded: a command that does not import it
+    # (prepare.py's parent process) should not pay its start-up for this check.
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and isinstance(error, tf.errors.OpError):
         text = (error.message or "").strip().splitlines()
         if text and any(marker in text[0] for marker in _TENSORFLOW_MARKERS):
             return f"cannot write: {text[0]}."
@@ -47,7 +48,7 @@ def storage_errors_in_one_line(main):
     def guarded(*args, **kwargs):
         try:
             return main(*args, **kwargs)
-        except (OSError, tf.errors.OpError) as error:
+        except Exception as error:
             message = storage_failure(error)
             if message is None:
                 raise

@@ -325,19 +325,6 @@ def _claim_output(out_dir, plan, overwrite):
     return False
 
 
-def _in_key_order(serialized):
-    """The ``SequenceExample`` ``serialized`` again, its context's map entries in key order.
-
-    The protobuf runtime (upb) serialises a map in the order of a hash table seeded per
-    process, so the same video could come out as other bytes in another process: a resumed
-    preparation, or the same command run again, wrote the same records differently. Parsing
-    and re-serialising costs little beside decoding the video.
-    """
-    import tensorflow as tf
-
-    return tf.train.SequenceExample.FromString(serialized).SerializeToString(deterministic=True)
-
-
 def _write_shards(out_dir, pending, options, workers, progress_bar):
     """Encodes the videos of ``pending`` shards and writes each shard and its record."""
     import tensorflow as tf  # the workers need only PyAV and Pillow
@@ -368,7 +355,7 @@ def _write_shards(out_dir, pending, options, workers, progress_bar):
                             example = encode_video_example(
                                 result["jpegs"], video.label, video.label_name, video.media_id
                             )
-                            writer.write(_in_key_order(example))
+                            writer.write(example)
                             record["videos"].append(
                                 {
                                     "media_id": video.media_id,

@@ -26,7 +26,10 @@ def encode_video_example(jpeg_frames, label, label_name, media_id):
     frames = example.feature_lists.feature_list[IMAGE_KEY]
     for jpeg in jpeg_frames:
         frames.feature.add().bytes_list.value.append(jpeg)
-    return example.SerializeToString()
+    # In key order: the protobuf runtime (upb) serialises a map in the order of a hash table
+    # seeded per process, so the same video would come out as other bytes in another process
+    # (a resumed preparation, or the same command run again).
+    return example.SerializeToString(deterministic=True)
 
 
 def parse_video_example(serialized):
