@@ -154,10 +154,12 @@ def _write_index(folder: Path, prefixes: List[Path]):
         return
     # TensorFlow's own writer of the index (CheckpointManager's), atomic, relative paths so
     # that the run folder can be moved.
+    # Absolute paths in: TensorFlow makes them relative to the folder (a bare name would be
+    # taken relative to the working directory and written as "../../ckpt-N").
     tf.__internal__.train.update_checkpoint_state(
-        save_dir=str(folder),
-        model_checkpoint_path=prefixes[-1].name,
-        all_model_checkpoint_paths=[prefix.name for prefix in prefixes],
+        save_dir=str(folder.resolve()),
+        model_checkpoint_path=str(prefixes[-1].resolve()),
+        all_model_checkpoint_paths=[str(prefix.resolve()) for prefix in prefixes],
         all_model_checkpoint_timestamps=[
             (prefix.with_suffix(".index")).stat().st_mtime for prefix in prefixes
         ],

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from dynamonet_tf.checkpoint_files import present
 from dynamonet_tf.config import ConfigError, load_config
 from dynamonet_tf.runs import RunError, load_run
 from dynamonet_tf.training.trainer import Trainer, TrainingError
@@ -55,18 +56,28 @@ def truncate(path, keep=100):
     path.write_bytes(path.read_bytes()[:keep])
 
 
-def test_a_garbled_index_is_rebuilt_and_the_run_resumes_where_it_was(data, run, capsys):
+def test_a_garbled_index_is_rebuilt_and_the_run_resumes_where_it_was(
+    data, run, capsys, monkeypatch
+):
     (run / "checkpoints" / "checkpoint").write_text("model_checkpoint_path: {{{")
-    trainer, step = resume(data, run)
-    trainer.close()
+    monkeypatch.chdir(run.parent)  # a relative --model-dir, as train.py's default runs/<stage>
+    trainer, step = resume(data, "run")
     assert step == FINAL_STEP  # TensorFlow alone would see no checkpoint and start at 0
     assert "cannot be read; rebuilt it" in capsys.readouterr().out
-    state = tf.train.get_checkpoint_state(str(run / "checkpoints"))
-    assert [p.rsplit("/", 1)[-1] for p in state.all_model_checkpoint_paths] == [
-        "ckpt-3",
-        "ckpt-5",
-        "ckpt-6",
+    # Names relative to the folder, as TensorFlow writes them (the run can be moved).
+    index = (run / "checkpoints" / "checkpoint").read_text()
+    listed = [
+        line.split('"')[1]
+        for line in index.splitlines()
+        if line.startswith("all_model_checkpoint_paths")
     ]
+    assert listed == ["ckpt-3", "ckpt-5", "ckpt-6"]
+    # And the manager keeps rotating them: two more saves leave the newest three.
+    for _ in range(2):
+        trainer.optimizer.iterations.assign_add(1)
+        trainer._save()
+    trainer.close()
+    assert [p.name for p in present(run / "checkpoints")] == ["ckpt-6", "ckpt-7", "ckpt-8"]
 
 
 def test_an_index_naming_deleted_files_falls_back_to_the_files_present(data, run, capsys):
