@@ -22,6 +22,7 @@ import keras
 import numpy as np
 import pytest
 
+from dynamonet_tf.cli import convert_hara
 from dynamonet_tf.models import (
     HaraCheckpointError,
     build_backbone,
@@ -445,3 +446,71 @@ def test_missing_damaged_and_foreign_files_are_one_line_errors(tmp_path):
     no_state.write_bytes(buffer.getvalue())
     with pytest.raises(HaraCheckpointError, match="neither a state dict"):
         read_hara_state_dict(no_state)
+
+
+# --- The converter ----------------------------------------------------------------------------
+
+
+def test_converter_writes_backbone_weights(tmp_path, expected, clip, capsys):
+    out = tmp_path / "resnet18.weights.h5"
+    convert_hara.main(
+        [
+            "--checkpoint",
+            str(FIXTURES / "resnet18_a.pth"),
+            "--backbone",
+            "resnet18",
+            "--out",
+            str(out),
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert "width_multiplier=0.03125" in printed and str(out) in printed
+    model = backbone(RESNET18_A)
+    model.load_weights(out)
+    assert (
+        relative_error(model.predict(clip, verbose=0), expected["resnet18_a/layer4"]) <= TOLERANCE
+    )
+    assert not list(tmp_path.glob("*.tmp-*")) and not list(tmp_path.glob(".*"))
+    with pytest.raises(SystemExit, match="^error: .*exists.*--overwrite"):
+        convert_hara.main(
+            [
+                "--checkpoint",
+                str(FIXTURES / "resnet18_a.pth"),
+                "--backbone",
+                "resnet18",
+                "--out",
+                str(out),
+            ]
+        )
+    convert_hara.main(
+        [
+            "--checkpoint",
+            str(FIXTURES / "resnet18_a.pth"),
+            "--backbone",
+            "resnet18",
+            "--out",
+            str(out),
+            "--overwrite",
+        ]
+    )
+
+
+def test_converter_refuses_another_backbone_in_one_line(tmp_path):
+    out = tmp_path / "resnet34.weights.h5"
+    with pytest.raises(SystemExit) as error:
+        convert_hara.main(
+            [
+                "--checkpoint",
+                str(FIXTURES / "resnet18_a.pth"),
+                "--backbone",
+                "resnet34",
+                "--out",
+                str(out),
+            ]
+        )
+    message = str(error.value)
+    assert message.startswith("error: ") and "\n" not in message
+    assert "resnet18" in message and "resnet34" in message
+    assert not out.exists()
+    with pytest.raises(SystemExit, match="^error: .*no such file"):
+        convert_hara.main(["--checkpoint", str(tmp_path / "none.pth"), "--backbone", "resnet18"])
