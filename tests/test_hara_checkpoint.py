@@ -101,6 +101,26 @@ def test_every_dtype_offset_and_stride_read_as_pytorch_wrote_them(name):
         assert value.flags.writeable and value.flags.c_contiguous, key
 
 
+def test_gpu_saved_legacy_file_of_old_torch_reads_the_same(tmp_path):
+    """The CVPR 2018 files were saved from GPUs by torch 0.3: their pickles name torch.cuda's
+    storage types and torch._utils._rebuild_tensor. The same file with those names reads the
+    same."""
+    data = (FIXTURES / "tensors_legacy.pth").read_bytes()
+    for old, new in [
+        (b"ctorch\nFloatStorage\n", b"ctorch.cuda\nFloatStorage\n"),
+        (b"ctorch\nHalfStorage\n", b"ctorch.cuda\nHalfStorage\n"),
+        (b"ctorch._utils\n_rebuild_tensor_v2\n", b"ctorch._utils\n_rebuild_tensor\n"),
+    ]:
+        assert data.count(old) == 1
+        data = data.replace(old, new)
+    path = tmp_path / "gpu.pth"
+    path.write_bytes(data)
+    expected = np.load(FIXTURES / "tensors.npz")
+    for key, value in read_torch_file(path)["state_dict"].items():
+        np.testing.assert_array_equal(value, expected[key], err_msg=key)
+        assert value.dtype == expected[key].dtype
+
+
 def test_files_are_recognised_by_their_first_bytes(tmp_path, resnext101_file):
     for name in ["resnet18_a.pth", "resnet10_2020.pth", "resnet10_2020_bare.pth"]:
         assert is_torch_checkpoint(FIXTURES / name)
