@@ -519,3 +519,31 @@ def test_an_override_that_leaves_the_backbone_untrained_is_refused_naming_the_ke
     message = str(error.value)
     assert "backbone layers are not in the source" in message or "other shapes" in message
     assert "model.backbone: 'resnet10' -> 'resnet18'" in message
+
+
+def test_init_from_a_hara_checkpoint_loads_the_backbone_and_reports_the_rest(tiny_data, tmp_path):
+    from pathlib import Path
+
+    from dynamonet_tf.models import read_hara_state_dict
+
+    hara_file = Path(__file__).parent / "fixtures" / "hara" / "resnet18_a.pth"  # width 1/32
+    architecture = ("model.backbone=resnet18", "model.width_multiplier=0.03125")
+    trainer = Trainer(
+        tiny_config(tiny_data, "joint", *architecture),
+        tmp_path / "joint",
+        init_from=hara_file,
+        progress=False,
+    )
+    trainer.close()
+    init = json.loads((tmp_path / "joint" / "init_report.json").read_text())
+    assert "backbone/conv1" in init["loaded"] and init["unused"] == ["fc.weight", "fc.bias"]
+    assert not [name for name in init["new"] if name.startswith("backbone/")]
+    assert "logits" in init["new"] and "dmr" in init["new"]
+    conv1 = trainer.model.get_layer("backbone").get_layer("conv1").kernel.numpy()
+    expected = read_hara_state_dict(hara_file)["conv1.weight"].transpose(2, 3, 4, 1, 0)
+    np.testing.assert_array_equal(conv1, expected)
+    # Another backbone than the file's is refused, naming the tensor that disagrees.
+    with pytest.raises(
+        TrainingError, match=r"^--init-from .*resnet18_a.pth does not fit .*conv1.weight is"
+    ):
+        Trainer(tiny_config(tiny_data, "joint"), tmp_path / "other", init_from=hara_file)

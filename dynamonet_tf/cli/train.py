@@ -18,6 +18,7 @@ from dynamonet_tf.config import (  # noqa: E402
 from dynamonet_tf.data.demo_data import with_demo_data  # noqa: E402
 from dynamonet_tf.data.prepare import PrepareError  # noqa: E402
 from dynamonet_tf.layout import default_model_dir  # noqa: E402
+from dynamonet_tf.models import is_torch_checkpoint  # noqa: E402
 from dynamonet_tf.names import STAGES  # noqa: E402
 from dynamonet_tf.runs import RunError, load_run_config  # noqa: E402
 from dynamonet_tf.training.trainer import (  # noqa: E402
@@ -46,7 +47,10 @@ def parse_args(argv):
     )
     parser.add_argument("--model-dir", type=Path, help="default: runs/<stage>")
     parser.add_argument(
-        "--init-from", type=Path, help="model dir or checkpoint of an earlier stage"
+        "--init-from",
+        type=Path,
+        help="model dir or checkpoint of an earlier stage, or a Hara et al. 3D-ResNets-PyTorch "
+        "checkpoint (.pth) for the backbone",
     )
     parser.add_argument("--strategy", choices=STRATEGIES, default="default")
     parser.add_argument(
@@ -73,9 +77,10 @@ def main(argv=None):
             and default_pretrain.exists()
         ):
             init_from = default_pretrain  # the demo's joint run continues from its pretraining
-        if init_from is not None:
+        if init_from is not None and not is_torch_checkpoint(init_from):
             # The architecture of the run started from, unless --set says otherwise: its
-            # weights then load whole (a preset's own backbone would leave them unused).
+            # weights then load whole (a preset's own backbone would leave them unused). A
+            # PyTorch checkpoint loads into the configured backbone, or names what disagrees.
             source = load_run_config(init_from)
             config, inherited = inherit_architecture(
                 config, source, keep=override_keys(args.overrides)

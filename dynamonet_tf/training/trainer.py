@@ -71,7 +71,12 @@ from dynamonet_tf.evaluation import (
 from dynamonet_tf.frame_metrics import FramePredictionScores
 from dynamonet_tf.layout import run_layout
 from dynamonet_tf.losses import frame_prediction_loss, per_example_objective
-from dynamonet_tf.models import transfer_weights
+from dynamonet_tf.models import (
+    HaraCheckpointError,
+    is_torch_checkpoint,
+    load_hara_checkpoint,
+    transfer_weights,
+)
 from dynamonet_tf.names import LOGITS, PREDICTED_FRAMES, UNLABELED
 from dynamonet_tf.run_lock import RunLockError
 from dynamonet_tf.runs import RunError, build_model, load_run_config, model_kind, restore_weights
@@ -298,11 +303,15 @@ class Trainer:
         self.close()
 
     def _initialise_from(self, source):
-        """Loads weights by layer name from another run (its model dir or a checkpoint).
+        """Loads weights by layer name from another run (its model dir or a checkpoint), or
+        the backbone from a PyTorch checkpoint of Hara et al.'s 3D ResNets
+        (:func:`~dynamonet_tf.models.load_hara_checkpoint`).
 
         A model dir gives its final state; pass a checkpoint of its ``best/`` to start from
         the best one.
         """
+        if is_torch_checkpoint(source):
+            return self._initialise_from_hara(source)
         try:
             source_config = load_run_config(source)
             source_model = build_model(source_config)
@@ -348,6 +357,26 @@ class Trainer:
         }
         write_json(self.run.init_report, summary)
         print(f"initialised from {prefix}: {report}")
+        return summary
+
+    def _initialise_from_hara(self, path):
+        """The backbone from a Hara et al. checkpoint; the heads start afresh and the file's
+        classifier ``fc`` (Kinetics' classes) is reported unused."""
+        try:
+            report = load_hara_checkpoint(self.model, path)
+        except HaraCheckpointError as error:
+            raise TrainingError(f"--init-from {error}") from None
+        summary = {
+            "source": str(path),
+            "format": "Hara et al. 3D-ResNets-PyTorch",
+            "loaded": report.loaded,
+            "new": report.new,
+            "reinitialized": [],
+            "mismatched": report.mismatched,
+            "unused": report.unused,
+        }
+        write_json(self.run.init_report, summary)
+        print(f"initialised the backbone from {path}: {report}")
         return summary
 
     # ------------------------------------------------------------------ steps
