@@ -23,6 +23,7 @@ SCRIPTS = (
     "dynamonet-export",
     "dynamonet-predict",
     "dynamonet-evaluate-frame-prediction",
+    "dynamonet-convert-hara",
 )
 # Without PYTHONPATH (tests/conftest.py points it at the working tree), so that what runs is
 # what pip installed.

@@ -1,8 +1,8 @@
 """The command lines of DynamoNet-TF, each a module with ``main(argv=None)``.
 
 Installed as ``dynamonet-train``, ``dynamonet-evaluate``, ``dynamonet-prepare``,
-``dynamonet-export``, ``dynamonet-predict`` and ``dynamonet-evaluate-frame-prediction``
-(pyproject.toml); the repository's ``train.py``, ``data/prepare.py``, ... call the same mains.
+``dynamonet-export``, ``dynamonet-predict``, ``dynamonet-evaluate-frame-prediction`` and
+``dynamonet-convert-hara`` (pyproject.toml); the repository's ``train.py``, ``data/prepare.py``, ... call the same mains.
 """
 
 from pathlib import Path
