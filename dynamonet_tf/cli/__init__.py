@@ -2,7 +2,8 @@
 
 Installed as ``dynamonet-train``, ``dynamonet-evaluate``, ``dynamonet-prepare``,
 ``dynamonet-export``, ``dynamonet-predict``, ``dynamonet-evaluate-frame-prediction`` and
-``dynamonet-convert-hara`` (pyproject.toml); the repository's ``train.py``, ``data/prepare.py``, ... call the same mains.
+``dynamonet-convert-hara`` (pyproject.toml); the repository's ``train.py``,
+``data/prepare.py``, ... call the same mains.
 """
 
 from pathlib import Path

@@ -7,6 +7,7 @@ checkpoints, SavedModels and summaries (an ``OpError`` whose message names the f
 
 import errno
 import functools
+import re
 import sys
 from typing import Optional
 
@@ -36,8 +37,16 @@ def storage_failure(error: BaseException) -> Optional[str]:
     if tf is not None and isinstance(error, tf.errors.OpError):
         text = (error.message or "").strip().splitlines()
         if text and any(marker in text[0] for marker in _TENSORFLOW_MARKERS):
-            return f"cannot write: {text[0]}."
+            return f"cannot write {_without_op_context(text[0])}."
     return None
+
+
+def _without_op_context(text):
+    """TensorFlow's message without the op's wrapping: ``{{function_node ...}}`` before the
+    path, ``[Op:SaveV2]`` after, and the ``.tempstate<N>`` suffix of its temporary files."""
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)
+    text = re.sub(r"\s*\[Op:[^\]]*\].*$", "", text)
+    return re.sub(r"\.tempstate\d+", "", text).rstrip(". ")
 
 
 def storage_errors_in_one_line(main):

@@ -223,7 +223,11 @@ class Trainer:
                 ) from None
         if not config.train.labeled:
             return
-        video = first_video(config.data.train_files)
+        try:
+            with reading_shards(config.data.train_files):
+                video = first_video(config.data.train_files)
+        except ShardError as error:
+            raise TrainingError(str(error)) from None
         if video is not None and int(video["label"]) == UNLABELED:
             raise TrainingError(
                 f"train.stage {config.train.stage!r} learns from labels, but the videos of "
