@@ -46,6 +46,16 @@ The export is a ``tf.Module`` saved with ``tf.saved_model.save`` rather than Ker
 pretrain export would then answer ``serving_default`` with predicted frames, where clients
 expect classification or no such signature. A ``tf.Module`` also keeps the metadata asset
 and the signatures as named attributes of the loaded object.
+
+The module saves the ``tf.Variable`` s the signatures read (as ``ExportArchive`` tracks
+the variables its endpoints use), not the Keras model, whose Keras variables would be saved as
+copies that the signatures' graph does not read (:func:`_variables_read_by`). So the export
+loads wherever a SavedModel does: TensorFlow Serving (its C++ loader), ``saved_model_cli run``
+and ``tf.compat.v1.saved_model.loader.load`` in a graph-mode session, which restore each
+variable by name through the ``saver_def`` and run the signatures' tensors by name, as well
+as ``tf.saved_model.load``. For TensorFlow Serving, export into a numbered version folder
+of the model's base path (``export_dir=".../dynamonet/1"``): the staging folders beside it
+(``.1.partial-*``) are not numbers, so the server never sees a half-written version.
 """
 
 import json
@@ -83,6 +93,7 @@ METADATA_FILE = os.path.basename(EXPORT_MARKER)  # in assets/: what marks a fold
 # Where the metadata asset is written before tf.saved_model.save copies it into assets/.
 _ASSET_SOURCE = ".asset-source"
 
+_SIGNATURE_NAMES = (SERVING_DEFAULT, PREDICT_FRAMES, MOTION_FEATURES, LABELS, METADATA)
 _KIND_SIGNATURES = {
     "pretrain": [PREDICT_FRAMES, METADATA],
     "joint": [SERVING_DEFAULT, PREDICT_FRAMES, MOTION_FEATURES, LABELS, METADATA],
@@ -216,15 +227,14 @@ def export_saved_model(
 
 
 class _ServingModule(tf.Module):
-    """The exported object: the Keras model, the label names, the metadata asset, and one
-    ``tf.function`` per signature (attributes named as the signatures)."""
+    """The exported object: the variables the signatures read (``serving_variables``, not the
+    Keras model: :func:`_variables_read_by`), the metadata asset, and one ``tf.function`` per
+    signature (attributes named as the signatures)."""
 
     def __init__(
         self, model, metadata_path, label_names, short_side, crop_size, frame_stride, top_k
     ):
         super().__init__(name="dynamonet_export")
-        # Tracking the model saves its variables; the sub-models below share them.
-        self.model = model
         self.metadata_file = tf.saved_model.Asset(metadata_path)
         # The native-rate frames of one clip; striding leaves the model's num_frames.
         clip_length = model.input_shape[1] * frame_stride
@@ -288,6 +298,35 @@ class _ServingModule(tf.Module):
             self.serving_default = _signature(serving_default, [video_spec])
             self.motion_features = _signature(motion_features, [video_spec])
             self.labels = _signature(lambda: {LABELS: labels}, [])
+
+        # What the signatures read, saved as the variables themselves: see _variables_read_by.
+        self.serving_variables = _variables_read_by(
+            [getattr(self, name) for name in _SIGNATURE_NAMES if hasattr(self, name)]
+        )
+
+
+def _variables_read_by(functions):
+    """The ``tf.Variable`` s that the traced ``functions`` read, each once, in order of first use.
+
+    A Keras 3 variable (TensorFlow backend) wraps a ``tf.Variable``, which is what a traced
+    function captures. Saving the Keras model (or its Keras variables) maps each Keras variable
+    to a *new* variable of the SavedModel's graph (``Variable_N``, initialised from the wrapped
+    one: ``keras/src/backend/tensorflow/core.py``, ``_export_to_saved_model_graph``), and
+    only that copy is in the object graph, hence in the checkpoint and the restore op of the
+    ``saver_def``. The signatures' graph reads the other variable, which nothing restores:
+    ``tf.saved_model.load`` rebinds the captures through the object graph and works, but a
+    loader that runs the graph as written (TensorFlow Serving's C++ loader,
+    ``saved_model_cli run``, ``tf.compat.v1.saved_model.loader.load``) fails with "Could
+    not find variable dmr/bias". Saving these captured variables instead makes the restore op
+    assign exactly the variables the signatures read, each by its own name, once.
+    """
+    seen, variables = set(), []
+    for function in functions:
+        for variable in function.get_concrete_function().variables:
+            if id(variable) not in seen:
+                seen.add(id(variable))
+                variables.append(variable)
+    return variables
 
 
 def _signature(function, input_signature):
