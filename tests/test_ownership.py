@@ -345,3 +345,19 @@ def test_write_frames_replaces_a_file_only_when_complete(tmp_path, monkeypatch):
         inference.write_frames(path, frames, frames)
     assert [p.name for p in tmp_path.iterdir()] == ["frames.mp4"]
     assert path.read_bytes() == b"an earlier video"
+
+
+def test_a_run_is_never_written_into_prepared_data_or_an_export(tmp_path):
+    from dynamonet_tf.config import ExperimentConfig
+    from dynamonet_tf.layout import run_layout
+    from dynamonet_tf.training.run_files import RunFolderError, claim_run_folder
+
+    prepared = tmp_path / "prepared"
+    prepared.mkdir()
+    (prepared / "manifest.json").write_text("{}")
+    (prepared / "train-00000-of-00001.tfrecord").write_bytes(b"records")
+    before = sorted(p.name for p in prepared.iterdir())
+    for overwrite in (False, True):
+        with pytest.raises(RunFolderError, match=r"holds prepared data \(manifest.json\)"):
+            claim_run_folder(run_layout(prepared), ExperimentConfig(), overwrite=overwrite)
+    assert sorted(p.name for p in prepared.iterdir()) == before  # not even a lock file

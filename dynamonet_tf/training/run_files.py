@@ -17,6 +17,7 @@ from dynamonet_tf import checkpoint_files
 from dynamonet_tf.atomic_files import atomic_write, atomic_write_csv
 from dynamonet_tf.config import ConfigError, ExperimentConfig, load_config, save_config, to_dict
 from dynamonet_tf.layout import RunLayout
+from dynamonet_tf.ownership import describe, folder_kind
 from dynamonet_tf.run_lock import RunLock, lock_run_folder
 
 # Checkpoints of the last states kept in checkpoints/ (best/ keeps one).
@@ -51,6 +52,13 @@ def claim_run_folder(run: RunLayout, config: ExperimentConfig, overwrite: bool =
         RunLockError: the folder cannot be made or locked.
         RunFolderError: the folder holds a run of another config and not ``overwrite``.
     """
+    kind = folder_kind(run.root)
+    if kind in ("prepared", "export", "file"):
+        # Checked before the lock, whose file would be left in a folder that is not a run.
+        raise RunFolderError(
+            f"--model-dir {run.root} holds {describe(run.root)}, not a training run; a run is "
+            "never written into it (not even with --overwrite): choose another --model-dir."
+        )
     lock = lock_run_folder(run.root)
     try:
         _claim_locked(run, config, overwrite)
