@@ -30,7 +30,8 @@ from typing import Literal, Optional
 import yaml
 
 from dynamonet_tf.atomic_files import atomic_write
-from dynamonet_tf.names import BACKBONES, FP_REDUCTIONS, STAGES
+from dynamonet_tf.layout import SPLIT_PLACEHOLDER
+from dynamonet_tf.names import BACKBONES, DATASET_SPLITS, FP_REDUCTIONS, STAGES
 
 
 class ConfigError(ValueError):
@@ -155,6 +156,13 @@ class DataConfig(_Section):
     # (val for Kinetics-400). Never used to choose a checkpoint or a learning rate.
     eval_files: Optional[str] = None
     num_classes: Optional[int] = None  # required by the labeled stages, unused by pretrain
+    # The prepared dataset trained on, as its manifest.json names it (ucf101, hmdb51,
+    # kinetics400, folder, demo) and its official split; null: read from that manifest.
+    # Checked against the manifests of train, val and eval files before training, and named
+    # in the default run folder (dynamonet_tf.layout.default_run_dir). `{split}` in the file
+    # patterns is replaced by data.split, so one preset serves the three splits.
+    dataset: Optional[str] = None
+    split: Optional[int] = None
     num_frames: int = 16  # T: the model sees T frames, training clips hold T + 1
     crop_size: int = 112
     short_side: int = 128  # frames are resized to this short side before cropping
@@ -172,6 +180,14 @@ class DataConfig(_Section):
         )
         for name in ("num_frames", "crop_size", "frame_stride", "shuffle_buffer"):
             self._require(name, getattr(self, name) >= 1, ">= 1")
+        self._require("split", self.split is None or self.split >= 1, ">= 1 or null")
+        for name in DATA_FILE_FIELDS:
+            pattern = getattr(self, name)
+            if pattern and SPLIT_PLACEHOLDER in pattern and self.split is None:
+                raise ConfigError(
+                    f"{self._key(name)} {pattern!r} holds {SPLIT_PLACEHOLDER} but data.split "
+                    "is null; set data.split to 1, 2 or 3 (e.g. --set data.split=2)."
+                )
         self._require(
             "short_side",
             self.short_side >= self.crop_size,
@@ -404,7 +420,24 @@ def _parse_override(override):
 
 
 def _build(values):
-    return ExperimentConfig(**{name: _SECTIONS[name](**values.get(name, {})) for name in _SECTIONS})
+    config = ExperimentConfig(
+        **{name: _SECTIONS[name](**values.get(name, {})) for name in _SECTIONS}
+    )
+    return with_split_paths(config)
+
+
+def with_split_paths(config):
+    """``config`` with :data:`SPLIT_PLACEHOLDER` in its data file patterns replaced by
+    ``data.split`` (a loaded config holds concrete paths only)."""
+    data = config.data
+    concrete = {
+        name: pattern.replace(SPLIT_PLACEHOLDER, str(data.split))
+        for name in DATA_FILE_FIELDS
+        if (pattern := getattr(data, name)) and SPLIT_PLACEHOLDER in pattern
+    }
+    if not concrete:
+        return config
+    return dataclasses.replace(config, data=dataclasses.replace(data, **concrete))
 
 
 def load_config(path=None, overrides=()):
@@ -534,9 +567,33 @@ def check_against_runtime(config, num_replicas):
         )
 
 
+def prepared_identity(manifest):
+    """``(dataset, split)`` of a prepared dataset's ``manifest.json`` (a dict): the dataset
+    as data/prepare.py names it, ``"demo"`` for the demo's sets (whose labeled set is read
+    by the HMDB51 reader); the split only for a dataset with official splits, else None."""
+    source = manifest.get("source") or {}
+    dataset = "demo" if "demo" in source else manifest.get("dataset")
+    split = source.get("split") if len(DATASET_SPLITS.get(dataset, ())) > 1 else None
+    return dataset, split
+
+
+def check_short_side(config, manifest):
+    """``data.short_side`` must not exceed the short side a prepared dataset's frames were
+    stored at (its ``manifest.json``, a dict): they would be upsampled."""
+    stored = manifest.get("options", {}).get("short_side")
+    if stored is not None and config.data.short_side > stored:
+        raise ConfigError(
+            f"data.short_side {config.data.short_side} exceeds the short side the frames were "
+            f"prepared at ({stored}): they would be upsampled. Lower data.short_side to at most "
+            f"{stored} or prepare the videos again with --short-side {config.data.short_side}."
+        )
+
+
 def check_against_data(config, manifest):
     """Checks the config against a prepared dataset's ``manifest.json`` (a dict).
 
+    - ``data.dataset`` and ``data.split``, when set, must be the prepared ones
+      (:func:`prepared_identity`);
     - a labeled stage needs a labeled dataset with ``data.num_classes`` classes;
     - ``data.short_side`` must not exceed the short side the frames were stored at (they
       would be upsampled);
@@ -544,6 +601,19 @@ def check_against_data(config, manifest):
       frames, ``frame_stride`` apart): shorter videos are looped, which fakes motion at the
       seam, so a few are fine but not most.
     """
+    dataset, split = prepared_identity(manifest)
+    if config.data.dataset is not None and dataset is not None and config.data.dataset != dataset:
+        raise ConfigError(
+            f"data.dataset is {config.data.dataset!r} but the prepared dataset is {dataset!r} "
+            f"(its manifest.json); set data.dataset={dataset} or point the data files at "
+            f"{config.data.dataset}."
+        )
+    if config.data.split is not None and split is not None and config.data.split != split:
+        raise ConfigError(
+            f"data.split is {config.data.split} but the data were prepared as split {split} "
+            f"(their manifest.json); set data.split={split} or use split {config.data.split}'s "
+            "prepared folder."
+        )
     classes = manifest.get("classes") or []
     if config.train.labeled and not classes:
         raise ConfigError(
@@ -553,15 +623,9 @@ def check_against_data(config, manifest):
     if config.train.labeled and config.data.num_classes != len(classes):
         raise ConfigError(
             f"data.num_classes is {config.data.num_classes} but the prepared dataset has "
-            f"{len(classes)} classes."
+            f"{len(classes)} classes; set data.num_classes={len(classes)}."
         )
-    stored = manifest.get("options", {}).get("short_side")
-    if stored is not None and config.data.short_side > stored:
-        raise ConfigError(
-            f"data.short_side {config.data.short_side} exceeds the short side the frames were "
-            f"prepared at ({stored}): they would be upsampled. Lower data.short_side or prepare "
-            f"the videos again with --short-side {config.data.short_side}."
-        )
+    check_short_side(config, manifest)
     if "frames_per_video" not in manifest:
         return  # a manifest not written by data/prepare.py: nothing more to compare
     frames = manifest["frames_per_video"]

@@ -21,6 +21,10 @@ UNLABELED = -1
 FRAMES_INPUT = "frames"
 AR_LAYER = "ar_fc"
 
+# The labeled datasets of the evaluation protocol and their official splits: UCF101, HMDB51
+# and the demo have three, Kinetics-400 one validation set.
+DATASET_SPLITS = {"ucf101": (1, 2, 3), "hmdb51": (1, 2, 3), "kinetics400": (1,), "demo": (1, 2, 3)}
+
 # pretrain: frame prediction only; joint: frame prediction and classification (DynamoNet);
 # classifier: the plain backbone + action head baseline of the ablations.
 MODEL_KINDS = ("pretrain", "joint", "classifier")

@@ -54,6 +54,7 @@ def test_presets_are_all_there():
         "joint_kinetics400",
         "finetune_ucf101",
         "finetune_hmdb51",
+        "finetune_demo",
         "stc_resnext101_16f",
         "stc_resnext101_32f",
         "stc_resnext101_64f",

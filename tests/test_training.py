@@ -395,7 +395,7 @@ def test_train_command_names_data_files_that_match_nothing(tmp_path):
         cwd=tmp_path,
     )
     assert result.returncode != 0
-    assert f"No TFRecord files match '{tmp_path}/none-*.tfrecord'" in result.stderr
+    assert f"data.train_files '{tmp_path}/none-*.tfrecord' matches no files" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -458,7 +458,7 @@ def test_a_config_its_prepared_data_cannot_serve_is_refused_before_the_run_start
         Trainer(tiny_config(data, "joint"), tmp_path / "run", progress=False)
     assert str(error.value) == (
         f"data.train_files {data}/train-*.tfrecord: data.num_classes is 8 but the prepared "
-        "dataset has 5 classes."
+        "dataset has 5 classes; set data.num_classes=5."
     )
     assert not (tmp_path / "run").exists()
 

@@ -31,31 +31,32 @@ def write_tiny_data(root):
     return root
 
 
+def tiny_overrides(data_dir, stage="pretrain"):
+    """The ``--set`` overrides of :func:`tiny_config`, for a command line."""
+    return [
+        f"train.stage={stage}",
+        f"data.train_files={data_dir}/train-*.tfrecord",
+        f"data.val_files={data_dir}/holdout-*.tfrecord",
+        f"data.eval_files={data_dir}/test-*.tfrecord",
+        "data.num_classes=8",
+        "data.num_frames=8",
+        "data.crop_size=32",
+        "data.short_side=32",
+        "data.shuffle_buffer=4",
+        "model.backbone=resnet10",
+        "model.width_multiplier=0.125",
+        "model.head_filters=8",
+        "model.ar_units=16",
+        "model.dmr_units=16",
+        "train.batch_size=4",
+        "train.epochs=2",
+        "train.steps_per_epoch=3",
+        "train.checkpoint_every_steps=2",
+        "train.deterministic=true",
+        "train.eval_steps=1",
+    ]
+
+
 def tiny_config(data_dir, stage="pretrain", *overrides):
     """A config of a ResNet-10 at 1/8 width on 8 frames of 32 x 32, 2 epochs of 3 steps."""
-    return load_config(
-        None,
-        [
-            f"train.stage={stage}",
-            f"data.train_files={data_dir}/train-*.tfrecord",
-            f"data.val_files={data_dir}/holdout-*.tfrecord",
-            f"data.eval_files={data_dir}/test-*.tfrecord",
-            "data.num_classes=8",
-            "data.num_frames=8",
-            "data.crop_size=32",
-            "data.short_side=32",
-            "data.shuffle_buffer=4",
-            "model.backbone=resnet10",
-            "model.width_multiplier=0.125",
-            "model.head_filters=8",
-            "model.ar_units=16",
-            "model.dmr_units=16",
-            "train.batch_size=4",
-            "train.epochs=2",
-            "train.steps_per_epoch=3",
-            "train.checkpoint_every_steps=2",
-            "train.deterministic=true",
-            "train.eval_steps=1",
-            *overrides,
-        ],
-    )
+    return load_config(None, [*tiny_overrides(data_dir, stage), *overrides])

@@ -1,6 +1,6 @@
 """Evaluate trained DynamoNet runs on action recognition (video top-1/top-5, the paper's protocol).
 
-    python evaluate.py --dataset demo                                   # runs/joint on the demo, split 1
+    python evaluate.py --dataset demo --split all                       # runs/finetune_demo_split{1,2,3}
     python evaluate.py --dataset hmdb51 --split 2 --model-dir runs/finetune_hmdb51_split2 --data prepared/hmdb51_split2
     python evaluate.py --dataset ucf101 --split all --crops 3 \\
         --model-dir 'runs/finetune_ucf101_split{split}' --data 'prepared/ucf101_split{split}'
@@ -38,15 +38,16 @@ def parse_args(argv):
     )
     add_run_arguments(
         parser,
-        model_dir_help="a train.py run, {split} replaced per split (default: runs/joint for demo "
-        "and kinetics400, runs/finetune_<dataset>_split{split} otherwise)",
+        model_dir_help="a train.py run, {split} replaced per split (default: train.py's "
+        "folders, runs/finetune_<dataset>_split{split} when split 1's exists, else "
+        "runs/joint_<dataset>[_split{split}], e.g. runs/joint_kinetics400)",
         checkpoint_help="a checkpoint prefix, e.g. runs/joint/best/ckpt-12 ({split} allowed)",
     )
     parser.add_argument(
         "--data",
         help="a prepared folder (its test-*.tfrecord; val-* for kinetics400) or a TFRecord glob, "
-        "{split} replaced per split (default: the run's data.eval_files; demo: "
-        "data/demo/labeled_split<N>)",
+        "{split} replaced per split (default: the run's data.eval_files; demo: the demo "
+        "folder's labeled_split<N>)",
     )
     parser.add_argument(
         "--out",

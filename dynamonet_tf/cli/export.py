@@ -1,6 +1,6 @@
 """Export a trained run as a SavedModel that serves raw uint8 video (see README.md).
 
-    python export.py --model-dir runs/joint --out exported/dynamonet
+    python export.py --model-dir runs/finetune_demo_split1      # to exported/finetune_demo_split1/1
 
 Label names come from --labels, else from the manifest.json of the run's prepared data. The
 export keeps the run's data.frame_stride: clients give video at its native frame rate and the
@@ -20,6 +20,7 @@ from dynamonet_tf.data.clips import decode_short_side  # noqa: E402
 from dynamonet_tf.data.prepare import PrepareError  # noqa: E402
 from dynamonet_tf.export import export_saved_model  # noqa: E402
 from dynamonet_tf.inference import InferenceError, run_label_names  # noqa: E402
+from dynamonet_tf.layout import default_export_dir, run_dir_of  # noqa: E402
 from dynamonet_tf.ownership import (  # noqa: E402
     OwnershipError,
     check_outputs_not_inputs,
@@ -41,7 +42,12 @@ def parse_args(argv):
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_run_arguments(parser)
-    parser.add_argument("--out", type=Path, required=True, help="the export directory to create")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="the export directory to create (default: exported/<run folder name>/1, the "
+        "layout TensorFlow Serving reads)",
+    )
     parser.add_argument(
         "--labels",
         type=Path,
@@ -64,6 +70,8 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         source = run_source(args)
+        if args.out is None:
+            args.out = default_export_dir(run_dir_of(source))
         # Before any work: --out replaces only an export, never a run or an input.
         check_outputs_not_inputs(
             [("--out", args.out)],

@@ -15,9 +15,10 @@ from dynamonet_tf.config import (  # noqa: E402
     load_config,
     override_keys,
 )
+from dynamonet_tf.data.checks import DataCheckError, training_identity  # noqa: E402
 from dynamonet_tf.data.demo_data import with_demo_data  # noqa: E402
 from dynamonet_tf.data.prepare import PrepareError  # noqa: E402
-from dynamonet_tf.layout import default_model_dir  # noqa: E402
+from dynamonet_tf.layout import default_run_dir  # noqa: E402
 from dynamonet_tf.models import is_torch_checkpoint  # noqa: E402
 from dynamonet_tf.names import STAGES  # noqa: E402
 from dynamonet_tf.runs import RunError, load_run_config  # noqa: E402
@@ -45,7 +46,12 @@ def parse_args(argv):
         metavar="KEY=VALUE",
         help="override a config key, e.g. train.batch_size=16 (repeatable)",
     )
-    parser.add_argument("--model-dir", type=Path, help="default: runs/<stage>")
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        help="default: runs/<stage>_<dataset>[_split<N>], from data.dataset and data.split or "
+        "the training data's manifest.json, e.g. runs/finetune_ucf101_split2",
+    )
     parser.add_argument(
         "--init-from",
         type=Path,
@@ -67,16 +73,19 @@ def main(argv=None):
         config = load_config(args.config, overrides)
         if not config.data.train_files:
             config = with_demo_data(config)
-        model_dir = args.model_dir or default_model_dir(config.train.stage)
+        dataset, split = training_identity(config)
+        model_dir = args.model_dir or default_run_dir(config.train.stage, dataset, split)
         init_from = args.init_from
-        default_pretrain = default_model_dir("pretrain")
+        demo_pretrain = default_run_dir("pretrain", "demo")
         if (
             init_from is None
-            and config.train.stage != "pretrain"
-            and args.config == DEFAULT_CONFIG
-            and default_pretrain.exists()
+            and config.train.labeled
+            and dataset == "demo"
+            and demo_pretrain.exists()
         ):
-            init_from = default_pretrain  # the demo's joint run continues from its pretraining
+            # The demo's labeled stages continue from its pretraining, as the README runs them.
+            init_from = demo_pretrain
+            print(f"--init-from {init_from} (the demo's pretraining; --init-from to change)")
         if init_from is not None and not is_torch_checkpoint(init_from):
             # The architecture of the run started from, unless --set says otherwise: its
             # weights then load whole (a preset's own backbone would leave them unused). A
@@ -95,7 +104,7 @@ def main(argv=None):
             overwrite=args.overwrite,
         )
         report = trainer.train()
-    except (ConfigError, TrainingError, PrepareError) as error:
+    except (ConfigError, DataCheckError, TrainingError, PrepareError) as error:
         sys.exit(f"error: {error}")
     except RunError as error:
         sys.exit(f"error: --init-from {error}")

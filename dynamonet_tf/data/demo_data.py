@@ -1,6 +1,6 @@
 """The built-in demo data, generated and prepared on first use (docs/DESIGN.md §7).
 
-Where it lives is :class:`dynamonet_tf.layout.DemoLayout` (``data/demo`` by default): the
+Where it lives is :class:`dynamonet_tf.layout.DemoLayout` (``data/demo`` of the checkout): the
 generated videos, the unlabeled clips prepared for pretraining and the labeled set of each
 split prepared for the labeled stages and evaluation, each with its holdout.
 """
@@ -31,14 +31,16 @@ def with_demo_data(config, root=DEMO_DATA_DIR):
     """``config`` with its missing data paths pointing at the prepared demo set.
 
     Pretraining reads the unlabeled clips and validates on their holdout; the labeled
-    stages read split 1 of the labeled set and validate on its holdout of training videos.
-    Every stage reports on the labeled set's test videos (labels unused by pretraining).
+    stages read split ``data.split`` (default 1) of the labeled set, preparing it first when
+    absent, and validate on its holdout of training videos. Every stage reports on that
+    split's test videos (labels unused by pretraining).
 
     Raises:
         PrepareError: a demo folder prepared before the holdout existed (nothing is removed).
     """
-    demo = ensure_demo(root)
-    training = demo.unlabeled if config.train.stage == "pretrain" else demo.labeled(1)
+    split = config.data.split or 1
+    demo = ensure_demo(root, split)
+    training = demo.unlabeled if config.train.stage == "pretrain" else demo.labeled(split)
     if config.data.val_files is None and not list(training.glob(f"{HOLDOUT}-*.tfrecord")):
         raise PrepareError(
             f"{training} has no {HOLDOUT}-*.tfrecord: the demo there was prepared before "
@@ -49,6 +51,6 @@ def with_demo_data(config, root=DEMO_DATA_DIR):
         config.data,
         train_files=config.data.train_files or shards(training, TRAIN),
         val_files=config.data.val_files or shards(training, HOLDOUT),
-        eval_files=config.data.eval_files or shards(demo.labeled(1), TEST),
+        eval_files=config.data.eval_files or shards(demo.labeled(split), TEST),
     )
     return dataclasses.replace(config, data=data)

@@ -35,7 +35,6 @@ from dynamonet_tf.evaluation.protocol import (
 )
 from dynamonet_tf.evaluation.splits import (
     DATASETS,
-    SPLITS,
     SplitPlan,
     evaluate_split,
     plan_splits,
@@ -46,7 +45,6 @@ __all__ = [
     "ALLOW_MISSING_FLAG",
     "DATASETS",
     "HEADLINE",
-    "SPLITS",
     "ClipScores",
     "EvaluationError",
     "ManifestVideos",

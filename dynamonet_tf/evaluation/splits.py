@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from dynamonet_tf.config import prepared_identity
 from dynamonet_tf.data.demo_data import demo_test_files
 from dynamonet_tf.data.integrity import ShardError, find_damaged_shard, reading_shards
 from dynamonet_tf.data.pipelines import eval_dataset, list_files
@@ -45,21 +46,19 @@ from dynamonet_tf.evaluation.protocol import (
 )
 from dynamonet_tf.layout import (
     MANIFEST,
+    SPLIT_PLACEHOLDER,
+    default_run_dir,
     eval_subset,
     run_dir_of,
     run_layout,
     shards,
     splits_summary_dir,
 )
+from dynamonet_tf.names import DATASET_SPLITS
 from dynamonet_tf.run_lock import RunLockError, lock_run_folder
 from dynamonet_tf.runs import load_run, load_run_config, model_kind, resolve_checkpoint
 
-DATASETS = ("ucf101", "hmdb51", "kinetics400", "demo")
-# The demo's labeled set is made by the HMDB51 reader, so its manifest says hmdb51.
-PREPARED_AS = {"demo": "hmdb51"}
-# UCF101, HMDB51 (and the demo) have 3 official splits; Kinetics-400 has one validation set.
-SPLITS = {"ucf101": (1, 2, 3), "hmdb51": (1, 2, 3), "kinetics400": (1,), "demo": (1, 2, 3)}
-SPLIT_PLACEHOLDER = "{split}"
+DATASETS = tuple(DATASET_SPLITS)
 
 
 # ---------------------------------------------------------------------------- data sets
@@ -102,15 +101,13 @@ def check_data(manifest, pattern, dataset, split, num_classes, source):
             f"the data {pattern!r} has {classes} classes (its {MANIFEST}) but the model of "
             f"{source} predicts {num_classes}; evaluate it on the data set it was trained for."
         )
-    prepared_as = manifest.get("dataset")
-    expected = PREPARED_AS.get(dataset, dataset)
-    if prepared_as and prepared_as != expected:
+    prepared_as, prepared_split = prepared_identity(manifest)
+    if prepared_as and prepared_as != dataset:
         raise EvaluationError(
             f"the data {pattern!r} was prepared from {prepared_as} (its {MANIFEST}), not "
             f"{dataset}; pass the matching --dataset or --data."
         )
-    prepared_split = manifest.get("source", {}).get("split")
-    if len(SPLITS[dataset]) > 1 and prepared_split is not None and prepared_split != split:
+    if prepared_split is not None and prepared_split != split:
         raise EvaluationError(
             f"the data {pattern!r} is split {prepared_split} (its {MANIFEST}), not split "
             f"{split}; pass --split {prepared_split} or that split's --data."
@@ -137,7 +134,7 @@ def parse_splits(dataset, split):
     """``"1"``, ``"2"``, ``"3"`` or ``"all"`` -> the split numbers to evaluate."""
     if dataset not in DATASETS:
         raise EvaluationError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}.")
-    valid = SPLITS[dataset]
+    valid = DATASET_SPLITS[dataset]
     if str(split) == "all":
         if len(valid) == 1:
             raise EvaluationError(
@@ -151,11 +148,15 @@ def parse_splits(dataset, split):
 
 
 def default_model_dir(dataset):
-    """Where ``evaluate.py`` looks without --model-dir: the demo's and Kinetics' joint run
-    in ``runs/joint`` (where ``train.py`` puts it), a fine-tuned run per split otherwise."""
-    if dataset in ("demo", "kinetics400"):
-        return "runs/joint"
-    return f"runs/finetune_{dataset}_split{SPLIT_PLACEHOLDER}"
+    """Where ``evaluate.py`` looks without --model-dir, by train.py's rule
+    (:func:`~dynamonet_tf.layout.default_run_dir`): a dataset's fine-tuned runs, one per
+    split, when the first exists, else its joint run(s) (Kinetics-400's, or the demo's)."""
+    split = SPLIT_PLACEHOLDER if len(DATASET_SPLITS[dataset]) > 1 else None
+    finetuned = default_run_dir("finetune", dataset, split)
+    first = str(finetuned).replace(SPLIT_PLACEHOLDER, str(DATASET_SPLITS[dataset][0]))
+    if dataset != "kinetics400" and Path(first).exists():
+        return finetuned
+    return default_run_dir("joint", dataset, split)
 
 
 def plan_splits(dataset, split, *, source=None, is_checkpoint=False, data=None, out=None):

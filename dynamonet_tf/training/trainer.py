@@ -45,22 +45,18 @@ from dynamonet_tf.checkpoint_files import (
 )
 from dynamonet_tf.checkpoint_files import present as present_checkpoints
 from dynamonet_tf.config import (
-    ConfigError,
     architecture_differences,
-    check_against_data,
     check_against_runtime,
     with_absolute_data_paths,
 )
+from dynamonet_tf.data.checks import DataCheckError, check_training_data
 from dynamonet_tf.data.clips import split_clip
 from dynamonet_tf.data.integrity import ShardError, reading_shards
 from dynamonet_tf.data.pipelines import (
     UNLABELED_MESSAGE,
     eval_dataset,
-    first_video,
-    list_files,
     train_dataset,
 )
-from dynamonet_tf.data.prepare import read_manifest
 from dynamonet_tf.evaluation import (
     HEADLINE,
     check_videos_read,
@@ -204,37 +200,12 @@ class Trainer:
 
     @staticmethod
     def _check_against_data(config):
-        """Refuses, before anything is built or written, a config its training data cannot
-        serve: against the data's ``manifest.json`` when it has one
-        (:func:`~dynamonet_tf.config.check_against_data`), and a labeled stage on unlabeled
-        videos by a look at the first video (the pipeline's check would stop the first
-        step, naming nothing)."""
+        """Refuses, before anything is built or written, a config its data cannot serve
+        (:func:`~dynamonet_tf.data.checks.check_training_data`)."""
         try:
-            files = list_files(config.data.train_files)
-        except FileNotFoundError:
-            return  # named when the run reads its data, after the run folder is checked
-        manifest = read_manifest(files)
-        if manifest is not None:
-            try:
-                check_against_data(config, manifest)
-            except ConfigError as error:
-                raise TrainingError(
-                    f"data.train_files {config.data.train_files}: {error}"
-                ) from None
-        if not config.train.labeled:
-            return
-        try:
-            with reading_shards(config.data.train_files):
-                video = first_video(config.data.train_files)
-        except ShardError as error:
+            check_training_data(config)
+        except DataCheckError as error:
             raise TrainingError(str(error)) from None
-        if video is not None and int(video["label"]) == UNLABELED:
-            raise TrainingError(
-                f"train.stage {config.train.stage!r} learns from labels, but the videos of "
-                f"data.train_files {config.data.train_files} are unlabeled (the first, "
-                f"{video['media_id'].numpy().decode() or 'unnamed'}, has none): pretrain on "
-                "them (--stage pretrain) or give a labeled dataset prepared by data/prepare.py."
-            )
 
     def _has_checkpoint(self):
         return has_checkpoint(self.run)
