@@ -59,7 +59,7 @@ def resolve_checkpoint(source: PathLike, *, best: bool = False) -> str:
 
     Args:
         source: a model dir (its latest checkpoint, or its best one with ``best=True``) or a
-            checkpoint prefix such as ``runs/joint/checkpoints/ckpt-200``.
+            checkpoint prefix such as ``runs/joint_demo_split1/checkpoints/ckpt-200``.
         best: for a model dir, take ``best/`` (lowest validation loss) instead of the final state.
 
     Raises:
@@ -85,7 +85,7 @@ def _checkpoints_of(source: PathLike, best: bool) -> list:
     if not Path(f"{source}.index").exists():
         raise RunError(
             f"{source}: neither a model dir nor a checkpoint prefix (no {source}.index); pass a "
-            "run's model dir or a prefix such as runs/joint/checkpoints/ckpt-200."
+            "run's model dir or a prefix such as runs/joint_demo_split1/checkpoints/ckpt-200."
         )
     return [source]
 
@@ -101,7 +101,7 @@ def _existing(source: PathLike) -> Path:
         f"checkpoints in {source.parent}: {', '.join(p.name for p in nearby)}"
         if nearby
         else "pass a train.py run's model dir or a checkpoint prefix such as "
-        "runs/joint/checkpoints/ckpt-200"
+        "runs/joint_demo_split1/checkpoints/ckpt-200"
     )
     raise RunError(
         f"{source} does not exist (neither a folder nor a checkpoint prefix with "
@@ -180,7 +180,7 @@ def add_run_arguments(
     parser,
     *,
     model_dir_help: str = "a train.py run (its latest checkpoint)",
-    checkpoint_help: str = "a checkpoint prefix of a run, e.g. runs/joint/checkpoints/ckpt-200",
+    checkpoint_help: str = "a checkpoint prefix, e.g. runs/joint_demo_split1/checkpoints/ckpt-200",
 ) -> None:
     """Adds ``--model-dir``, ``--checkpoint`` and ``--best`` to an argparse parser; see
     :func:`run_source` for what they load."""
