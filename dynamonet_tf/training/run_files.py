@@ -9,6 +9,7 @@ lock (:mod:`dynamonet_tf.run_lock`) before anything in it is read or changed.
 import csv
 import json
 import shutil
+from pathlib import Path
 
 import tensorflow as tf
 import yaml
@@ -20,7 +21,10 @@ from dynamonet_tf.layout import RunLayout
 from dynamonet_tf.ownership import describe, folder_kind
 from dynamonet_tf.run_lock import RunLock, lock_run_folder
 
-# Checkpoints of the last states kept in checkpoints/ (best/ keeps one).
+# Checkpoints of the last states kept in checkpoints/ (best/ keeps one). Both folders name
+# a checkpoint by its optimizer step, ckpt-<step> (best/ of runs made before, by its epoch
+# from 0: TensorFlow's index keeps them in the order saved, so a resumed old run's newer
+# best is still the one read); steps.json and best.json give the epochs.
 CHECKPOINTS_KEPT = 3
 
 
@@ -45,7 +49,7 @@ def claim_run_folder(run: RunLayout, config: ExperimentConfig, overwrite: bool =
     The lock is taken first, before the saved config is read or anything is removed. A
     folder holding a run of the same config is resumed as it is. One holding a run of
     another config is refused unless ``overwrite``, which removes that run's outputs
-    (checkpoints, best/, TensorBoard, logs and reports) first.
+    (checkpoints, best/, TensorBoard, logs, reports and its run.json) first.
 
     Raises:
         RunFolderInUse: another process holds the folder (the message names it).
@@ -123,6 +127,49 @@ def checkpoint_managers(checkpoint: tf.train.Checkpoint, model, run: RunLayout):
     last = tf.train.CheckpointManager(checkpoint, run.checkpoints, max_to_keep=CHECKPOINTS_KEPT)
     best = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), run.best, max_to_keep=1)
     return last, best
+
+
+def checkpoint_name(step: int) -> str:
+    """The name of the checkpoint of optimizer step ``step``, in checkpoints/ and best/."""
+    return f"{checkpoint_files.CHECKPOINT_NAME}-{step}"
+
+
+def record_checkpoint_step(run: RunLayout, step: int, epoch: int, epoch_complete: bool, kept):
+    """Notes in ``checkpoints/steps.json`` that ``ckpt-<step>`` was saved in ``epoch``
+    (counted from 1, as in log.csv) and whether it ended that epoch; the entries of
+    checkpoints no longer kept (``kept``: the prefixes the manager keeps) are dropped."""
+    steps = read_json(run.checkpoint_steps)
+    steps = steps if isinstance(steps, dict) else {}
+    steps[checkpoint_name(step)] = {
+        "step": step,
+        "epoch": epoch,
+        "epoch_complete": epoch_complete,
+    }
+    names = {Path(prefix).name for prefix in kept}
+    steps = {name: entry for name, entry in steps.items() if name in names}
+    write_json(run.checkpoint_steps, dict(sorted(steps.items(), key=lambda item: _number(item[0]))))
+
+
+def record_best(run: RunLayout, step: int, epoch: int, val_loss: float):
+    """Writes ``best/best.json``: the checkpoint in best/ (``ckpt-<step>``), its step, its
+    epoch (counted from 1: the log.csv row whose validation chose it) and its val_loss."""
+    write_json(
+        run.best_info,
+        {"checkpoint": checkpoint_name(step), "step": step, "epoch": epoch, "val_loss": val_loss},
+    )
+
+
+def read_json(path):
+    """The JSON at ``path``; None when it is missing or cannot be read."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+def _number(name: str) -> int:
+    tail = name.rpartition("-")[2]
+    return int(tail) if tail.isdigit() else -1
 
 
 def has_checkpoint(run: RunLayout) -> bool:

@@ -29,6 +29,7 @@ too, so its ``log.csv`` row covers all its steps.
 
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -84,10 +85,14 @@ from dynamonet_tf.training.run_files import (
     RunFolderError,
     append_epoch_log,
     checkpoint_managers,
+    checkpoint_name,
     claim_run_folder,
     has_checkpoint,
+    record_best,
+    record_checkpoint_step,
     write_json,
 )
+from dynamonet_tf.training.run_record import CLOSED, RunSession
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
@@ -119,10 +124,23 @@ class Trainer:
     until :meth:`train` ends or :meth:`close`: another process's Trainer on it is refused,
     naming this one (:mod:`dynamonet_tf.run_lock`). A non-chief worker locks its own
     ``workers/<id>/`` folder, so the workers of one run do not exclude each other.
+
+    While it holds the folder, the Trainer records its session in ``run.json`` (``command``,
+    default ``sys.argv``: train.py passes its own) and ``train.log`` (its messages and, while
+    it trains, what the terminal shows, without progress bars):
+    :mod:`dynamonet_tf.training.run_record`.
     """
 
     def __init__(
-        self, config, model_dir, *, strategy=None, init_from=None, overwrite=False, progress=True
+        self,
+        config,
+        model_dir,
+        *,
+        strategy=None,
+        init_from=None,
+        overwrite=False,
+        progress=True,
+        command=None,
     ):
         # Absolute data paths: the saved config then serves commands run from anywhere.
         config = with_absolute_data_paths(config)
@@ -136,6 +154,9 @@ class Trainer:
             self.model_dir = self.model_dir / "workers" / str(resolver.task_id)
         self.run = run_layout(self.model_dir)
         self.progress = progress
+        # The command line run.json records.
+        self.command = [str(argument) for argument in (sys.argv if command is None else command)]
+        self._session = None
         check_against_runtime(config, self.strategy.num_replicas_in_sync)
         if config.train.stage == "finetune" and init_from is None and not self._has_checkpoint():
             raise TrainingError(
@@ -153,6 +174,9 @@ class Trainer:
         # Held until train() ends or close(): one process writes a run folder.
         self._lock = self._claim_model_dir(overwrite)
         try:
+            self._session = RunSession(
+                self.run, stage=config.train.stage, command=self.command, strategy=self.strategy
+            )
             keras.mixed_precision.set_global_policy(config.train.mixed_precision)
             keras.utils.set_random_seed(config.train.seed)
             with self.strategy.scope():
@@ -192,7 +216,8 @@ class Trainer:
                 self._make_train_step(measure_balance=True) if self._is_joint() else None
             )
             self.balance_monitor = BalanceMonitor(config.loss)
-        except BaseException:
+        except BaseException as error:
+            self._end_session(error)
             self.close()
             raise
 
@@ -222,14 +247,14 @@ class Trainer:
         """
         for folder in (self.run.checkpoints, self.run.best):
             for leftover, size in remove_interrupted_saves(folder):
-                print(
+                self._say(
                     f"removed {leftover} ({size / 1e6:.1f} MB), the temporary folder of a "
                     "checkpoint save that was interrupted"
                 )
             problem = repair_index(folder)
             if problem:
                 names = ", ".join(prefix.name for prefix in present_checkpoints(folder))
-                print(f"warning: {problem}; rebuilt it from the checkpoints present: {names}")
+                self._say(f"warning: {problem}; rebuilt it from the checkpoints present: {names}")
         if not present_checkpoints(self.run.checkpoints):
             return None
 
@@ -251,7 +276,7 @@ class Trainer:
         if skipped:
             moved_to = set_aside([damaged for damaged, _ in skipped])
             for (damaged, why), target in zip(skipped, moved_to):
-                print(
+                self._say(
                     f"warning: {damaged} cannot be read ({why}); moved it to {target} and "
                     f"resumed from {prefix} (step {int(self.optimizer.iterations.numpy())})"
                 )
@@ -267,9 +292,31 @@ class Trainer:
 
     def close(self):
         """Releases the model dir for other processes; :meth:`train` does at its end.
-        The trainer writes nothing after. Closing twice is harmless."""
+        The trainer writes nothing after. Closing twice is harmless.
+
+        A session not ended by :meth:`train` is recorded as ``closed`` in run.json."""
+        self._end_session(status=CLOSED)
         if self._lock is not None:
             self._lock.release()
+
+    def _say(self, message, *, stderr=False):
+        """Prints one of the trainer's messages and appends it to train.log."""
+        if self._session is not None:
+            self._session.say(message, stderr=stderr)
+        else:
+            print(message, file=sys.stderr if stderr else sys.stdout, flush=True)
+
+    def _step(self):
+        """The optimizer step reached; None before the optimizer is made."""
+        try:
+            return int(self.optimizer.iterations.numpy())
+        except Exception:  # not made yet, or TensorFlow itself failing
+            return None
+
+    def _end_session(self, error=None, *, status=None):
+        """Records the session's end (:meth:`RunSession.end`); once."""
+        if self._session is not None:
+            self._session.end(error, status=status, step=self._step())
 
     def __enter__(self):
         return self
@@ -331,7 +378,7 @@ class Trainer:
             "unused": report.unused,
         }
         write_json(self.run.init_report, summary)
-        print(f"initialised from {prefix}: {report}")
+        self._say(f"initialised from {prefix}: {report}")
         return summary
 
     def _initialise_from_hara(self, path):
@@ -351,7 +398,7 @@ class Trainer:
             "unused": report.unused,
         }
         write_json(self.run.init_report, summary)
-        print(f"initialised the backbone from {path}: {report}")
+        self._say(f"initialised the backbone from {path}: {report}")
         return summary
 
     # ------------------------------------------------------------------ steps
@@ -573,7 +620,9 @@ class Trainer:
         if not files or model_kind(self.config) == "classifier":
             return
         frames, targets, _ = next(self._eval_clips(1, files))
-        log_prediction_images(writer, step, self.model(frames[:1], training=False), targets)
+        log_prediction_images(
+            writer, step, frames[:1], self.model(frames[:1], training=False), targets
+        )
 
     # ------------------------------------------------------------------ the loop
 
@@ -587,17 +636,29 @@ class Trainer:
             )
 
     def _save(self):
+        """Saves checkpoints/ckpt-<step> and notes its epoch in checkpoints/steps.json."""
         self._check_finite_weights()
-        self.manager.save(checkpoint_number=int(self.optimizer.iterations.numpy()))
+        step = int(self.optimizer.iterations.numpy())
+        self.manager.save(checkpoint_number=step)
+        # Saved at an epoch's end (the epoch counter already moved on) or part-way through.
+        complete = int(self.step_in_epoch.numpy()) == 0
+        epoch = int(self.epoch.numpy()) + (0 if complete else 1)
+        record_checkpoint_step(self.run, step, epoch, complete, self.manager.checkpoints)
 
     def _end_epoch(self, logs):
+        """Steps the plateau schedule, saves best/ when the validation loss is the lowest
+        yet (as ``ckpt-<step>``, the step of this epoch's log.csv row, with best/best.json),
+        and checkpoints the epoch's end. Returns the best/ checkpoint saved, or None."""
         val_loss = logs.get("val_loss")
+        saved_best = None
         if val_loss is not None:
             if val_loss < float(self.best_val_loss.numpy()):
                 self.best_val_loss.assign(val_loss)
                 self.plateau_wait.assign(0)
                 self._check_finite_weights()
-                self.best_manager.save(checkpoint_number=int(self.epoch.numpy()))
+                step = int(self.optimizer.iterations.numpy())
+                saved_best = self.best_manager.save(checkpoint_number=step)
+                record_best(self.run, step, int(self.epoch.numpy()) + 1, float(val_loss))
             else:
                 self.plateau_wait.assign_add(1)
                 optimizer = self.config.optimizer
@@ -617,17 +678,52 @@ class Trainer:
         self.step_in_epoch.assign(0)
         self.epoch_progress.assign("")
         self._save()
+        return saved_best
 
     def train(self):
         """Runs the remaining epochs; returns the final report (also in ``report.json``).
 
         Releases the model dir at its end, whether it finishes or raises (:meth:`close`): a
-        new Trainer resumes the run."""
+        new Trainer resumes the run. The session's end (finished, failed or interrupted) is
+        recorded in run.json and train.log first."""
         if not self._lock.held:
             raise TrainingError(
                 f"this Trainer has released {self.model_dir} (train() ended or close() was "
                 "called); make a new Trainer to resume the run."
             )
+        try:
+            self._begin_session()
+            with self._session.tee():
+                report = self._train_reading_shards()
+        except BaseException as error:
+            self._end_session(error)
+            raise
+        else:
+            self._end_session()
+            return report
+        finally:
+            self.close()
+
+    def _begin_session(self):
+        """Records where the session starts from in run.json, and says it when resuming."""
+        step = int(self.optimizer.iterations.numpy())
+        resumed_from = (
+            os.path.relpath(self.resumed_from, self.run.root) if self.resumed_from else None
+        )
+        self._session.update(
+            resumed_from=resumed_from,
+            initialised_from=self.init_report["source"] if self.init_report else None,
+            start_step=step,
+        )
+        if resumed_from:
+            self._say(
+                f"resuming from {resumed_from}: step {step}, epoch "
+                f"{int(self.epoch.numpy()) + 1} of {self.config.train.epochs} "
+                f"({int(self.step_in_epoch.numpy())} of its "
+                f"{self.config.train.steps_per_epoch} steps done)"
+            )
+
+    def _train_reading_shards(self):
         data = self.config.data
         patterns = [p for p in (data.train_files, data.val_files, data.eval_files) if p]
         try:
@@ -645,8 +741,6 @@ class Trainer:
                 f"data.train_files {data.train_files} has none (label index {UNLABELED}); "
                 "prepare the dataset again with its labels, or pretrain on it."
             ) from None
-        finally:
-            self.close()
 
     def _train(self):
         train = self.config.train
@@ -708,11 +802,17 @@ class Trainer:
                 for name, value in logs.items():
                     tf.summary.scalar(f"epoch/{name}", value)
             self.log_prediction_images(writer, int(self.optimizer.iterations.numpy()))
-            append_epoch_log(
-                self.run.log,
-                dict(epoch=epoch + 1, step=int(self.optimizer.iterations.numpy()), **logs),
+            step = int(self.optimizer.iterations.numpy())
+            append_epoch_log(self.run.log, dict(epoch=epoch + 1, step=step, **logs))
+            saved_best = self._end_epoch(logs)
+            self._say(
+                _epoch_summary(epoch + 1, train.epochs, step, logs)
+                + (
+                    f"; lowest val_loss yet: saved {self.run.best.name}/{checkpoint_name(step)}"
+                    if saved_best
+                    else ""
+                )
             )
-            self._end_epoch(logs)
         writer.flush()
         report = self.final_report()
         write_json(self.run.report, report)
@@ -744,8 +844,25 @@ class Trainer:
         # Warned, not refused: the run is finished and its report worth keeping.
         checked = check_videos_read(data.eval_files, report["videos"], allow_missing=True)
         for warning in checked.get("warnings", ()):
-            print(f"warning: {warning}", file=sys.stderr)
+            self._say(f"warning: {warning}", stderr=True)
         return {k: report[k] for k in ("videos", "clips", *HEADLINE)} | checked
+
+
+# The logs an epoch's line shows, when measured.
+_SUMMARY = (
+    "loss",
+    "val_loss",
+    "top1_accuracy",
+    "val_top1_accuracy",
+    "learning_rate",
+    "clips_per_second",
+)
+
+
+def _epoch_summary(epoch, epochs, step, logs):
+    """``epoch 2/10 (step 200): loss 0.0123, val_loss 0.0150, ...``: an epoch's line."""
+    shown = ", ".join(f"{name} {logs[name]:.4g}" for name in _SUMMARY if name in logs)
+    return f"epoch {epoch}/{epochs} (step {step}): {shown}"
 
 
 def _first_names(names, count=3):
