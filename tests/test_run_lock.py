@@ -17,7 +17,7 @@ from dynamonet_tf.evaluation.splits import SplitPlan, evaluate_split
 from dynamonet_tf.layout import run_layout
 from dynamonet_tf.run_lock import RunFolderInUse, held_by, lock_run_folder
 from dynamonet_tf.training.trainer import Trainer, TrainingError
-from tiny_run import tiny_config
+from tiny_run import tiny_config, write_tiny_data
 
 # Another process (train.py's stand-in): claims the folder, says so, sleeps until killed.
 HOLD = (
@@ -71,7 +71,8 @@ def test_a_trainer_on_a_folder_in_use_refuses_before_touching_it(holder, tmp_pat
     run = tmp_path / "run"
     process = holder(run)
     (run / "log.csv").write_text("the other run's\n")
-    config = tiny_config(tmp_path / "no_data", "pretrain", "train.epochs=1")
+    # Real data: the data are checked first, then the folder's lock.
+    config = tiny_config(write_tiny_data(tmp_path), "pretrain", "train.epochs=1")
     # --overwrite would delete the other run's outputs; the lock comes first.
     with pytest.raises(TrainingError, match=rf"^{run} is in use by process {process.pid} \("):
         Trainer(config, run, overwrite=True, progress=False)
@@ -121,7 +122,7 @@ class _NonChiefWorker:
 
 def test_trainer_holds_its_folder_until_closed_and_workers_lock_their_own(holder, tmp_path):
     run = tmp_path / "run"
-    config = tiny_config(tmp_path / "no_data", "pretrain", "train.epochs=1")
+    config = tiny_config(write_tiny_data(tmp_path), "pretrain", "train.epochs=1")
     chief = holder(run)  # the chief (worker 0) holds the run's folder
     with Trainer(config, run, strategy=_NonChiefWorker(1), progress=False) as worker:
         assert worker.model_dir == run / "workers" / "1"
@@ -145,7 +146,6 @@ def test_evaluating_a_run_in_use_is_refused_naming_the_holder(holder, tmp_path):
 
 @pytest.mark.slow
 def test_train_ends_by_releasing_its_folder(tmp_path):
-    from tiny_run import write_tiny_data
 
     data = tmp_path / "data"
     data.mkdir()
