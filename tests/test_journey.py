@@ -91,6 +91,11 @@ def test_the_readme_journey_runs_from_pretraining_to_the_served_export(tmp_path)
         run = runs / f"finetune_demo_split{split}"
         init = json.loads((run / "init_report.json").read_text())
         assert init["source"].startswith("runs/pretrain_demo/checkpoints/ckpt-")
+        # The run folder explains itself: the command line, and what the terminal showed.
+        record = json.loads((run / "run.json").read_text())
+        assert "configs/finetune_demo.yaml" in record["sessions"][0]["command"]
+        assert "--init-from runs/pretrain_demo" in " ".join(record["sessions"][0]["command"])
+        assert "finetune finished after 2 steps" in (run / "train.log").read_text()
         # Each split's run trained on its own split's prepared videos.
         config = (run / "config.yaml").read_text()
         assert f"labeled_split{split}/train-" in config

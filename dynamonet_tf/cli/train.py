@@ -18,10 +18,11 @@ from dynamonet_tf.config import (  # noqa: E402
 from dynamonet_tf.data.checks import DataCheckError, training_identity  # noqa: E402
 from dynamonet_tf.data.demo_data import with_demo_data  # noqa: E402
 from dynamonet_tf.data.prepare import PrepareError  # noqa: E402
-from dynamonet_tf.layout import default_run_dir  # noqa: E402
+from dynamonet_tf.layout import default_run_dir, run_layout  # noqa: E402
 from dynamonet_tf.models import is_torch_checkpoint  # noqa: E402
 from dynamonet_tf.names import STAGES  # noqa: E402
 from dynamonet_tf.runs import RunError, load_run_config  # noqa: E402
+from dynamonet_tf.training.run_record import tee_to_log  # noqa: E402
 from dynamonet_tf.training.trainer import (  # noqa: E402
     STRATEGIES,
     Trainer,
@@ -75,35 +76,39 @@ def main(argv=None):
             config = with_demo_data(config)
         dataset, split = training_identity(config)
         model_dir = args.model_dir or default_run_dir(config.train.stage, dataset, split)
-        init_from = args.init_from
-        demo_pretrain = default_run_dir("pretrain", "demo")
-        if (
-            init_from is None
-            and config.train.labeled
-            and dataset == "demo"
-            and demo_pretrain.exists()
-        ):
-            # The demo's labeled stages continue from its pretraining, as the README runs them.
-            init_from = demo_pretrain
-            print(f"--init-from {init_from} (the demo's pretraining; --init-from to change)")
-        if init_from is not None and not is_torch_checkpoint(init_from):
-            # The architecture of the run started from, unless --set says otherwise: its
-            # weights then load whole (a preset's own backbone would leave them unused). A
-            # PyTorch checkpoint loads into the configured backbone, or names what disagrees.
-            source = load_run_config(init_from)
-            config, inherited = inherit_architecture(
-                config, source, keep=override_keys(args.overrides)
+        # What the terminal shows goes to the run's train.log too, progress bars left out.
+        with tee_to_log(run_layout(model_dir).train_log):
+            init_from = args.init_from
+            demo_pretrain = default_run_dir("pretrain", "demo")
+            if (
+                init_from is None
+                and config.train.labeled
+                and dataset == "demo"
+                and demo_pretrain.exists()
+            ):
+                # The demo's labeled stages continue from its pretraining, as the README runs them.
+                init_from = demo_pretrain
+                print(f"--init-from {init_from} (the demo's pretraining; --init-from to change)")
+            if init_from is not None and not is_torch_checkpoint(init_from):
+                # The architecture of the run started from, unless --set says otherwise: its
+                # weights then load whole (a preset's own backbone would leave them unused). A
+                # PyTorch checkpoint loads into the configured backbone, or names what disagrees.
+                source = load_run_config(init_from)
+                config, inherited = inherit_architecture(
+                    config, source, keep=override_keys(args.overrides)
+                )
+                if inherited:
+                    print(f"architecture of --init-from {init_from}: {'; '.join(inherited)}")
+            trainer = Trainer(
+                config,
+                model_dir,
+                strategy=make_strategy(args.strategy),
+                init_from=init_from,
+                overwrite=args.overwrite,
+                command=sys.argv if argv is None else [sys.argv[0], *argv],
             )
-            if inherited:
-                print(f"architecture of --init-from {init_from}: {'; '.join(inherited)}")
-        trainer = Trainer(
-            config,
-            model_dir,
-            strategy=make_strategy(args.strategy),
-            init_from=init_from,
-            overwrite=args.overwrite,
-        )
-        report = trainer.train()
+            report = trainer.train()
+            print_report(report, model_dir)  # inside, so that train.log holds it too
     except (ConfigError, DataCheckError, TrainingError, PrepareError) as error:
         sys.exit(f"error: {error}")
     except RunError as error:
@@ -112,7 +117,6 @@ def main(argv=None):
         sys.exit(f"error: {error} Check data.train_files, data.val_files and data.eval_files.")
     except KeyboardInterrupt:
         sys.exit("interrupted: the last checkpoint is kept; run the same command again to resume")
-    print_report(report, model_dir)
 
 
 def print_report(report, model_dir):
