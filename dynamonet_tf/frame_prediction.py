@@ -35,7 +35,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 from tqdm import tqdm
 
 from dynamonet_tf.atomic_files import atomic_write
@@ -46,6 +45,7 @@ from dynamonet_tf.data.video import VideoDecodeError, decode_video
 from dynamonet_tf.frame_metrics import MAX_PSNR, SSIM_BORDER, SSIM_SETTINGS, FramePredictionScores
 from dynamonet_tf.layout import TEST, VAL, shards
 from dynamonet_tf.names import PREDICTED_FRAMES
+from dynamonet_tf.plots import figure_to_png, prediction_figure
 from dynamonet_tf.run_lock import RunLockError, lock_run_folder
 
 # Half a pixel per frame at the evaluation resolution: above what Farneback reports on a
@@ -62,11 +62,6 @@ FARNEBACK = {
     "poly_sigma": 1.2,
     "flags": 0,
 }
-# |difference| images are scaled by this so that small errors show.
-DIFFERENCE_GAIN = 4.0
-# Flow images are coloured relative to the clip's longest flow, but at least this many
-# pixels, so that the noise of a static clip stays dark.
-MIN_FLOW_SCALE = 1.0
 
 PER_VIDEO_FILE = "per_video.csv"
 METRICS_FILE = "metrics.json"
@@ -105,40 +100,18 @@ def moving_mask(frame, next_frame, threshold=DEFAULT_FLOW_THRESHOLD):
     return mask
 
 
-def flow_to_rgb(flows):
-    """Flow fields ``(time, height, width, 2)`` as images ``(time, height, width, 3)`` in
-    [0, 1]: hue the direction, brightness the length relative to the longest flow of all
-    of them (at least :data:`MIN_FLOW_SCALE` pixels), OpenCV's HSV coding."""
-    flows = np.asarray(flows, np.float32)
-    magnitude, angle = cv2.cartToPolar(
-        flows[..., 0].ravel(), flows[..., 1].ravel(), angleInDegrees=True
-    )
-    magnitude, angle = magnitude.reshape(flows.shape[:-1]), angle.reshape(flows.shape[:-1])
-    scale = max(float(magnitude.max()), MIN_FLOW_SCALE)
-    hsv = np.stack(
-        [angle / 2, np.full_like(angle, 255), np.clip(255 * magnitude / scale, 0, 255)], axis=-1
-    ).astype(np.uint8)
-    return np.stack([cv2.cvtColor(image, cv2.COLOR_HSV2RGB) for image in hsv]) / 255.0
+def figure(frames, next_frames, predicted, *, title=None):
+    """The paper's Figure 3 for one clip, a :class:`matplotlib.figure.Figure`
+    (:func:`~dynamonet_tf.plots.prediction_figure`; render it with
+    :func:`~dynamonet_tf.plots.figure_to_png` or :func:`~dynamonet_tf.plots.figure_to_rgb`).
 
-
-def figure(frames, next_frames, predicted):
-    """The paper's Figure 3 for one clip, uint8 ``(4 * height, time * width, 3)``.
-
-    Rows: ground truth (frames 2..T+1) | prediction | |difference| x :data:`DIFFERENCE_GAIN`
-    | flow from each input frame t to its predicted frame t + 1 (the motion the prediction
-    shows, as in the paper). One column per predicted frame; arguments as in
-    :meth:`FramePredictionScores.add`.
+    Rows: ground truth (frames 2..T+1) | prediction | |difference| | the flow from each
+    input frame t to its predicted frame t + 1 (the motion the prediction shows, as in the
+    paper), measured by :func:`optical_flow`. One column per predicted frame; arguments as
+    in :meth:`FramePredictionScores.add`; ``title`` heads the figure (e.g. the video's id).
     """
-    frames, next_frames, predicted = (
-        np.asarray(a, np.float64) for a in (frames, next_frames, predicted)
-    )
-    difference = np.clip(DIFFERENCE_GAIN * np.abs(next_frames - predicted), 0.0, 1.0)
-    flow = flow_to_rgb([optical_flow(a, b) for a, b in zip(frames, predicted)])
-    rows = [
-        np.concatenate(list(row), axis=1)
-        for row in (next_frames, np.clip(predicted, 0, 1), difference, flow)
-    ]
-    return np.round(np.concatenate(rows, axis=0) * 255).astype(np.uint8)
+    flows = [optical_flow(a, b) for a, b in zip(frames, predicted)]
+    return prediction_figure(frames, next_frames, predicted, flows, title=title)
 
 
 # ---------------------------------------------------------------------- clips
@@ -219,8 +192,8 @@ def folder_videos(
 
 @dataclasses.dataclass
 class Evaluation:
-    """``scores``: the :class:`FramePredictionScores`; ``figures``: ``(video id, uint8
-    image)`` of the first clip of the first videos (:func:`figure`); ``videos_without_clip``:
+    """``scores``: the :class:`FramePredictionScores`; ``figures``: ``(video id, matplotlib
+    Figure)`` of the first clip of the first videos (:func:`figure`); ``videos_without_clip``:
     the ids of videos shorter than one clip."""
 
     scores: FramePredictionScores
@@ -266,7 +239,7 @@ def evaluate(
                 masks = np.stack([moving_mask(a, b, flow_threshold) for a, b in zip(inputs, truth)])
             scores.add(video, inputs, truth, prediction, masks=masks)
             if wanted:
-                evaluation.figures.append((video, figure(inputs, truth, prediction)))
+                evaluation.figures.append((video, figure(inputs, truth, prediction, title=video)))
         bar.update(len(pending))
         pending.clear()
 
@@ -479,8 +452,6 @@ def _write_results(out_dir, evaluation, metrics):
     atomic_write(out_dir / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
     if evaluation.figures:
         (out_dir / FIGURES_DIR).mkdir(exist_ok=True)
-    for index, (video, image) in enumerate(evaluation.figures):
-        png = io.BytesIO()
-        Image.fromarray(image).save(png, format="PNG")
+    for index, (video, drawn) in enumerate(evaluation.figures):
         name = re.sub(r"[^A-Za-z0-9._-]+", "_", video)
-        atomic_write(out_dir / FIGURES_DIR / f"{index:02d}-{name}.png", png.getvalue())
+        atomic_write(out_dir / FIGURES_DIR / f"{index:02d}-{name}.png", figure_to_png(drawn))

@@ -33,6 +33,8 @@ LAYERS = {
     "frame_metrics": 4,
     "video_accuracy": 4,
     "data": 5,
+    # The matplotlib figures (Figure 3, the confusion matrix): captions scored by frame_metrics.
+    "plots": 5,
     "runs": 6,
     "evaluation": 7,
     "export": 7,

@@ -14,10 +14,10 @@ average. UCF101 and HMDB51 report the mean over their 3 splits.
   they fit together.
 - :mod:`~dynamonet_tf.evaluation.outputs`: ``metrics.json``, ``predictions.csv``,
   ``confusion.png``, ``summary.json`` and the printed table (:func:`format_table`).
-- :mod:`~dynamonet_tf.evaluation.figures`: the confusion matrix as an image.
+- :func:`confusion_figure` (from :mod:`dynamonet_tf.plots`): the confusion matrix drawn
+  with matplotlib, as ``confusion.png`` shows it.
 """
 
-from dynamonet_tf.evaluation.figures import confusion_image
 from dynamonet_tf.evaluation.outputs import format_table, write_outputs, write_summary
 from dynamonet_tf.evaluation.protocol import (
     ALLOW_MISSING_FLAG,
@@ -40,6 +40,7 @@ from dynamonet_tf.evaluation.splits import (
     plan_splits,
     summarise_splits,
 )
+from dynamonet_tf.plots import confusion_figure
 
 __all__ = [
     "ALLOW_MISSING_FLAG",
@@ -52,7 +53,7 @@ __all__ = [
     "VideoShortfall",
     "check_videos_read",
     "class_names",
-    "confusion_image",
+    "confusion_figure",
     "evaluate_clips",
     "evaluate_split",
     "format_table",

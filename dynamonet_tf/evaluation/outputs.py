@@ -10,8 +10,10 @@ import json
 from pathlib import Path
 
 from dynamonet_tf.atomic_files import atomic_write
-from dynamonet_tf.evaluation.figures import confusion_image
 from dynamonet_tf.evaluation.protocol import HEADLINE
+from dynamonet_tf.plots import confusion_figure, figure_to_png
+from dynamonet_tf.text_table import text_table
+from dynamonet_tf.video_accuracy import format_top_k, top_k_is_trivial
 
 PREDICTION_COLUMNS = (
     "media_id",
@@ -25,24 +27,33 @@ PREDICTION_COLUMNS = (
 
 
 def format_table(dataset, results, summary=None):
-    """The printed table: one row per split (and mean ± std), accuracies in percent."""
+    """The printed table: one row per split (and mean ± std), accuracies in percent; columns
+    two spaces apart at least; top-5 "n/a" with 5 classes or fewer (every video's class is
+    then in its top 5: :func:`~dynamonet_tf.video_accuracy.top_k_is_trivial`)."""
     _, first = results[0]
     spacing = f" {first['frame_stride']} apart" if first.get("frame_stride", 1) > 1 else ""
     protocol = (
         f"{first['crops']}-crop, clips of {first['num_frames']} frames{spacing} "
         f"every {first['clip_stride']}"
     )
-    columns = ("video top-1", "video top-5", "clip top-1", "mean class")
-    lines = [f"{dataset} ({protocol}), accuracy in %"]
-    lines.append(f"{'':10s}{'videos':>8s}" + "".join(f"{c:>14s}" for c in columns))
-    for split, metrics in results:
-        cells = "".join(f"{100 * metrics[k]:14.1f}" for k in HEADLINE)
-        lines.append(f"split {split:<4d}{metrics['videos']:8d}{cells}")
+    header = ("", "videos", "video top-1", "video top-5", "clip top-1", "mean class")
+
+    def cell(key, value, metrics, std=None):
+        classes = len(metrics.get("classes", ())) or None  # unknown: the number is shown
+        if key == "video_top5" and classes and top_k_is_trivial(5, classes):
+            return format_top_k(value, 5, classes)  # "n/a (≤5 classes)"
+        return f"{100 * value:.1f}" + ("" if std is None else f" ± {100 * std:.1f}")
+
+    rows = [
+        [f"split {split}", metrics["videos"], *(cell(k, metrics[k], metrics) for k in HEADLINE)]
+        for split, metrics in results
+    ]
     if summary:
-        cells = (
-            f"{100 * summary['mean'][k]:.1f} ± {100 * summary['std'][k]:.1f}" for k in HEADLINE
+        rows.append(
+            ["mean ± std", ""]
+            + [cell(k, summary["mean"][k], first, summary["std"][k]) for k in HEADLINE]
         )
-        lines.append(f"{'mean ± std':10s}{'':8s}" + "".join(f"{cell:>14s}" for cell in cells))
+    lines = [f"{dataset} ({protocol}), accuracy in %", text_table(header, rows, indent=0)]
     for split, metrics in results:
         if metrics.get("missing_videos"):
             lines.append(
@@ -74,9 +85,15 @@ def write_outputs(out_dir, metrics, predictions):
             ]
         )
     atomic_write(out_dir / "predictions.csv", table.getvalue())
-    image = io.BytesIO()
-    confusion_image(metrics["confusion"], metrics["classes"]).save(image, format="PNG")
-    atomic_write(out_dir / "confusion.png", image.getvalue())
+    confusion = confusion_figure(
+        metrics["confusion"],
+        metrics["classes"],
+        dataset=metrics["dataset"],
+        split=metrics["split"],
+        checkpoint=metrics["checkpoint"],
+        top1=metrics["video_top1"],
+    )
+    atomic_write(out_dir / "confusion.png", figure_to_png(confusion))
 
 
 def write_summary(summary_dir, summary):
