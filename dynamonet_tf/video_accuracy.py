@@ -57,11 +57,27 @@ def top_k_correct(labels, probabilities, k):
     return (ranked == np.asarray(labels)[:, None]).any(axis=1)
 
 
+def top_k_is_trivial(k, num_classes):
+    """Whether top-``k`` accuracy says nothing: with ``k`` or fewer classes every true class
+    is among the ``k`` best, so top-``k`` is 100 % whatever the model."""
+    return k >= num_classes
+
+
+def format_top_k(accuracy, k, num_classes, digits=1, percent=True):
+    """A top-``k`` accuracy for printing: ``"n/a (≤5 classes)"`` when
+    :func:`top_k_is_trivial`, else the number (in percent when ``percent``), at ``digits``
+    decimals."""
+    if top_k_is_trivial(k, num_classes):
+        return f"n/a (≤{k} classes)"
+    return f"{100 * accuracy if percent else accuracy:.{digits}f}"
+
+
 def accuracy_report(media_ids, labels, clip_probabilities, class_names):
     """The numbers an action recognition paper prints, as a JSON-ready dict.
 
-    Keys: ``videos``, ``clips``, ``video_top1``, ``video_top5``, ``clip_top1``,
-    ``mean_class_accuracy`` (mean over classes with test videos of their video-level top-1),
+    Keys: ``videos``, ``clips``, ``video_top1``, ``video_top5``, ``video_top5_trivial``
+    (:func:`top_k_is_trivial`: 5 classes or fewer), ``clip_top1``, ``mean_class_accuracy``
+    (mean over classes with test videos of their video-level top-1),
     ``per_class`` (``{name: {"videos", "correct", "accuracy"}}``), ``confusion``
     (``[true][predicted]`` video counts) and ``predictions`` (per video: id, label,
     predicted class, its probability).
@@ -99,6 +115,8 @@ def accuracy_report(media_ids, labels, clip_probabilities, class_names):
         "clips": int(len(labels)),
         "video_top1": float(top_k_correct(video_labels, video_probabilities, 1).mean()),
         "video_top5": float(top_k_correct(video_labels, video_probabilities, 5).mean()),
+        # Kept in the report (a mean over splits still has a value), but flagged.
+        "video_top5_trivial": top_k_is_trivial(5, num_classes),
         "clip_top1": float(top_k_correct(labels, clip_probabilities, 1).mean()),
         "mean_class_accuracy": float(np.mean(present)),
         "per_class": per_class,

@@ -21,6 +21,7 @@ from dynamonet_tf.config import to_dict
 from dynamonet_tf.data.pipelines import eval_dataset
 from dynamonet_tf.data.schema import encode_video_example
 from dynamonet_tf.evaluation import evaluate_clips, summarise_splits
+from dynamonet_tf.evaluation.outputs import format_table
 from dynamonet_tf.layout import RUN_CONFIG
 from dynamonet_tf.names import LOGITS
 from dynamonet_tf.runs import build_model
@@ -435,3 +436,55 @@ def test_user_mistakes_end_in_one_line_naming_the_value(joint_run, tiny_data, tm
     assert "was prepared from hmdb51" in error(
         "--dataset", "ucf101", "--split", "3", "--data", split3
     )
+
+
+# ---------------------------------------------------------------------------- the printed table
+
+
+def table_metrics(classes, top5):
+    return {
+        "frame_stride": 1,
+        "crops": 1,
+        "num_frames": 16,
+        "clip_stride": 16,
+        "videos": 3783,
+        "video_top1": 0.877,
+        "video_top5": top5,
+        "clip_top1": 0.8012,
+        "mean_class_accuracy": 0.8699,
+        "classes": [f"class{c}" for c in range(classes)],
+    }
+
+
+def test_printed_table_reads_and_top_5_is_not_reported_for_5_classes_or_fewer():
+    headers = ("videos", "video top-1", "video top-5", "clip top-1", "mean class")
+    summary = {
+        "mean": {
+            "video_top1": 0.8,
+            "video_top5": 0.95,
+            "clip_top1": 0.7,
+            "mean_class_accuracy": 0.8,
+        },
+        "std": {
+            "video_top1": 0.0123,
+            "video_top5": 0.001,
+            "clip_top1": 0.1,
+            "mean_class_accuracy": 0,
+        },
+    }
+    for classes, shown in ((4, "n/a (≤5 classes)"), (101, "95.0")):
+        results = [(split, table_metrics(classes, 0.95)) for split in (1, 2, 3)]
+        lines = format_table("ucf101", results, summary).splitlines()
+        assert lines[0] == "ucf101 (1-crop, clips of 16 frames every 16), accuracy in %"
+        header, rows = lines[1], lines[2:]
+        for name in headers:  # every header whole, at least two spaces from the one before
+            assert f"  {name}" in header
+        ends = [header.index(name) + len(name) for name in headers]
+        for row in rows:  # right-aligned under its header (the mean row has no video count)
+            assert len(row) == ends[-1]
+            filled = ends[1:] if row.startswith("mean") else ends
+            assert all(row[end - 1] != " " and row[end : end + 2] in ("  ", "") for end in filled)
+        top5 = [row[: ends[2]].split("  ")[-1].strip() for row in rows]
+        assert top5 == [shown] * 3 + [shown if classes == 4 else "95.0 ± 0.1"]
+        assert rows[0].startswith("split 1") and rows[3].startswith("mean ± std")
+        assert "87.7" in rows[0] and "80.0 ± 1.2" in rows[3]

@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from dynamonet_tf.video_accuracy import accuracy_report, average_clip_scores, top_k_correct
+from dynamonet_tf.video_accuracy import (
+    accuracy_report,
+    average_clip_scores,
+    format_top_k,
+    top_k_correct,
+    top_k_is_trivial,
+)
 
 CLASSES = ["a", "b", "c", "d", "e", "f"]
 
@@ -64,6 +70,19 @@ def test_averaging_can_overturn_a_single_clip():
 
 def test_top_k_with_fewer_classes_than_k():
     assert top_k_correct(np.array([1]), np.array([[0.9, 0.1]]), 5).tolist() == [True]
+
+
+def test_top_5_of_5_classes_or_fewer_is_flagged_and_not_printed_as_a_number():
+    assert [top_k_is_trivial(5, n) for n in (2, 5, 6, 101)] == [True, True, False, False]
+    assert format_top_k(1.0, 5, 4) == "n/a (≤5 classes)"
+    assert format_top_k(0.8123, 5, 101) == "81.2"
+    assert format_top_k(0.8123, 5, 101, digits=3, percent=False) == "0.812"
+
+    media_ids, labels, probabilities = random_clips(0, classes=4)
+    report = accuracy_report(media_ids, labels, probabilities, CLASSES[:4])
+    assert report["video_top5"] == 1.0 and report["video_top5_trivial"] is True  # value kept
+    media_ids, labels, probabilities = random_clips(0)
+    assert accuracy_report(media_ids, labels, probabilities, CLASSES)["video_top5_trivial"] is False
 
 
 def test_inconsistent_labels_and_bad_shapes_are_named():

@@ -14,11 +14,12 @@ with ``--overwrite``.
 """
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from dynamonet_tf.cli.quiet import add_verbose_argument, quiet_unless_verbose
+
+quiet_unless_verbose()  # before TensorFlow loads, which reads its C++ log level once
 
 from dynamonet_tf.atomic_files import atomic_write_with, temporary_path  # noqa: E402
 from dynamonet_tf.cli.failures import storage_errors_in_one_line  # noqa: E402
@@ -64,6 +65,7 @@ def parse_args(argv):
     checks.add_argument("--width-multiplier", type=float)
     checks.add_argument("--conv1-t-size", type=int)
     checks.add_argument("--cardinality", type=int)
+    add_verbose_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -79,6 +81,7 @@ def _options_text(options):
 @storage_errors_in_one_line
 def main(argv=None):
     args = parse_args(argv)
+    quiet_unless_verbose(args.verbose)
     out = args.out if args.out is not None else default_out(args.checkpoint)
     try:
         if not out.name.endswith(WEIGHTS_SUFFIX):

@@ -13,10 +13,11 @@ splits, each with its own run, and reports their mean and standard deviation.
 """  # noqa: E501 (the usage lines are --help's epilog, verbatim)
 
 import argparse
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from dynamonet_tf.cli.quiet import add_verbose_argument, quiet_unless_verbose
+
+quiet_unless_verbose()  # before TensorFlow loads, which reads its C++ log level once
 
 from dynamonet_tf import evaluation  # noqa: E402
 from dynamonet_tf.cli.failures import storage_errors_in_one_line  # noqa: E402
@@ -41,7 +42,8 @@ def parse_args(argv):
         model_dir_help="a train.py run, {split} replaced per split (default: train.py's "
         "folders, runs/finetune_<dataset>_split{split} when split 1's exists, else "
         "runs/joint_<dataset>[_split{split}], e.g. runs/joint_kinetics400)",
-        checkpoint_help="a checkpoint prefix, e.g. runs/joint/best/ckpt-12 ({split} allowed)",
+        checkpoint_help="a checkpoint prefix, {split} allowed, e.g. "
+        "runs/finetune_demo_split{split}/best/ckpt-1000",
     )
     parser.add_argument(
         "--data",
@@ -72,12 +74,14 @@ def parse_args(argv):
         help="score data holding fewer videos than its manifest.json lists (a shard cut short) "
         "with a warning and the shortfall in metrics.json, instead of refusing it",
     )
+    add_verbose_argument(parser)
     return parser.parse_args(argv)
 
 
 @storage_errors_in_one_line
 def main(argv=None):
     args = parse_args(argv)
+    quiet_unless_verbose(args.verbose)
     try:
         plans, summary_dir = evaluation.plan_splits(
             args.dataset,

@@ -1,6 +1,6 @@
 """Next-frame prediction of a trained run against copying the last frame (paper Table 3).
 
-    python evaluate_frame_prediction.py --model-dir runs/pretrain [--flow-mask]
+    python evaluate_frame_prediction.py --model-dir runs/pretrain_demo [--flow-mask]
 
 Writes per_video.csv, metrics.json and figures/ (the paper's Figure 3) to --out; see
 README.md and dynamonet_tf/frame_prediction.py. Clips hold every data.frame_stride-th frame
@@ -8,11 +8,12 @@ of a video, as the run trained on.
 """
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from dynamonet_tf.cli.quiet import add_verbose_argument, quiet_unless_verbose
+
+quiet_unless_verbose()  # before TensorFlow loads, which reads its C++ log level once
 
 from dynamonet_tf.cli.failures import storage_errors_in_one_line  # noqa: E402
 from dynamonet_tf.data.datasets import VIDEO_EXTENSIONS  # noqa: E402
@@ -22,6 +23,7 @@ from dynamonet_tf.frame_prediction import (  # noqa: E402
     evaluate_run,
 )
 from dynamonet_tf.runs import RunError, add_run_arguments, load_run, run_source  # noqa: E402
+from dynamonet_tf.text_table import text_table  # noqa: E402
 
 
 def parse_args(argv):
@@ -29,7 +31,7 @@ def parse_args(argv):
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_run_arguments(
-        parser, checkpoint_help="a checkpoint prefix, e.g. runs/pretrain/checkpoints/ckpt-200"
+        parser, checkpoint_help="a checkpoint prefix, e.g. runs/pretrain_demo/checkpoints/ckpt-200"
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
@@ -63,6 +65,7 @@ def parse_args(argv):
         help="Figure 3 images, of the first clip of this many videos (default 4)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_verbose_argument(parser)
     args = parser.parse_args(argv)
     for name in ("batch_size", "max_clips", "max_videos"):
         value = getattr(args, name)
@@ -76,6 +79,7 @@ def parse_args(argv):
 @storage_errors_in_one_line
 def main(argv=None):
     args = parse_args(argv)
+    quiet_unless_verbose(args.verbose)
     try:
         run = load_run(run_source(args), best=args.best)
         metrics, out_dir = evaluate_run(
@@ -97,29 +101,58 @@ def main(argv=None):
     print_metrics(metrics, out_dir)
 
 
+# The printed columns: metrics.json's key of each, and its header (with its unit).
+COLUMNS = (
+    ("ssim", "SSIM"),
+    ("ssim_luma", "SSIM (Y)"),
+    ("psnr", "PSNR dB (mean of frames)"),
+    ("psnr_of_mean_mse", "PSNR dB (of mean MSE)"),
+)
+PREDICTORS = (("model", "DynamoNet"), ("copy_last_frame", "copy last frame"))
+WHICH_PSNR = (
+    "Which PSNR to quote: PSNR dB (mean of frames) to compare with the paper's Table 3, which\n"
+    "follows Mathieu et al. (a mean over frames); PSNR dB (of mean MSE) as the robust one, which\n"
+    "nearly still frames (whose PSNR is huge for copying the last frame) cannot dominate."
+)
+
+
+def metrics_table(scope, flow_mask):
+    """One scope's table (all predicted frames, or frame T+1 only): a row per predictor,
+    and with ``flow_mask`` a row per predictor on the moving pixels only."""
+    rows = []
+    for prefix, suffix in (("", ""), ("masked_", ", moving area")) if flow_mask else (("", ""),):
+        for name, label in PREDICTORS:
+            row = [label + suffix]
+            for key, header in COLUMNS:
+                value = scope[name].get(prefix + key)
+                row.append(
+                    "-" if value is None else f"{value:.2f}" if "PSNR" in header else f"{value:.4f}"
+                )
+            rows.append(row)
+    return text_table(["", *(header for _, header in COLUMNS)], rows)
+
+
 def print_metrics(metrics, out_dir):
     print(
         f"\n{metrics['checkpoint']}: {metrics['clips']} clips of {metrics['clip_frames']} frames "
         f"{metrics['frame_stride']} apart from {metrics['videos']} videos; results in {out_dir}"
     )
-    columns = ["ssim", "ssim_luma", "psnr", "psnr_of_mean_mse"]
-    if metrics["flow_mask"]:
-        columns += ["masked_ssim", "masked_ssim_luma", "masked_psnr", "masked_psnr_of_mean_mse"]
+    flow_mask = metrics["flow_mask"]
     for title, scope in (
         ("all predicted frames", metrics),
         ("frame T+1 only", metrics["future_frame"]),
     ):
         print(
             f"{title} ({scope['frames']} frames"
-            + (f", {scope['masked_frames']} with motion)" if metrics["flow_mask"] else ")")
+            + (f", {scope['masked_frames']} with motion)" if flow_mask else ")")
         )
-        print(f"  {'':18s}" + "".join(f"{name:>18s}" for name in columns))
-        for name, label in (("model", "DynamoNet"), ("copy_last_frame", "copy last frame")):
-            values = [scope[name][column] for column in columns]
-            print(
-                f"  {label:18s}"
-                + "".join(f"{'-' if v is None else f'{v:.4f}':>18s}" for v in values)
-            )
+        print(metrics_table(scope, flow_mask))
+    if flow_mask:
+        print(
+            f"moving area: pixels whose {flow_mask['method']} flow is longer than "
+            f"{flow_mask['threshold_px']} px (Mathieu et al.)"
+        )
+    print(WHICH_PSNR)
 
 
 if __name__ == "__main__":

@@ -8,11 +8,12 @@ export keeps every data.frame_stride-th frame, as in training and evaluation.
 """
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from dynamonet_tf.cli.quiet import add_verbose_argument, quiet_unless_verbose
+
+quiet_unless_verbose()  # before TensorFlow loads, which reads its C++ log level once
 
 from dynamonet_tf.cli.failures import storage_errors_in_one_line  # noqa: E402
 from dynamonet_tf.config import ConfigError  # noqa: E402
@@ -62,12 +63,14 @@ def parse_args(argv):
     parser.add_argument(
         "--overwrite", action="store_true", help="replace an existing export in --out"
     )
+    add_verbose_argument(parser)
     return parser.parse_args(argv)
 
 
 @storage_errors_in_one_line
 def main(argv=None):
     args = parse_args(argv)
+    quiet_unless_verbose(args.verbose)
     try:
         source = run_source(args)
         if args.out is None:

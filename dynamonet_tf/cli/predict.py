@@ -1,7 +1,7 @@
 """Recognise the actions in video files with a DynamoNet export or training run (see README.md).
 
     python predict.py walk.mp4 jump.avi --export exported/dynamonet
-    python predict.py walk.mp4 --model-dir runs/joint --frames-out walk_frames.mp4
+    python predict.py walk.mp4 --model-dir runs/joint_demo_split1 --frames-out walk_frames.mp4
 
 Every non-overlapping clip of T frames is classified and the clips' probabilities averaged;
 the clips hold every data.frame_stride-th frame of the video, as the run trained on (an export
@@ -10,11 +10,12 @@ records its run's stride).
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from dynamonet_tf.cli.quiet import add_verbose_argument, quiet_unless_verbose
+
+quiet_unless_verbose()  # before TensorFlow loads, which reads its C++ log level once
 
 from dynamonet_tf.cli.failures import storage_errors_in_one_line  # noqa: E402
 from dynamonet_tf.config import ConfigError  # noqa: E402
@@ -69,12 +70,14 @@ def parse_args(argv):
     parser.add_argument(
         "--batch-size", type=int, default=8, help="clips per model call (default 8)"
     )
+    add_verbose_argument(parser)
     return parser.parse_args(argv)
 
 
 @storage_errors_in_one_line
 def main(argv=None):
     args = parse_args(argv)
+    quiet_unless_verbose(args.verbose)
     if args.top_k < 1 or args.batch_size < 1:
         sys.exit("error: --top-k and --batch-size must be at least 1.")
     try:

@@ -16,7 +16,9 @@ import argparse
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from dynamonet_tf.cli.quiet import add_verbose_argument, quiet_unless_verbose
+
+quiet_unless_verbose()  # before TensorFlow loads, which reads its C++ log level once
 
 from dynamonet_tf.cli.failures import storage_errors_in_one_line  # noqa: E402
 from dynamonet_tf.data.datasets import DATASET_NAMES, DatasetError, read_dataset  # noqa: E402
@@ -69,6 +71,7 @@ def parse_args(argv):
     parser.add_argument(
         "--overwrite", action="store_true", help="replace another preparation in --out"
     )
+    add_verbose_argument(parser)
     args = parser.parse_args(argv)
     if args.dataset not in ("demo",) and not args.video_root:
         parser.error(f"{args.dataset} needs --video-root")
@@ -80,6 +83,7 @@ def parse_args(argv):
 @storage_errors_in_one_line
 def main(argv=None):
     args = parse_args(argv)
+    quiet_unless_verbose(args.verbose)
     try:
         options = PrepareOptions(
             short_side=args.short_side,
