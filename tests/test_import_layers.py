@@ -19,6 +19,8 @@ LAYERS = {
     "layout": 0,
     "atomic_files": 0,
     "markdown": 0,
+    # Plain-text tables of the commands' output (evaluate.py, evaluate_frame_prediction.py).
+    "text_table": 0,
     "config": 1,
     # The one-writer lock of a run folder: on layout's names (a unit may not import its own
     # layer's), so above them.

@@ -550,3 +550,22 @@ def test_init_from_a_hara_checkpoint_loads_the_backbone_and_reports_the_rest(tin
         TrainingError, match=r"^--init-from .*resnet18_a.pth does not fit .*conv1.weight is"
     ):
         Trainer(tiny_config(tiny_data, "joint"), tmp_path / "other", init_from=hara_file)
+
+
+@pytest.mark.parametrize("classes, shown", [(4, "top-5 n/a (≤5 classes)"), (8, "top-5 0.750")])
+def test_the_end_of_run_report_shows_top5_only_when_it_can_miss(capsys, classes, shown):
+    from dynamonet_tf.cli.train import print_report
+
+    accuracy = {
+        "videos": 4,
+        "clips": 8,
+        "video_top1": 0.5,
+        "video_top5": 1.0 if classes <= 5 else 0.75,
+        "clip_top1": 0.5,
+        "mean_class_accuracy": 0.5,
+        "per_class": {f"class{i}": {} for i in range(classes)},
+    }
+    print_report({"stage": "joint", "steps": 6, "video_accuracy": accuracy}, "runs/r")
+    out = capsys.readouterr().out
+    assert shown in out
+    assert ("top-5 1.000" in out) is False

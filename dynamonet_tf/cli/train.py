@@ -1,11 +1,12 @@
 """Train DynamoNet: ``python train.py --stage pretrain`` (see README.md)."""
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from dynamonet_tf.cli.quiet import add_verbose_argument, quiet_unless_verbose
+
+quiet_unless_verbose()  # before TensorFlow loads, which reads its C++ log level once
 
 from dynamonet_tf.cli import CONFIGS_DIR  # noqa: E402
 from dynamonet_tf.cli.failures import storage_errors_in_one_line  # noqa: E402
@@ -29,6 +30,7 @@ from dynamonet_tf.training.trainer import (  # noqa: E402
     TrainingError,
     make_strategy,
 )
+from dynamonet_tf.video_accuracy import format_top_k  # noqa: E402
 
 DEFAULT_CONFIG = CONFIGS_DIR / "default.yaml"
 
@@ -63,12 +65,14 @@ def parse_args(argv):
     parser.add_argument(
         "--overwrite", action="store_true", help="replace a run of another config in --model-dir"
     )
+    add_verbose_argument(parser)
     return parser.parse_args(argv)
 
 
 @storage_errors_in_one_line
 def main(argv=None):
     args = parse_args(argv)
+    quiet_unless_verbose(args.verbose)
     overrides = list(args.overrides) + ([f"train.stage={args.stage}"] if args.stage else [])
     try:
         config = load_config(args.config, overrides)
@@ -136,7 +140,8 @@ def print_report(report, model_dir):
         print(
             f"video-level accuracy on {accuracy['videos']} test videos "
             f"({accuracy['clips']} clips): "
-            f"top-1 {accuracy['video_top1']:.3f}, top-5 {accuracy['video_top5']:.3f}, "
+            f"top-1 {accuracy['video_top1']:.3f}, top-5 "
+            f"{format_top_k(accuracy['video_top5'], 5, len(accuracy['per_class']), 3, False)}, "
             f"clip top-1 {accuracy['clip_top1']:.3f}, "
             f"mean class {accuracy['mean_class_accuracy']:.3f}"
         )

@@ -324,7 +324,10 @@ def _evaluate_split(
         "crop_size": data.crop_size,
         "crops": num_crops,
         "clip_stride": clip_stride,
-        **{key: report[key] for key in ("videos", "clips", "views", *HEADLINE, "per_class")},
+        **{
+            key: report[key]
+            for key in ("videos", "clips", "views", *HEADLINE, "video_top5_trivial", "per_class")
+        },
         "classes": names,
         "confusion": report["confusion"],  # [true class][predicted class], video counts
         **shortfall,  # missing_videos, and warnings when some are missing

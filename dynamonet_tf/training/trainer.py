@@ -845,7 +845,9 @@ class Trainer:
         checked = check_videos_read(data.eval_files, report["videos"], allow_missing=True)
         for warning in checked.get("warnings", ()):
             self._say(f"warning: {warning}", stderr=True)
-        return {k: report[k] for k in ("videos", "clips", *HEADLINE)} | checked
+        return {
+            k: report[k] for k in ("videos", "clips", *HEADLINE, "video_top5_trivial")
+        } | checked
 
 
 # The logs an epoch's line shows, when measured.
