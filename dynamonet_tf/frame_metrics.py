@@ -8,7 +8,9 @@ RGB (averaged over the channels) and on luma (Y of BT.601). PSNR is capped at
 
 Mean PSNR over frames (``psnr``, the usual report) is dominated by nearly still frames, whose
 PSNR is huge for copying the last frame; ``psnr_of_mean_mse``, the PSNR of the mean squared
-error over all frames, weighs every frame's error alike and is the steadier headline.
+error over all frames, weighs every frame's error alike: quote it to compare models with
+each other or with the baseline, and mean PSNR (the paper's Table 3 protocol) to compare with
+the paper.
 
 Every score can be restricted to a mask of pixels (Mathieu et al. score only the moving
 area): PSNR then takes the mean squared error over the masked pixels, SSIM the mean of its
