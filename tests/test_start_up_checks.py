@@ -138,3 +138,11 @@ def test_init_from_a_run_of_another_backbone_is_refused_before_a_step(tiny_data,
     message = refused(tmp_path, tiny_data, "model.backbone=resnet18", init_from=source)
     assert message.startswith("error: --init-from") or "--init-from" in message
     assert "backbone layers are not in the source" in message or "other shapes" in message
+
+
+def test_too_few_classes_for_data_without_a_manifest_is_refused_by_the_first_label(tmp_path):
+    data = write_tiny_data(tmp_path)  # no manifest.json; the first video is class 6
+    message = refused(tmp_path, data, "data.num_classes=4")
+    assert "data.num_classes is 4 but the first video of data.train_files" in message
+    assert "has label index 6" in message
+    assert not (tmp_path / "run").exists()

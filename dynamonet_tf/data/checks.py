@@ -127,6 +127,12 @@ def _check_labeled_videos(config):
             video = first_video(config.data.train_files)
     except ShardError as error:
         raise DataCheckError(str(error)) from None
+    if video is not None and int(video["label"]) >= config.data.num_classes:
+        raise DataCheckError(
+            f"data.num_classes is {config.data.num_classes} but the first video of "
+            f"data.train_files {config.data.train_files} has label index {int(video['label'])}; "
+            "set data.num_classes to the dataset's class count."
+        )
     if video is not None and int(video["label"]) == UNLABELED:
         raise DataCheckError(
             f"train.stage {config.train.stage!r} learns from labels, but the videos of "
