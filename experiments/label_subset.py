@@ -110,6 +110,9 @@ def write_half_subset(train_files, out_dir, *, seed=0):
     original = read_manifest(files) or {}
     manifest = {
         "dataset": original.get("dataset"),
+        # The source's dataset and split (config.prepared_identity): the subset is of them,
+        # so a run on it is checked against the same test videos.
+        "source": original.get("source"),
         "options": original.get("options"),
         "classes": original.get("classes") or [name for _, name in sorted(by_class)],
         "subsets": {
