@@ -258,6 +258,9 @@ class TrainConfig(_Section):
     epochs: int = 10
     steps_per_epoch: int = 100
     eval_steps: Optional[int] = None  # None: the whole eval set
+    # Batches of whole eval clips that report.json's next-frame scores cover; None: every
+    # whole clip of data.eval_files (the first batches may all be of a few classes).
+    frame_prediction_batches: Optional[int] = 8
     batch_size: int = 64  # GLOBAL, over all replicas
     seed: int = 0
     deterministic: bool = False
@@ -286,7 +289,9 @@ class TrainConfig(_Section):
             "balance_every_steps",
         ):
             self._require(name, getattr(self, name) >= 1, ">= 1")
-        self._require("eval_steps", self.eval_steps is None or self.eval_steps >= 1, ">= 1 or null")
+        for name in ("eval_steps", "frame_prediction_batches"):
+            value = getattr(self, name)
+            self._require(name, value is None or value >= 1, ">= 1 or null")
         self._require("seed", self.seed >= 0, ">= 0")
         self._require(
             "finetune_learning_rate_scale", self.finetune_learning_rate_scale > 0, "positive"

@@ -6,17 +6,21 @@ with :class:`~dynamonet_tf.training.trainer.Trainer`. Runs live in
 ``<out>/runs/<arm>/seed<k>``; one whose ``report.json`` exists for the same config is
 finished and is not trained again, and one stopped midway resumes from its last checkpoint
 (the trainer's own resumption). After every run, ``<out>/results.json`` is rewritten with
-each run's metrics, their mean and standard deviation per arm, the exact command, the
-overrides and the git commit; ``make_results.py`` turns it into docs/RESULTS.md.
+each run's metrics, its CPU and wall-clock time, their mean and standard deviation per arm,
+the exact command, the overrides and the git commit; ``make_results.py`` turns it into
+docs/RESULTS.md. ``--collect`` trains nothing: it gathers the finished runs, which is how
+processes that shared the work by ``--seeds`` or ``--arms`` end.
 """
 
 import argparse
 import dataclasses
 import datetime
+import hashlib
 import json
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import keras
@@ -24,18 +28,21 @@ import yaml
 
 from bench.machine import machine
 from dynamonet_tf.atomic_files import atomic_write
-from dynamonet_tf.config import ConfigError, load_config, to_dict
+from dynamonet_tf.config import ConfigError, load_config, to_dict, with_absolute_data_paths
+from dynamonet_tf.data.demo import MOTION_FAMILIES
 from dynamonet_tf.data.prepare import PrepareError
-from dynamonet_tf.layout import REPORT, RUN_CONFIG
+from dynamonet_tf.layout import REPORT, RUN_CONFIG, run_layout
+from dynamonet_tf.training.run_files import read_epoch_log
 from dynamonet_tf.training.trainer import Trainer, TrainingError
 from experiments.aggregate import summarize_runs
-from experiments.claims import RESULTS_DIR, RESULTS_FILE, RESULTS_PAGE
-from experiments.datasets import demo_data
+from experiments.claims import FAMILY_PREFIX, RESULTS_DIR, RESULTS_FILE, RESULTS_PAGE
+from experiments.datasets import DATA_ROOT, benchmark_data
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = Path("configs") / "default.yaml"  # the CPU demo: ResNet-10 at 1/8 width, 64 x 64
-DATA_ROOT = Path("experiments") / "data"
-DEFAULT_SEEDS = (0, 1, 2)
+DEFAULT_SEEDS = (0, 1, 2, 3, 4)
+# What training a run cost, beside its report: summed over the sessions that trained it.
+COST_FILE = "experiment_cost.json"
 
 # --smoke: the shapes of tests/tiny_run.py on 32 x 32 clips of 4 + 1 frames, 2 steps.
 SMOKE_OVERRIDES = (
@@ -52,6 +59,8 @@ SMOKE_OVERRIDES = (
     "train.steps_per_epoch=2",
     "train.eval_steps=1",
     "train.checkpoint_every_steps=2",
+    "train.balance_every_steps=1",
+    "train.frame_prediction_batches=1",
 )
 
 
@@ -63,9 +72,10 @@ class Arm:
     ``init_from``: the name of an earlier arm whose run of the same seed gives the initial
     weights (matched by layer name, as ``train.py --init-from``).
     ``same_as``: ``(experiment, arm)``, another experiment's arm that trains the same config
-    from scratch; its finished run of the same seed, in the results folder beside ``--out``,
-    is taken instead of training again (the run's folder is recorded). A config that differs
-    (other ``--steps``, say) trains its own run.
+    from the same initial weights; its finished run of the same seed, in the results folder
+    beside ``--out``, is taken instead of training again (the run's folder is recorded). A
+    config that differs (other ``--steps``, say), or a run initialised from another folder
+    than this arm's ``init_from`` run, trains its own run.
     """
 
     name: str
@@ -85,7 +95,13 @@ def parse_args(claim, argv=None):
         type=int,
         nargs="+",
         default=list(DEFAULT_SEEDS),
-        help="training seeds, one run per arm each (default: 0 1 2)",
+        help="training seeds, one run per arm each (default: 0 1 2 3 4)",
+    )
+    parser.add_argument(
+        "--collect",
+        action="store_true",
+        help="train nothing: gather the finished runs of --seeds into results.json (after "
+        "processes that shared the work by --seeds or --arms)",
     )
     parser.add_argument(
         "--out",
@@ -143,6 +159,8 @@ def command(args, seeds=None, out=None):
         words += ["--arms", *args.arms]
     if args.smoke:
         words.append("--smoke")
+    if args.collect:
+        words.append("--collect")
     if out != args.claim.results_dir(args.smoke):
         words += ["--out", str(out)]
     if Path(args.data_root) != DATA_ROOT:
@@ -203,33 +221,120 @@ def finished_report(model_dir, config):
     return json.loads(report.read_text())
 
 
-def finished_run(args, arm, seed, config):
+def config_digest(config):
+    """A digest of ``config`` that is the same in any checkout at this path: the identity of
+    a run recorded in results.json, whose folder a later checkout does not have."""
+    values = to_dict(config)
+    text = json.dumps(values, sort_keys=True).replace(f"{REPO.as_posix()}/", "")
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def recorded_runs(out):
+    """``{(arm, seed): run}`` of the results.json in ``out``, ``{}`` when there is none."""
+    path = Path(out) / RESULTS_FILE
+    if not path.exists():
+        return {}
+    results = json.loads(path.read_text())
+    return {
+        (arm, run["seed"]): run for arm, entry in results["arms"].items() for run in entry["runs"]
+    }
+
+
+def recorded_run(recorded, args, arm, seed, digest, init_dir=None):
+    """A run of ``arm`` for ``seed`` in ``recorded`` (``{results folder: recorded_runs}``)
+    with the same config digest and initial weights, its own or its ``same_as`` arm's (whose
+    folder may be gone: runs are not kept in git, their results are), else None."""
+    places = [(Path(args.out), arm.name)]
+    if arm.same_as:
+        places.append((Path(args.out).parent / arm.same_as[0], arm.same_as[1]))
+    for out, name in places:
+        run = recorded.get(out, {}).get((name, seed))
+        if run is None or run.get("config_digest") != digest:
+            continue
+        source = run.get("initialised_from")
+        if (source is None) if init_dir is None else (source and _inside(source, init_dir)):
+            return run
+    return None
+
+
+def _inside(path, folder):
+    path, folder = Path(path).resolve(), Path(folder).resolve()
+    return path == folder or folder in path.parents
+
+
+def finished_run(args, arm, seed, config, init_dir=None):
     """``(model_dir, report)`` of a finished run of ``arm``'s ``config`` for ``seed``: its own,
-    else its ``same_as`` arm's from scratch; ``(own model_dir, None)`` when there is none."""
+    else its ``same_as`` arm's, initialised from ``init_dir`` (None: from scratch);
+    ``(own model_dir, None)`` when there is none."""
     model_dir = run_dir(args.out, arm.name, seed)
     report = finished_report(model_dir, config)
-    if report is None and arm.same_as and arm.init_from is None:
+    if report is None and arm.same_as:
         experiment, other_arm = arm.same_as
         other_dir = run_dir(Path(args.out).parent / experiment, other_arm, seed)
         other_report = finished_report(other_dir, config)
-        if other_report is not None and "initialised_from" not in other_report:
-            return other_dir, other_report
+        if other_report is not None:
+            source = other_report.get("initialised_from")
+            if init_dir is None:
+                same_start = source is None
+            else:
+                same_start = source is not None and _inside(source, init_dir)
+            if same_start:
+                return other_dir, other_report
     return model_dir, report
 
 
-def metrics(report):
+def _family_accuracy(per_class):
+    """``{family_<name>: top-1}`` over the test videos of each motion family present."""
+    accuracies = {}
+    for family, labels in MOTION_FAMILIES.items():
+        counts = [per_class[label] for label in labels if label in per_class]
+        videos = sum(count["videos"] for count in counts)
+        if videos:
+            correct = sum(count["correct"] for count in counts)
+            accuracies[f"{FAMILY_PREFIX}{family}"] = correct / videos
+    return accuracies
+
+
+def metrics(report, epoch_rows=()):
     """The numbers of a run's report, flat: frame prediction (the model's, and copying the
-    last frame's as ``copy_<metric>``) and video-level accuracy, whichever it has."""
+    last frame's as ``copy_<metric>``), video-level accuracy (overall and per motion
+    family), the loss terms' gradient shares, validation, and the last epoch's training
+    accuracy from ``epoch_rows`` (its log.csv), whichever it has."""
     values = {}
     frame_prediction = report.get("frame_prediction")
     if frame_prediction:
         values.update(frame_prediction["model"])
         values.update({f"copy_{k}": v for k, v in frame_prediction["copy_last_frame"].items()})
         values["clips"] = frame_prediction["clips"]
-    accuracy = report.get("video_accuracy")
-    if accuracy:
-        values.update(accuracy)
+    accuracy = dict(report.get("video_accuracy") or {})
+    per_class = accuracy.pop("per_class", None)
+    values.update({k: v for k, v in accuracy.items() if isinstance(v, (int, float))})
+    if per_class:
+        values.update(_family_accuracy(per_class))
+    values.update(report.get("gradient_shares", {}))
+    values.update({k: v for k, v in report.items() if k.startswith("val_")})
+    if epoch_rows and epoch_rows[-1].get("top1_accuracy"):
+        values["top1_accuracy"] = float(epoch_rows[-1]["top1_accuracy"])
     return values
+
+
+def read_cost(model_dir):
+    """``{"cpu_seconds", "wall_seconds"}`` that training the run in ``model_dir`` took, or
+    None for a run trained before costs were recorded."""
+    path = Path(model_dir) / COST_FILE
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def train_and_record_cost(trainer, model_dir):
+    """``trainer.train()``, adding its CPU (every thread of this process) and wall-clock
+    seconds to the run's :data:`COST_FILE`: a resumed run sums its sessions."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    report = trainer.train()
+    cost = read_cost(model_dir) or {"cpu_seconds": 0.0, "wall_seconds": 0.0}
+    cost["cpu_seconds"] += time.process_time() - cpu
+    cost["wall_seconds"] += time.perf_counter() - wall
+    atomic_write(Path(model_dir) / COST_FILE, json.dumps(cost, indent=2) + "\n")
+    return report
 
 
 def run_experiment(args, arms, shared_overrides=()):
@@ -243,7 +348,9 @@ def run_experiment(args, arms, shared_overrides=()):
     if tuple(arm.name for arm in arms) != args.claim.arms:
         raise ValueError(f"arms {[arm.name for arm in arms]} are not the claim's {args.claim.arms}")
     overrides = {
-        arm.name: [*shared_overrides, *base_overrides(args), *arm.overrides] for arm in arms
+        # The smoke setting and --steps last: they hold for every arm.
+        arm.name: [*shared_overrides, *arm.overrides, *base_overrides(args)]
+        for arm in arms
     }
     commit, dirty = git_state()
     results = {
@@ -271,27 +378,72 @@ def run_experiment(args, arms, shared_overrides=()):
             for arm in arms
         },
     }
+    # Read once, before this process rewrites its own: runs of other seeds recorded there
+    # (by another process, or a session whose run folders are gone) are kept.
+    recorded = {Path(args.out): recorded_runs(args.out)}
+    for arm in arms:
+        if arm.same_as:
+            other = Path(args.out).parent / arm.same_as[0]
+            recorded[other] = recorded_runs(other)
+
+    def arm_config(arm, seed):
+        # Absolute, as the trainer saves it: a finished run is found by its saved config.
+        return with_absolute_data_paths(
+            load_config(REPO / CONFIG, [*overrides[arm.name], f"train.seed={seed}"])
+        )
+
+    kept = {
+        arm.name: [
+            run
+            for (name, seed), run in sorted(recorded[Path(args.out)].items())
+            if name == arm.name
+            and seed not in args.seeds
+            and run.get("config_digest") == config_digest(arm_config(arm, seed))
+        ]
+        for arm in arms
+    }
+    for name, runs in kept.items():
+        results["arms"][name]["runs"] = list(runs)
+        results["arms"][name]["summary"] = summarize_runs(runs)
     for seed in args.seeds:
         for arm in arms:
-            config = load_config(REPO / CONFIG, [*overrides[arm.name], f"train.seed={seed}"])
-            model_dir, report = finished_run(args, arm, seed, config)
-            if report is None and args.arms and arm.name not in args.arms:
+            config = arm_config(arm, seed)
+            init_from = None
+            if arm.init_from:
+                init_runs = results["arms"][arm.init_from]["runs"]
+                init_run = next((run for run in init_runs if run["seed"] == seed), None)
+                if init_run is None:
+                    if args.collect or (args.arms and arm.name not in args.arms):
+                        continue
+                    raise TrainingError(
+                        f"arm {arm.name} starts from arm {arm.init_from}'s run of seed {seed}, "
+                        f"which has not finished in {args.out}: train it first (--arms "
+                        f"{arm.init_from} --seeds {seed})."
+                    )
+                init_from = Path(init_run["model_dir"])
+            digest = config_digest(config)
+            model_dir, report = finished_run(args, arm, seed, config, init_from)
+            earlier = None if report else recorded_run(recorded, args, arm, seed, digest, init_from)
+            if earlier:
+                entry = results["arms"][arm.name]
+                entry["runs"].append(dict(earlier, command=seed_command(args, seed)))
+                if Path(earlier["model_dir"]) != run_dir(args.out, arm.name, seed):
+                    entry["runs"][-1]["same_as"] = list(arm.same_as)
+                entry["summary"] = summarize_runs(entry["runs"])
                 continue
+            if report is None and (args.collect or (args.arms and arm.name not in args.arms)):
+                continue
+            if init_from and not init_from.exists():
+                raise TrainingError(
+                    f"arm {arm.name} of seed {seed} starts from {init_from}, recorded in "
+                    "results.json but not on this machine (run folders are not kept in git): "
+                    f"train arm {arm.init_from} of seed {seed} again first, in another --out."
+                )
             if report is None:
                 print(f"\n{args.claim.name}: {arm.name}, seed {seed}, in {model_dir}", flush=True)
-                init_from = None
-                if arm.init_from:
-                    init_runs = results["arms"][arm.init_from]["runs"]
-                    if not any(run["seed"] == seed for run in init_runs):
-                        raise TrainingError(
-                            f"arm {arm.name} starts from arm {arm.init_from}'s run of seed {seed}, "
-                            f"which has not finished in {args.out}: train it first (--arms "
-                            f"{arm.init_from} --seeds {seed})."
-                        )
-                    init_from = run_dir(args.out, arm.init_from, seed)
                 keras.backend.clear_session()  # one process trains every run
                 trainer = Trainer(config, model_dir, init_from=init_from, progress=not args.smoke)
-                report = trainer.train()
+                report = train_and_record_cost(trainer, model_dir)
             entry = results["arms"][arm.name]
             entry["runs"].append(
                 {
@@ -299,7 +451,10 @@ def run_experiment(args, arms, shared_overrides=()):
                     "model_dir": str(model_dir),
                     "command": seed_command(args, seed),
                     "steps": report["steps"],
-                    "metrics": metrics(report),
+                    "config_digest": digest,
+                    "initialised_from": report.get("initialised_from"),
+                    "cost": read_cost(model_dir),
+                    "metrics": metrics(report, read_epoch_log(run_layout(model_dir).log)),
                 }
             )
             if model_dir != run_dir(args.out, arm.name, seed):
@@ -309,8 +464,11 @@ def run_experiment(args, arms, shared_overrides=()):
                 timespec="seconds"
             )
             write_results(args.out, results)
+    for entry in results["arms"].values():
+        entry["runs"].sort(key=lambda run: run["seed"])
     results["complete"] = all(
-        len(entry["runs"]) == len(args.seeds) for entry in results["arms"].values()
+        set(args.seeds) <= {run["seed"] for run in entry["runs"]}
+        for entry in results["arms"].values()
     )
     write_results(args.out, results)
     return results
@@ -321,16 +479,28 @@ def write_results(out, results):
     atomic_write(Path(out) / RESULTS_FILE, json.dumps(results, indent=2) + "\n")
 
 
-def run_on_labeled_demo(args, arms):
-    """Runs ``arms`` as joint training on split 1 of the labeled demo set, scored on its test
-    videos."""
-    demo = demo_data(args.data_root, args.smoke)
-    shared = (
-        "train.stage=joint",
-        f"data.train_files={demo.labeled_train}",
-        f"data.eval_files={demo.labeled_test}",
+def benchmark_overrides(benchmark, stage):
+    """The data of a ``stage`` run on the benchmark: pretraining reads the unlabeled clips,
+    the labeled stages the training videos, each validating on its holdout; every run is
+    scored on the test videos, next frames on all their whole clips."""
+    train, val = (
+        (benchmark.unlabeled, benchmark.unlabeled_holdout)
+        if stage == "pretrain"
+        else (benchmark.train, benchmark.holdout)
     )
-    return run_experiment(args, arms, shared)
+    return (
+        f"train.stage={stage}",
+        f"data.train_files={train}",
+        f"data.val_files={val}",
+        f"data.eval_files={benchmark.test}",
+        "train.frame_prediction_batches=null",
+    )
+
+
+def run_on_benchmark(args, arms):
+    """Runs ``arms`` as joint training from scratch on the benchmark."""
+    benchmark = benchmark_data(args.data_root, args.smoke)
+    return run_experiment(args, arms, benchmark_overrides(benchmark, "joint"))
 
 
 def main(run, claim, argv=None):

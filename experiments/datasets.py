@@ -1,88 +1,96 @@
-"""The data of the experiments, prepared on first use: which TFRecords each run reads.
+"""The benchmark every experiment reads, prepared once on first use.
 
-- :func:`demo_data`: the demo of ``train.py`` (``data/demo``: unlabeled clips and the labeled
-  set's split 1), or with ``smoke`` a tiny demo of 32 x 32 videos under ``data_root``.
-- :func:`photo_split_data`: for frame prediction on unseen scenes, unlabeled clips filmed
-  over the training photographs and held-out clips filmed over :data:`HELD_OUT_PHOTOS`,
-  which training never sees.
+The labeled motion benchmark is the offline demo generator (:mod:`dynamonet_tf.data.demo`)
+at scale: the demo's 13 motion classes, :data:`BENCHMARK` ``videos_per_class`` videos each,
+split as HMDB51 is (about 1 in 6 unused, 30 % of the rest test, 10 % of the training ones
+held out for validation), and unlabeled clips for pretraining. Training videos and unlabeled
+clips are filmed over :data:`TRAINING_PHOTOS`, test videos over :data:`HELD_OUT_PHOTOS`,
+which nothing trains on: every test number, accuracy and next-frame prediction alike, is on
+scenes the model never saw. The seed is fixed: the data are the same for every experiment
+and every training seed.
 
-Each is generated and prepared once (:func:`dynamonet_tf.data.prepare.prepare_demo`): a
-folder whose two manifests exist is complete (they are written last) and is used as it is,
-as ``train.py`` uses ``data/demo``.
+The folder is generated and prepared by :func:`dynamonet_tf.data.prepare.prepare_demo`; one
+whose manifests exist is complete and is used as it is.
 """
 
+import argparse
 import dataclasses
 from pathlib import Path
 
 from dynamonet_tf.data.demo import PHOTOS
 from dynamonet_tf.data.demo_data import ensure_demo
 from dynamonet_tf.data.prepare import PrepareOptions
-from dynamonet_tf.layout import DEMO_DATA_DIR, TEST, TRAIN, shards
+from dynamonet_tf.layout import HOLDOUT, TEST, TRAIN, shards
 
-# A person, an object, a texture and a scene; training films the other photographs.
+# A person, an object, a texture and a scene; training films the other 12 photographs.
 HELD_OUT_PHOTOS = ("astronaut", "coffee", "gravel", "rocket")
 TRAINING_PHOTOS = tuple(sorted(set(PHOTOS) - set(HELD_OUT_PHOTOS)))
-# As many training clips as the demo has; the held-out clips give 4 whole clips of 9 frames
-# each, 64 in all: the 8 batches of 8 that the trainer's frame-prediction report scores.
-TRAINING_CLIPS = 48
-HELD_OUT_CLIPS = 16
-# The labeled videos of a photo-split demo are not used: the fewest the generator allows.
-UNUSED_VIDEOS_PER_CLASS = 2
-
+DATA_ROOT = Path("experiments") / "data"  # the scripts' default --data-root
+BENCHMARK_SEED = 0
+# 80 videos per class: 13 unused, 20 test and 47 train, of which 5 are held out: 42 train.
+BENCHMARK = {
+    "unlabeled_videos": 256,
+    "videos_per_class": 80,
+    "photos": TRAINING_PHOTOS,
+    "test_photos": HELD_OUT_PHOTOS,
+}
 # Tiny videos for --smoke: 12 frames of 32 x 32, 3 videos per class (1 train, 1 holdout,
 # 1 test).
-SMOKE_DEMO = {"unlabeled_videos": 4, "videos_per_class": 3, "num_frames": 12, "size": (32, 32)}
+SMOKE_BENCHMARK = {
+    **BENCHMARK,
+    "unlabeled_videos": 4,
+    "videos_per_class": 3,
+    "num_frames": 12,
+    "size": (32, 32),
+}
 SMOKE_PREPARE = PrepareOptions(short_side=32)
 
 
 @dataclasses.dataclass(frozen=True)
-class DemoData:
-    """File patterns of a prepared demo."""
+class Benchmark:
+    """File patterns of the prepared benchmark."""
 
-    unlabeled: str  # unlabeled training clips
-    unlabeled_all: str  # every unlabeled clip: the training clips and their holdout
-    labeled_train: str  # split 1 training videos
-    labeled_test: str  # split 1 test videos
+    unlabeled: str  # unlabeled clips for pretraining (training photographs)
+    unlabeled_holdout: str  # their holdout, for pretraining's validation
+    train: str  # labeled training videos (training photographs)
+    holdout: str  # a holdout of the training videos, for validation
+    test: str  # labeled test videos (held-out photographs)
 
 
-def _prepared(root, demo_options=None, *, smoke=False, seed=0):
-    """The files of the demo under ``root``, generated and prepared first if incomplete."""
+def benchmark_root(data_root, smoke=False):
+    return Path(data_root) / ("smoke" if smoke else "") / "benchmark"
+
+
+def benchmark_data(data_root, smoke=False):
+    """The :class:`Benchmark` under ``data_root``, generated and prepared first if
+    incomplete; with ``smoke``, a tiny one."""
     # Tiny videos decode faster in this process than worker processes start.
     options, workers = (SMOKE_PREPARE, 0) if smoke else (PrepareOptions(), 2)
     demo = ensure_demo(
-        root, seed=seed, demo_options=demo_options, options=options, workers=workers, progress=False
+        benchmark_root(data_root, smoke),
+        seed=BENCHMARK_SEED,
+        demo_options=SMOKE_BENCHMARK if smoke else BENCHMARK,
+        options=options,
+        workers=workers,
+        progress=False,
     )
-    return DemoData(
+    return Benchmark(
         unlabeled=shards(demo.unlabeled, TRAIN),
-        unlabeled_all=shards(demo.unlabeled),
-        labeled_train=shards(demo.labeled(1), TRAIN),
-        labeled_test=shards(demo.labeled(1), TEST),
+        unlabeled_holdout=shards(demo.unlabeled, HOLDOUT),
+        train=shards(demo.labeled(1), TRAIN),
+        holdout=shards(demo.labeled(1), HOLDOUT),
+        test=shards(demo.labeled(1), TEST),
     )
 
 
-def demo_data(data_root, smoke=False):
-    """The demo of ``train.py`` (``data/demo``), or a tiny one under ``data_root`` with
-    ``smoke``."""
-    if smoke:
-        return _prepared(Path(data_root) / "smoke" / "demo", SMOKE_DEMO, smoke=True)
-    return _prepared(Path(DEMO_DATA_DIR))
+def main(argv=None):
+    """Prepares the benchmark (``run_all.sh`` does it once, before processes share it)."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--data-root", type=Path, default=DATA_ROOT)
+    parser.add_argument("--smoke", action="store_true", help="the tiny benchmark of --smoke")
+    args, _ = parser.parse_known_args(argv)  # the experiment scripts' other options
+    print(benchmark_data(args.data_root, args.smoke))
 
 
-def photo_split_data(data_root, smoke=False):
-    """``(training clips, held-out clips)``: file patterns of unlabeled clips filmed over
-    :data:`TRAINING_PHOTOS` and over :data:`HELD_OUT_PHOTOS`, under ``data_root``."""
-    root = Path(data_root) / ("smoke" if smoke else "") / "photo_split"
-    if smoke:
-        training = held_out = SMOKE_DEMO
-    else:
-        training = {"unlabeled_videos": TRAINING_CLIPS, "videos_per_class": UNUSED_VIDEOS_PER_CLASS}
-        held_out = {"unlabeled_videos": HELD_OUT_CLIPS, "videos_per_class": UNUSED_VIDEOS_PER_CLASS}
-    train = _prepared(
-        root / "training_photos", {**training, "photos": TRAINING_PHOTOS}, smoke=smoke
-    )
-    # Another seed as well as other photographs: clip i of each would otherwise share its motion.
-    test = _prepared(
-        root / "held_out_photos", {**held_out, "photos": HELD_OUT_PHOTOS}, smoke=smoke, seed=1
-    )
-    # Nothing trains on the held-out photographs: all their clips, holdout included, are scored.
-    return train.unlabeled, test.unlabeled_all
+if __name__ == "__main__":
+    main()

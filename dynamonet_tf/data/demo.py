@@ -91,6 +91,20 @@ _CLASS_MOTION = {
 }
 # Sorted, because HMDB51 readers number classes by sorted name.
 DEMO_CLASSES = tuple(sorted(_CLASS_MOTION))
+# The classes by kind of motion: one filter per frame can represent a translation (pans)
+# but not a zoom, a rotation or a sprite moving over a still background.
+_FAMILY_OF_MOTION = {"pan": "pans", "zoom": "zooms", "spin": "rotations", "sprite": "sprites"}
+
+
+def _family(label):
+    motion = _CLASS_MOTION[label]  # every moving class has one kind of motion
+    return _FAMILY_OF_MOTION[next(iter(motion))] if motion else "still"
+
+
+MOTION_FAMILIES = {
+    family: tuple(label for label in DEMO_CLASSES if _family(label) == family)
+    for family in (*_FAMILY_OF_MOTION.values(), "still")
+}
 
 # Magnitude ranges, per frame: pixels, log-scale, degrees.
 PAN_SPEED = (1.5, 3.0)
@@ -503,6 +517,9 @@ def _video_name(rng, label, index):
     return "_".join(fields) + ".avi"
 
 
+TEST_TAG = 2  # HMDB51's tag of a test video (1: train, 0: unused)
+
+
 def split_tags(rng, count):
     """HMDB51 tags for ``count`` videos of one class: 1 train, 2 test, 0 unused.
 
@@ -511,11 +528,22 @@ def split_tags(rng, count):
     """
     unused = count // 6
     test = max(1, round(0.3 * (count - unused)))
-    tags = np.array([0] * unused + [2] * test + [1] * (count - unused - test))
+    tags = np.array([0] * unused + [TEST_TAG] * test + [1] * (count - unused - test))
     return tags[rng.permutation(count)]
 
 
-def _options(seed, unlabeled_videos, videos_per_class, num_frames, size, fps, photos):
+def _check_photos(photos, what):
+    unknown = sorted(set(photos) - set(PHOTOS))
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown}; valid: {sorted(PHOTOS)}")
+    if len(set(photos)) < 2:
+        raise ValueError(f"{what} must name at least 2 photographs: sprites come from another")
+    return sorted(set(photos))
+
+
+def _options(
+    seed, unlabeled_videos, videos_per_class, num_frames, size, fps, photos, test_photos=None
+):
     height, width = size
     if height % 2 or width % 2 or min(size) < 16:
         raise ValueError(f"size must be even and at least 16 pixels, got {size}")
@@ -534,12 +562,14 @@ def _options(seed, unlabeled_videos, videos_per_class, num_frames, size, fps, ph
     }
     if photos is not None:
         # Recorded only when given, so that demos of all photographs keep their markers.
-        unknown = sorted(set(photos) - set(PHOTOS))
-        if unknown:
-            raise ValueError(f"unknown photos {unknown}; valid: {sorted(PHOTOS)}")
-        if len(set(photos)) < 2:
-            raise ValueError("photos must name at least 2 photographs: sprites come from another")
-        options["photos"] = sorted(set(photos))
+        options["photos"] = _check_photos(photos, "photos")
+    if test_photos is not None:
+        options["test_photos"] = _check_photos(test_photos, "test_photos")
+        shared = sorted(set(options["test_photos"]) & set(options.get("photos", PHOTOS)))
+        if shared:
+            raise ValueError(
+                f"test_photos {shared} are also training photographs; pass photos without them"
+            )
     return options
 
 
@@ -600,17 +630,24 @@ def generate_demo(
     size=(128, 160),
     fps=25,
     photos=None,
+    test_photos=None,
 ):
     """Writes the demo dataset under ``root`` (see the module docstring) and summarises it.
 
     ``size`` is ``(height, width)``, both even (yuv420p). ``photos``: names in
-    :data:`PHOTOS` (at least 2) that every video draws from; None: all of them. Returns
+    :data:`PHOTOS` (at least 2) that every video draws from; None: all of them.
+    ``test_photos``: photographs (at least 2, none of ``photos``) that the labeled videos
+    tagged test are filmed over instead, so that a model is tested on scenes it never
+    trained on. A video's photographs then decide its side, so splits 2 and 3 repeat split
+    1's tags. Returns
     a dict with the folders (``unlabeled_dir``, ``videos_dir``, ``splits_dir``),
     ``classes``, the video counts, the ``options`` and whether anything was
     ``generated`` (False when a matching complete demo was already there). Raises
     ValueError if ``root`` holds a demo made with other options.
     """
-    options = _options(seed, unlabeled_videos, videos_per_class, num_frames, size, fps, photos)
+    options = _options(
+        seed, unlabeled_videos, videos_per_class, num_frames, size, fps, photos, test_photos
+    )
     if not _prepare_root(root, options):
         return _summary(root, options, generated=False)
     root, paths, size = Path(root), demo_paths(root), tuple(options["size"])
@@ -624,14 +661,22 @@ def generate_demo(
     paths.splits.mkdir(parents=True, exist_ok=True)
     for class_index, label in enumerate(DEMO_CLASSES):
         (paths.videos / label).mkdir(parents=True, exist_ok=True)
+        tags_by_split = {
+            split: split_tags(
+                np.random.default_rng([seed, 2, class_index, split]), videos_per_class
+            )
+            for split in (1, 2, 3)
+        }
+        if test_photos is not None:
+            tags_by_split = dict.fromkeys(tags_by_split, tags_by_split[1])
         names = []
         for index in range(videos_per_class):
             rng = np.random.default_rng([seed, 1, class_index, index])
             names.append(_video_name(rng, label, index))
-            clip = labeled_clip(rng, label, num_frames, size, photos)
+            tested = test_photos is not None and tags_by_split[1][index] == TEST_TAG
+            clip = labeled_clip(rng, label, num_frames, size, test_photos if tested else photos)
             write_video(paths.videos / label / names[-1], clip, fps)
-        for split in (1, 2, 3):
-            tags = split_tags(np.random.default_rng([seed, 2, class_index, split]), len(names))
+        for split, tags in tags_by_split.items():
             # Real HMDB51 split files end every line with a space after the tag.
             lines = "".join(f"{name} {tag} \n" for name, tag in sorted(zip(names, tags)))
             _write_text(paths.splits / f"{label}_test_split{split}.txt", lines)

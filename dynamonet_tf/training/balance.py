@@ -26,6 +26,18 @@ def gradient_shares(norms):
     return shares
 
 
+def mean_gradient_shares(epoch_rows):
+    """``{"share_<term>_of_<group>": mean}`` over a run's epochs: log.csv rows (dicts of
+    strings) whose share columns are filled; ``{}`` for a run that measured none."""
+    names = sorted({name for row in epoch_rows for name in row if name.startswith("share_")})
+    means = {}
+    for name in names:
+        values = [float(row[name]) for row in epoch_rows if row.get(name) not in (None, "")]
+        if values:
+            means[name] = sum(values) / len(values)
+    return means
+
+
 class BalanceMonitor:
     """Averages an epoch's gradient shares and warns, once per run and share, when a term's
     share stayed below :data:`MIN_GRADIENT_SHARE` at every measurement of an epoch."""

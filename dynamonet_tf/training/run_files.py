@@ -182,6 +182,15 @@ def write_json(path, content):
     atomic_write(path, json.dumps(content, indent=2))
 
 
+def read_epoch_log(path):
+    """The rows of the CSV log at ``path`` (dicts of strings), ``[]`` when it is absent."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    with path.open(newline="") as file:
+        return list(csv.DictReader(file))
+
+
 def append_epoch_log(path, row: dict):
     """Adds ``row`` (an epoch's logs) to the CSV log, replacing any row of that epoch or
     later: a run killed after logging an epoch but before checkpointing it redoes it.
@@ -189,9 +198,6 @@ def append_epoch_log(path, row: dict):
     Columns measured only in some epochs (the loss balance every N steps) stay blank in the
     others.
     """
-    rows = []
-    if path.exists():
-        with path.open(newline="") as file:
-            rows = [r for r in csv.DictReader(file) if int(r["epoch"]) < row["epoch"]]
+    rows = [r for r in read_epoch_log(path) if int(r["epoch"]) < row["epoch"]]
     rows.append(row)
     atomic_write_csv(path, rows)

@@ -77,7 +77,13 @@ from dynamonet_tf.models import (
 from dynamonet_tf.names import LOGITS, PREDICTED_FRAMES, UNLABELED
 from dynamonet_tf.run_lock import RunLockError
 from dynamonet_tf.runs import RunError, build_model, load_run_config, model_kind, restore_weights
-from dynamonet_tf.training.balance import NORM_PREFIX, TERMS, BalanceMonitor, gradient_shares
+from dynamonet_tf.training.balance import (
+    NORM_PREFIX,
+    TERMS,
+    BalanceMonitor,
+    gradient_shares,
+    mean_gradient_shares,
+)
 from dynamonet_tf.training.figures import log_prediction_images
 from dynamonet_tf.training.finite_updates import all_finite, apply_gradients
 from dynamonet_tf.training.optimization import decayed_weights, make_optimizer
@@ -88,6 +94,7 @@ from dynamonet_tf.training.run_files import (
     checkpoint_name,
     claim_run_folder,
     has_checkpoint,
+    read_epoch_log,
     record_best,
     record_checkpoint_step,
     write_json,
@@ -589,11 +596,13 @@ class Trainer:
                 totals[name] = totals.get(name, 0.0) + float(value)
         return _averages(totals, prefix="val_")
 
-    def frame_prediction_report(self, max_batches=8):
-        """FP loss and SSIM/PSNR against copying the last frame, on held-out clips, scored as
+    def frame_prediction_report(self):
+        """FP loss and SSIM/PSNR against copying the last frame, on held-out clips
+        (``train.frame_prediction_batches`` batches of them), scored as
         ``evaluate_frame_prediction.py`` scores them (means over all predicted frames)."""
         scores, losses = FramePredictionScores(), {"model": [], "copy_last_frame": []}
-        for frames, targets, info in self._eval_clips(max_batches, self.config.data.eval_files):
+        batches = self.config.train.frame_prediction_batches
+        for frames, targets, info in self._eval_clips(batches, self.config.data.eval_files):
             predicted = tf.cast(self.model(frames, training=False)[PREDICTED_FRAMES], tf.float32)
             next_frames = targets[PREDICTED_FRAMES]
             for video, *clip in zip(
@@ -823,6 +832,9 @@ class Trainer:
         if self.init_report:
             report["initialised_from"] = self.init_report["source"]
         report.update(self.validate())
+        shares = mean_gradient_shares(read_epoch_log(self.run.log))
+        if shares:
+            report["gradient_shares"] = shares
         if self.config.data.eval_files and model_kind(self.config) != "classifier":
             # Joint and finetune models too: does classification training keep the predictor?
             report["frame_prediction"] = self.frame_prediction_report()
@@ -846,7 +858,7 @@ class Trainer:
         for warning in checked.get("warnings", ()):
             self._say(f"warning: {warning}", stderr=True)
         return {
-            k: report[k] for k in ("videos", "clips", *HEADLINE, "video_top5_trivial")
+            k: report[k] for k in ("videos", "clips", *HEADLINE, "video_top5_trivial", "per_class")
         } | checked
 
 
