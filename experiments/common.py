@@ -325,6 +325,16 @@ def read_cost(model_dir):
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def trained_at(model_dir):
+    """``{"commit", "dirty"}`` of the checkout that trained the run in ``model_dir`` (its
+    first session's, from run.json), or None."""
+    path = run_layout(model_dir).record
+    if not path.exists():
+        return None
+    sessions = json.loads(path.read_text()).get("sessions") or [{}]
+    return sessions[0].get("git")
+
+
 def train_and_record_cost(trainer, model_dir):
     """``trainer.train()``, adding its CPU (every thread of this process) and wall-clock
     seconds to the run's :data:`COST_FILE`: a resumed run sums its sessions."""
@@ -454,6 +464,7 @@ def run_experiment(args, arms, shared_overrides=()):
                     "config_digest": digest,
                     "initialised_from": report.get("initialised_from"),
                     "cost": read_cost(model_dir),
+                    "git": trained_at(model_dir),
                     "metrics": metrics(report, read_epoch_log(run_layout(model_dir).log)),
                 }
             )
