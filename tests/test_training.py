@@ -564,6 +564,9 @@ def test_the_end_of_run_report_shows_top5_only_when_it_can_miss(capsys, classes,
         "clip_top1": 0.5,
         "mean_class_accuracy": 0.5,
         "video_top5_trivial": classes <= 5,
+        "per_class": {
+            f"class{k}": {"videos": 1, "correct": 1, "accuracy": 1.0} for k in range(classes)
+        },
     }
     print_report({"stage": "joint", "steps": 6, "video_accuracy": accuracy}, "runs/r")
     out = capsys.readouterr().out

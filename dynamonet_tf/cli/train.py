@@ -30,10 +30,9 @@ from dynamonet_tf.training.trainer import (  # noqa: E402
     TrainingError,
     make_strategy,
 )
+from dynamonet_tf.video_accuracy import format_top_k  # noqa: E402
 
 DEFAULT_CONFIG = CONFIGS_DIR / "default.yaml"
-# Top-5 with 5 classes or fewer is 100 % whatever the model (video_accuracy.top_k_is_trivial).
-TRIVIAL_TOP5 = "n/a (≤5 classes)"
 
 
 def parse_args(argv):
@@ -138,12 +137,15 @@ def print_report(report, model_dir):
             )
     accuracy = report.get("video_accuracy")
     if accuracy:
-        top5 = accuracy["video_top5"]
+        # Every class is in per_class, with or without test videos.
+        top5 = format_top_k(
+            accuracy["video_top5"], 5, len(accuracy["per_class"]), digits=3, percent=False
+        )
         print(
             f"video-level accuracy on {accuracy['videos']} test videos "
             f"({accuracy['clips']} clips): "
             f"top-1 {accuracy['video_top1']:.3f}, top-5 "
-            f"{TRIVIAL_TOP5 if accuracy.get('video_top5_trivial') else f'{top5:.3f}'}, "
+            f"{top5}, "
             f"clip top-1 {accuracy['clip_top1']:.3f}, "
             f"mean class {accuracy['mean_class_accuracy']:.3f}"
         )
