@@ -137,6 +137,20 @@ def frame_scores(reference, frame, mask=None):
     return scores
 
 
+def clip_arrays(frames, next_frames, predicted):
+    """``(frames, next_frames, predicted)`` of one clip as float64 arrays, checked to share
+    one shape ``(time, height, width, 3)``; ValueError naming the shapes otherwise."""
+    frames, next_frames, predicted = (
+        np.asarray(a, np.float64) for a in (frames, next_frames, predicted)
+    )
+    if not frames.shape == next_frames.shape == predicted.shape or frames.ndim != 4:
+        raise ValueError(
+            "frames, next frames and predicted frames must share one shape (time, height, "
+            f"width, 3); got {frames.shape}, {next_frames.shape}, {predicted.shape}."
+        )
+    return frames, next_frames, predicted
+
+
 class FramePredictionScores:
     """Scores of next-frame predictions and of copying the last frame, summed by video.
 
@@ -169,14 +183,7 @@ class FramePredictionScores:
             masks: with ``masked``, bool ``(time, height, width)``: the pixels of each next
                 frame to score (its moving area).
         """
-        frames, next_frames, predicted = (
-            np.asarray(a, np.float64) for a in (frames, next_frames, predicted)
-        )
-        if not frames.shape == next_frames.shape == predicted.shape or frames.ndim != 4:
-            raise ValueError(
-                "frames, next frames and predicted frames must share one shape (time, height, "
-                f"width, 3); got {frames.shape}, {next_frames.shape}, {predicted.shape}."
-            )
+        frames, next_frames, predicted = clip_arrays(frames, next_frames, predicted)
         if self.masked != (masks is not None):
             raise ValueError("masks are required with masked=True and refused without it.")
         sums = self._videos.setdefault(

@@ -22,7 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.textpath import TextPath
 
-from dynamonet_tf.frame_metrics import FramePredictionScores
+from dynamonet_tf.frame_metrics import FramePredictionScores, clip_arrays
 
 DPI = 100
 # The confusion matrix's class names are 6-point text at 101 classes: sharper at this dpi.
@@ -155,14 +155,7 @@ def prediction_figure(frames, next_frames, predicted, flows, *, title=None):
             flow row, e.g. from each input frame t to its predicted frame t + 1.
         title: the first line of the figure's title, e.g. the video's id.
     """
-    frames, next_frames, predicted = (
-        np.asarray(a, np.float64) for a in (frames, next_frames, predicted)
-    )
-    if not frames.shape == next_frames.shape == predicted.shape or frames.ndim != 4:
-        raise ValueError(
-            "frames, next frames and predicted frames must share one shape (time, height, "
-            f"width, 3); got {frames.shape}, {next_frames.shape}, {predicted.shape}."
-        )
+    frames, next_frames, predicted = clip_arrays(frames, next_frames, predicted)
     time, height, width, _ = frames.shape
     scale = flow_scale(flows)
     rows = (
