@@ -17,7 +17,7 @@ import tensorflow as tf
 from dynamonet_tf.checkpoint_files import present
 from dynamonet_tf.config import load_config
 from dynamonet_tf.training.trainer import Trainer
-from tiny_run import write_tiny_data
+from tiny_run import tiny_overrides, write_tiny_data
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCHS, STEPS = 2, 6
@@ -25,23 +25,12 @@ KILLS = 3
 
 
 def overrides(data):
+    # tiny_run's run, longer, with a save at every step: kills land in saves too.
     return [
-        f"data.train_files={data}/train-*.tfrecord",
-        f"data.val_files={data}/holdout-*.tfrecord",
-        f"data.eval_files={data}/test-*.tfrecord",
-        "data.num_frames=8",
-        "data.crop_size=32",
-        "data.short_side=32",
-        "data.shuffle_buffer=4",
-        "model.backbone=resnet10",
-        "model.width_multiplier=0.125",
-        "model.head_filters=8",
-        "train.batch_size=4",
+        *tiny_overrides(data),
         f"train.epochs={EPOCHS}",
         f"train.steps_per_epoch={STEPS}",
-        "train.checkpoint_every_steps=1",  # a save at every step: kills land in saves too
-        "train.deterministic=true",
-        "train.eval_steps=1",
+        "train.checkpoint_every_steps=1",
     ]
 
 

@@ -9,7 +9,7 @@ import tensorflow as tf
 import yaml
 
 from dynamonet_tf.training.trainer import Trainer, TrainingError
-from tiny_run import tiny_config, write_tiny_data
+from tiny_run import tiny_config, tiny_overrides, write_tiny_data
 
 
 @pytest.fixture(scope="module")
@@ -314,23 +314,7 @@ def test_train_command_killed_with_sigkill_resumes_to_the_same_weights(tiny_data
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[1]
-    overrides = [
-        f"data.train_files={tiny_data}/train-*.tfrecord",
-        f"data.eval_files={tiny_data}/test-*.tfrecord",
-        "data.num_frames=8",
-        "data.crop_size=32",
-        "data.short_side=32",
-        "data.shuffle_buffer=4",
-        "model.backbone=resnet10",
-        "model.width_multiplier=0.125",
-        "model.head_filters=8",
-        "train.batch_size=4",
-        "train.epochs=3",
-        "train.steps_per_epoch=8",
-        "train.checkpoint_every_steps=2",
-        "train.deterministic=true",
-        "train.eval_steps=1",
-    ]
+    overrides = [*tiny_overrides(tiny_data), "train.epochs=3", "train.steps_per_epoch=8"]
     command = [
         sys.executable,
         str(repo / "train.py"),
