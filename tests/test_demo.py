@@ -1,6 +1,8 @@
 """The offline demo dataset: real video files whose decoded motion matches their labels."""
 
 import functools
+import hashlib
+import json
 import re
 import types
 import warnings
@@ -384,3 +386,129 @@ def test_a_sprite_path_that_spans_the_frame_exactly_stays_inside_it():
     assert centres.shape == (12, 2)
     assert np.all(centres >= -1e-4) and np.all(centres <= 31 + 1e-4)
     np.testing.assert_allclose(np.ptp(centres[:, 0]), 31, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------- test photographs
+
+# 6 videos per class: 1 unused, 2 test and 3 train in each split file.
+SPLIT_DEMO = {"unlabeled_videos": 1, "videos_per_class": 6, "num_frames": 4, "size": (32, 48)}
+TRAIN_PHOTOS, TEST_PHOTOS = ("brick", "coffee", "gravel"), ("astronaut", "rocket")
+# sha256 over the split files (name, then content, by name) of SPLIT_DEMO at seed 0, as the
+# generator wrote them before test_photos existed (commit f4c38b4).
+SPLIT_FILES_BEFORE_TEST_PHOTOS = "6120b1ae167a106561a7903b803a353b434fada84605d4bacc5dc8716678b8ca"
+
+
+def split_files(summary):
+    return {p.name: p.read_text() for p in sorted(summary["splits_dir"].iterdir())}
+
+
+def split_files_digest(summary):
+    digest = hashlib.sha256()
+    for name, text in split_files(summary).items():
+        digest.update(name.encode())
+        digest.update(text.encode())
+    return digest.hexdigest()
+
+
+def video_index(name):
+    return int(name.removesuffix(".avi").rsplit("_", 1)[1])
+
+
+@pytest.fixture(scope="module")
+def photo_demos(tmp_path_factory):
+    """The same demo with and without test_photos: ``(without, with, {video: photos
+    loaded})``, the photographs every labeled video of the second was filmed over."""
+    root = tmp_path_factory.mktemp("test_photos")
+    without = demo.generate_demo(root / "without", seed=0, photos=TRAIN_PHOTOS, **SPLIT_DEMO)
+    loaded, current = {}, []
+    load_photo, labeled_clip = demo.load_photo, demo.labeled_clip
+
+    def recording_load(name, short_side):
+        current[-1].add(name)
+        return load_photo(name, short_side)
+
+    def recording_clip(rng, label, num_frames, size, photos=None):
+        current.append(set())
+        clip = labeled_clip(rng, label, num_frames, size, photos)
+        loaded[(label, len([k for k in loaded if k[0] == label]))] = current.pop()
+        return clip
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(demo, "load_photo", recording_load)
+        patch.setattr(demo, "labeled_clip", recording_clip)
+        current.append(set())  # the unlabeled clips'
+        tested = demo.generate_demo(
+            root / "with", seed=0, photos=TRAIN_PHOTOS, test_photos=TEST_PHOTOS, **SPLIT_DEMO
+        )
+    return without, tested, loaded
+
+
+def test_test_videos_are_filmed_over_the_test_photographs_and_only_they(photo_demos):
+    without, tested, loaded = photo_demos
+    assert tested["options"] == {
+        **without["options"],
+        "test_photos": sorted(TEST_PHOTOS),
+    }
+    assert json.loads((tested["root"] / demo.MARKER).read_text()) == tested["options"]
+    assert tested["options"]["photos"] == sorted(TRAIN_PHOTOS)
+    counts = {0: 0, 1: 0, 2: 0}
+    for label in tested["classes"]:
+        tags = read_split(tested["splits_dir"] / f"{label}_test_split1.txt")
+        for name, tag in tags.items():
+            photos = loaded[(label, video_index(name))]
+            counts[tag] += 1
+            assert photos, name
+            assert photos <= set(TEST_PHOTOS if tag == demo.TEST_TAG else TRAIN_PHOTOS), name
+    assert counts == {0: 13, 1: 39, 2: 26}
+    # By construction: the same videos and motion, other photographs for the test videos only.
+    for label in tested["classes"]:
+        tags = read_split(tested["splits_dir"] / f"{label}_test_split1.txt")
+        for path in class_videos(tested, label):
+            before = without["videos_dir"] / label / path.name
+            same = path.read_bytes() == before.read_bytes()
+            assert same == (tags[path.name] != demo.TEST_TAG), path.name
+    for path in sorted(tested["unlabeled_dir"].glob("*.mp4")):
+        assert path.read_bytes() == (without["unlabeled_dir"] / path.name).read_bytes()
+
+
+def test_with_test_photos_splits_2_and_3_repeat_split_1(photo_demos):
+    without, tested, _ = photo_demos
+    files, before = split_files(tested), split_files(without)
+    assert len(files) == 3 * len(tested["classes"])
+    for label in tested["classes"]:
+        first = files[f"{label}_test_split1.txt"]
+        assert files[f"{label}_test_split2.txt"] == files[f"{label}_test_split3.txt"] == first
+        assert first == before[f"{label}_test_split1.txt"]  # split 1 is the generator's own
+    assert any(
+        before[f"{label}_test_split1.txt"] != before[f"{label}_test_split2.txt"]
+        for label in without["classes"]
+    )
+
+
+def test_without_test_photos_the_split_files_are_those_of_before(photo_demos):
+    without, _, _ = photo_demos
+    assert "test_photos" not in without["options"]
+    assert split_files_digest(without) == SPLIT_FILES_BEFORE_TEST_PHOTOS
+    # Each class's tags, per split, from its own generator keyed [seed, 2, class, split].
+    for class_index, label in enumerate(demo.DEMO_CLASSES):
+        names = sorted(p.name for p in class_videos(without, label))
+        assert sorted(map(video_index, names)) == list(range(6))
+        for split in (1, 2, 3):
+            tags = demo.split_tags(np.random.default_rng([0, 2, class_index, split]), 6)
+            expected = {name: int(tags[video_index(name)]) for name in names}
+            assert read_split(without["splits_dir"] / f"{label}_test_split{split}.txt") == expected
+
+
+def test_test_photos_that_are_training_photos_are_refused_by_name(tmp_path):
+    with pytest.raises(ValueError, match=r"test_photos \['gravel'\] are also training photo"):
+        demo.generate_demo(
+            tmp_path, photos=TRAIN_PHOTOS, test_photos=("astronaut", "gravel"), **TINY
+        )
+    # Without photos every photograph trains: any test photograph is one of them.
+    with pytest.raises(ValueError, match=r"test_photos \['astronaut', 'rocket'\] are also"):
+        demo.generate_demo(tmp_path, test_photos=TEST_PHOTOS, **TINY)
+    with pytest.raises(ValueError, match="unknown test_photos"):
+        demo.generate_demo(tmp_path, photos=TRAIN_PHOTOS, test_photos=("moon", "nebula"), **TINY)
+    with pytest.raises(ValueError, match="test_photos must name at least 2"):
+        demo.generate_demo(tmp_path, photos=TRAIN_PHOTOS, test_photos=("moon",), **TINY)
+    assert list(tmp_path.iterdir()) == []  # refused before anything was written
