@@ -208,7 +208,8 @@ def seed_command(args, seed):
     """The command that trains ``seed`` alone again, into a folder of its own (reusing
     ``--out`` would find the run finished, and rewrite results.json for that seed alone)."""
     out = Path(args.out)
-    return command(args, [seed], out.with_name(f"{out.name}_seed{seed}"))
+    training = argparse.Namespace(**{**vars(args), "collect": False})  # --collect trains nothing
+    return command(training, [seed], out.with_name(f"{out.name}_seed{seed}"))
 
 
 def finished_report(model_dir, config):
@@ -241,20 +242,21 @@ def recorded_runs(out):
 
 
 def recorded_run(recorded, args, arm, seed, digest, init_dir=None):
-    """A run of ``arm`` for ``seed`` in ``recorded`` (``{results folder: recorded_runs}``)
-    with the same config digest and initial weights, its own or its ``same_as`` arm's (whose
-    folder may be gone: runs are not kept in git, their results are), else None."""
-    places = [(Path(args.out), arm.name)]
+    """``(run, shared)``: a run of ``arm`` for ``seed`` in ``recorded`` (``{results folder:
+    recorded_runs}``) with the same config digest and initial weights, its own (``shared``
+    False) or its ``same_as`` arm's (True), whose folder may be gone (runs are not kept in
+    git, their results are); ``(None, False)`` when there is none."""
+    places = [(Path(args.out), arm.name, False)]
     if arm.same_as:
-        places.append((Path(args.out).parent / arm.same_as[0], arm.same_as[1]))
-    for out, name in places:
+        places.append((Path(args.out).parent / arm.same_as[0], arm.same_as[1], True))
+    for out, name, shared in places:
         run = recorded.get(out, {}).get((name, seed))
         if run is None or run.get("config_digest") != digest:
             continue
         source = run.get("initialised_from")
         if (source is None) if init_dir is None else (source and _inside(source, init_dir)):
-            return run
-    return None
+            return run, shared
+    return None, False
 
 
 def _inside(path, folder):
@@ -308,7 +310,15 @@ def metrics(report, epoch_rows=()):
         values["clips"] = frame_prediction["clips"]
     accuracy = dict(report.get("video_accuracy") or {})
     per_class = accuracy.pop("per_class", None)
-    values.update({k: v for k, v in accuracy.items() if isinstance(v, (int, float))})
+    # Clips of the video-level protocol (every T-frame clip), not next-frame prediction's.
+    accuracy["video_clips"] = accuracy.pop("clips", None)
+    values.update(
+        {
+            k: v
+            for k, v in accuracy.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
+    )
     if per_class:
         values.update(_family_accuracy(per_class))
     values.update(report.get("gradient_shares", {}))
@@ -433,11 +443,15 @@ def run_experiment(args, arms, shared_overrides=()):
                 init_from = Path(init_run["model_dir"])
             digest = config_digest(config)
             model_dir, report = finished_run(args, arm, seed, config, init_from)
-            earlier = None if report else recorded_run(recorded, args, arm, seed, digest, init_from)
+            earlier, shared = (
+                (None, False)
+                if report
+                else recorded_run(recorded, args, arm, seed, digest, init_from)
+            )
             if earlier:
                 entry = results["arms"][arm.name]
                 entry["runs"].append(dict(earlier, command=seed_command(args, seed)))
-                if Path(earlier["model_dir"]) != run_dir(args.out, arm.name, seed):
+                if shared:  # else a record of this arm's, which says if it was shared
                     entry["runs"][-1]["same_as"] = list(arm.same_as)
                 entry["summary"] = summarize_runs(entry["runs"])
                 continue

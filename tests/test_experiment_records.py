@@ -89,24 +89,30 @@ def test_recorded_run_matches_digest_and_initial_weights_its_own_or_its_same_as_
     }
     args = type("Args", (), {"out": out})()
     own = common.Arm("own")
-    assert common.recorded_run(recorded, args, own, 0, "d0") is scratch
-    assert common.recorded_run(recorded, args, own, 1, "d0") is None  # another seed
-    assert common.recorded_run(recorded, args, own, 0, "d1") is None  # another config
+    assert common.recorded_run(recorded, args, own, 0, "d0") == (scratch, False)
+    assert common.recorded_run(recorded, args, own, 1, "d0") == (None, False)  # another seed
+    assert common.recorded_run(recorded, args, own, 0, "d1") == (None, False)  # another config
     # Started from another run: only when the caller starts from that run too.
     joint = common.Arm("joint", init_from="pre")
-    assert common.recorded_run(recorded, args, joint, 0, "d0") is None
-    assert common.recorded_run(recorded, args, joint, 0, "d0", init_dir) is started
-    assert common.recorded_run(recorded, args, joint, 0, "d0", tmp_path / "pre2") is None
+    assert common.recorded_run(recorded, args, joint, 0, "d0") == (None, False)
+    assert common.recorded_run(recorded, args, joint, 0, "d0", init_dir) == (started, False)
+    assert common.recorded_run(recorded, args, joint, 0, "d0", tmp_path / "pre2") == (None, False)
     far = common.Arm("far", init_from="pre")
-    assert common.recorded_run(recorded, args, far, 0, "d0", init_dir) is None
-    assert common.recorded_run(recorded, args, own, 0, "d0", init_dir) is None  # from scratch
+    assert common.recorded_run(recorded, args, far, 0, "d0", init_dir) == (None, False)
+    assert common.recorded_run(recorded, args, own, 0, "d0", init_dir) == (
+        None,
+        False,
+    )  # from scratch
     # The same_as arm's record, in its experiment's folder beside ``out``.
     shared = common.Arm("shared", same_as=("theirs", "their_arm"))
-    assert common.recorded_run(recorded, args, shared, 0, "d0") is scratch
-    assert common.recorded_run(recorded, args, shared, 0, "d1") is None
+    assert common.recorded_run(recorded, args, shared, 0, "d0") == (scratch, True)
+    assert common.recorded_run(recorded, args, shared, 0, "d1") == (None, False)
     shared_joint = common.Arm("sj", init_from="pre", same_as=("theirs", "their_joint"))
-    assert common.recorded_run(recorded, args, shared_joint, 0, "d0", init_dir) is started
-    assert common.recorded_run(recorded, args, shared_joint, 0, "d0") is None
+    assert common.recorded_run(recorded, args, shared_joint, 0, "d0", init_dir) == (
+        started,
+        True,
+    )
+    assert common.recorded_run(recorded, args, shared_joint, 0, "d0") == (None, False)
 
 
 # ---------------------------------------------------------------------- --collect
@@ -244,12 +250,6 @@ def test_collect_gathers_finished_and_recorded_runs_and_trains_nothing(tmp_path,
     assert common.run_experiment(args, ARMS, shared_overrides(tmp_path))["complete"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="bug: run_experiment marks a recorded run of an arm without same_as as taken from "
-    "its same_as arm (list(None)) when its model_dir is spelt other than run_dir(--out)",
-)
 def test_collect_takes_an_own_run_recorded_under_another_spelling_of_the_folder(
     tmp_path, monkeypatch
 ):
@@ -273,10 +273,6 @@ def test_collect_takes_an_own_run_recorded_under_another_spelling_of_the_folder(
     assert "same_as" not in run and run["metrics"] == record["metrics"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: seed_command keeps --collect, so a gathered run's command trains nothing",
-)
 def test_a_collected_run_records_the_command_that_trains_it_again():
     collect = common.parse_args(CLAIM, ["--collect", "--seeds", "0", "1"])
     train = common.parse_args(CLAIM, ["--seeds", "0", "1"])
@@ -409,10 +405,6 @@ def test_metrics_flatten_a_report_with_family_accuracy_counted_by_hand():
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a joint report's video_accuracy clips overwrite frame_prediction's clips",
-)
 def test_metrics_keep_the_next_frame_clip_count_of_a_joint_report():
     report = {
         "frame_prediction": {"clips": 4, "model": {"ssim": 0.9}, "copy_last_frame": {"ssim": 0.7}},
