@@ -44,7 +44,9 @@ These experiments test the *directions* of the paper's claims, not its numbers: 
 the CPU demo's model (`configs/default.yaml`: a ResNet-10 at 1/8 width on 8 frames of
 64 x 64, 3000 steps of batch 8 per run) where the paper trains ResNeXt-101s on Kinetics-400,
 UCF101 and HMDB51. Every run uses the paper's loss (L_FP summed over each predicted frame,
-alpha = 0.1, beta = 1, unless a contrast varies alpha).
+alpha = 0.1, beta = 1, unless a contrast varies alpha). Every number is of a run's final
+weights: the holdout (of the training photographs) gives the validation curves and the
+`best/` checkpoint, which no number here uses, and the test videos are scored once, at the end.
 
 **The benchmark.** {benchmark}. Generated offline with seed {seed} and prepared once
 (`python -m experiments.datasets`): {videos_per_class} videos per class, split as HMDB51 is
@@ -278,8 +280,10 @@ def cost_table(found):
         markdown_table(header, rows),
         "",
         "CPU hours are the training processes' CPU time (every thread), wall hours their "
-        "elapsed time, summed over the runs each experiment trained; two processes trained "
-        "side by side, one thread pool each. Nothing here ran on a GPU.",
+        "elapsed time, summed over the runs each experiment trained, the final scoring on "
+        "the test videos included; processes trained side by side (two or three on the 2 "
+        "cores, one intra-op thread each), so a run's wall time is longer than alone. "
+        "Nothing here ran on a GPU.",
         "",
     ]
     return lines
