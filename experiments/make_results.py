@@ -283,7 +283,9 @@ def cost_table(found):
         "elapsed time, summed over the runs each experiment trained, the final scoring on "
         "the test videos included; processes trained side by side (two or three on the 2 "
         "cores, one intra-op thread each), so a run's wall time is longer than alone. "
-        "Nothing here ran on a GPU.",
+        "A commit marked dirty had uncommitted changes to tracked files when the run "
+        "started (run.json's sessions say which commit and that it was dirty, not which "
+        "files). Nothing here ran on a GPU.",
         "",
     ]
     return lines
