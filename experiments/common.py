@@ -412,6 +412,26 @@ def run_experiment(args, arms, shared_overrides=()):
             load_config(REPO / CONFIG, [*overrides[arm.name], f"train.seed={seed}"])
         )
 
+    def trained_entry(arm, seed, config, init_from, model_dir, report=None, digest=None):
+        """The results entry of ``arm``'s run in ``model_dir``, trained first unless
+        ``report`` (its finished report) is given."""
+        if report is None:
+            print(f"\n{args.claim.name}: {arm.name}, seed {seed}, in {model_dir}", flush=True)
+            keras.backend.clear_session()  # one process trains every run
+            trainer = Trainer(config, model_dir, init_from=init_from, progress=not args.smoke)
+            report = train_and_record_cost(trainer, model_dir)
+        return {
+            "seed": seed,
+            "model_dir": str(model_dir),
+            "command": seed_command(args, seed),
+            "steps": report["steps"],
+            "config_digest": digest or config_digest(config),
+            "initialised_from": report.get("initialised_from"),
+            "cost": read_cost(model_dir),
+            "git": trained_at(model_dir),
+            "metrics": metrics(report, read_epoch_log(run_layout(model_dir).log)),
+        }
+
     kept = {
         arm.name: [
             run
@@ -458,29 +478,32 @@ def run_experiment(args, arms, shared_overrides=()):
             if report is None and (args.collect or (args.arms and arm.name not in args.arms)):
                 continue
             if init_from and not init_from.exists():
-                raise TrainingError(
-                    f"arm {arm.name} of seed {seed} starts from {init_from}, recorded in "
-                    "results.json but not on this machine (run folders are not kept in git): "
-                    f"train arm {arm.init_from} of seed {seed} again first, in another --out."
+                # The run it starts from is recorded but its folder is gone (run folders are
+                # not in git): train that run again, here, and record it instead, so that
+                # this arm starts from weights whose numbers results.json shows.
+                init_arm = next(other for other in arms if other.name == arm.init_from)
+                if init_arm.init_from:
+                    raise TrainingError(
+                        f"arm {arm.name} of seed {seed} starts from {init_from}, recorded but "
+                        f"not on this machine, and arm {init_arm.name} itself starts from "
+                        f"another run: train seed {seed} anew in another --out."
+                    )
+                init_dir = run_dir(args.out, init_arm.name, seed)
+                print(
+                    f"\n{args.claim.name}: arm {arm.name} of seed {seed} starts from "
+                    f"{init_from}, recorded but not on this machine: training arm "
+                    f"{init_arm.name} of seed {seed} again, in {init_dir}",
+                    flush=True,
                 )
-            if report is None:
-                print(f"\n{args.claim.name}: {arm.name}, seed {seed}, in {model_dir}", flush=True)
-                keras.backend.clear_session()  # one process trains every run
-                trainer = Trainer(config, model_dir, init_from=init_from, progress=not args.smoke)
-                report = train_and_record_cost(trainer, model_dir)
+                init_config = arm_config(init_arm, seed)
+                init_entry = trained_entry(init_arm, seed, init_config, None, init_dir)
+                init_runs = results["arms"][init_arm.name]["runs"]
+                init_runs[:] = [run for run in init_runs if run["seed"] != seed] + [init_entry]
+                results["arms"][init_arm.name]["summary"] = summarize_runs(init_runs)
+                init_from = init_dir
             entry = results["arms"][arm.name]
             entry["runs"].append(
-                {
-                    "seed": seed,
-                    "model_dir": str(model_dir),
-                    "command": seed_command(args, seed),
-                    "steps": report["steps"],
-                    "config_digest": digest,
-                    "initialised_from": report.get("initialised_from"),
-                    "cost": read_cost(model_dir),
-                    "git": trained_at(model_dir),
-                    "metrics": metrics(report, read_epoch_log(run_layout(model_dir).log)),
-                }
+                trained_entry(arm, seed, config, init_from, model_dir, report, digest)
             )
             if model_dir != run_dir(args.out, arm.name, seed):
                 entry["runs"][-1]["same_as"] = list(arm.same_as)

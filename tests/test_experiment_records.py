@@ -250,6 +250,62 @@ def test_collect_gathers_finished_and_recorded_runs_and_trains_nothing(tmp_path,
     assert common.run_experiment(args, ARMS, shared_overrides(tmp_path))["complete"]
 
 
+class StubTrainer:
+    """Writes a finished run (config, report) without training, and records each call."""
+
+    calls = []
+
+    def __init__(self, config, model_dir, init_from=None, progress=True):
+        self.config, self.model_dir, self.init_from = config, Path(model_dir), init_from
+
+    def train(self):
+        StubTrainer.calls.append((self.model_dir, self.init_from))
+        self.model_dir.mkdir(parents=True, exist_ok=True)
+        save_config(self.config, self.model_dir / "config.yaml")
+        report = {"stage": "joint", "steps": 7, "video_accuracy": {"video_top1": 0.5}}
+        if self.init_from:
+            report["initialised_from"] = str(Path(self.init_from) / "checkpoints" / "ckpt-7")
+        (self.model_dir / REPORT).write_text(json.dumps(report))
+        return report
+
+
+def test_a_run_whose_start_is_recorded_but_gone_trains_that_start_again_first(
+    tmp_path, monkeypatch
+):
+    """A later checkout has the first arm's seed 0 in results.json but not its folder, and
+    the second arm (which starts from it) not finished: the first is trained again, in its
+    own folder, and recorded instead of the old record; the second starts from it."""
+    monkeypatch.setattr(common, "Trainer", StubTrainer)
+    StubTrainer.calls = []
+    out = tmp_path / "fp_objective"
+    first = ARMS[0]
+    gone = {
+        "seed": 0,
+        "model_dir": str(tmp_path / "elsewhere" / "first" / "seed0"),
+        "command": "old",
+        "steps": 7,
+        "config_digest": common.config_digest(arm_config(first, 0, tmp_path)),
+        "initialised_from": None,
+        "cost": None,
+        "metrics": {"video_top1": 0.125},
+    }
+    results_json(out, {"first": [gone], "second": []})
+    args = common.parse_args(CLAIM, ["--seeds", "0", "--out", str(out)])
+    results = common.run_experiment(args, ARMS, shared_overrides(tmp_path))
+    first_dir, second_dir = common.run_dir(out, "first", 0), common.run_dir(out, "second", 0)
+    assert StubTrainer.calls == [(first_dir, None), (second_dir, first_dir)]
+    (retrained,) = results["arms"]["first"]["runs"]
+    assert retrained["model_dir"] == str(first_dir) and retrained["metrics"]["video_top1"] == 0.5
+    assert results["arms"]["first"]["summary"]["video_top1"]["n"] == 1
+    (second,) = results["arms"]["second"]["runs"]
+    assert Path(second["initialised_from"]).parent.parent == first_dir
+    assert results["complete"]
+    # Run again: both are finished on disk now, nothing trains.
+    StubTrainer.calls = []
+    assert common.run_experiment(args, ARMS, shared_overrides(tmp_path))["arms"] == results["arms"]
+    assert StubTrainer.calls == []
+
+
 def test_collect_takes_an_own_run_recorded_under_another_spelling_of_the_folder(
     tmp_path, monkeypatch
 ):
