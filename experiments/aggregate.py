@@ -68,7 +68,9 @@ def verdict(paired):
     interval of no width (every seed's difference the same, nonzero) excludes 0."""
     if paired["n"] < 2:
         return "one seed"
-    if paired["half_width"] is None:  # every difference equal
+    if paired["half_width"] is None:  # every difference equal: a point, trusted from 3 seeds
+        if paired["n"] < 3:
+            return "no detectable difference"
         low = high = paired["mean"]
     else:
         low, high = paired["low"], paired["high"]

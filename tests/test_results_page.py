@@ -67,6 +67,7 @@ def test_the_detectable_effect_has_the_stated_power():
         ([-0.02, -0.03, -0.025, -0.04, -0.03], "opposite"),
         ([0.02, -0.03, 0.025, 0.04, -0.03], "no detectable difference"),
         ([0.05, 0.05, 0.05], "matches"),  # no spread: the interval is the point
+        ([0.05, 0.05], "no detectable difference"),  # ... but not from 2 seeds
         ([0.0, 0.0, 0.0], "no detectable difference"),
         ([0.3], "one seed"),
     ],
