@@ -20,9 +20,10 @@ import pytest
 from dynamonet_tf.data.demo_data import ensure_demo
 from dynamonet_tf.data.prepare import PrepareOptions
 from dynamonet_tf.layout import DEMO_DIR_VARIABLE
-from experiments.datasets import SMOKE_DEMO
 
 REPO = Path(__file__).resolve().parents[1]
+# A tiny demo: 3 videos per class (train, holdout, test), 12 frames of 32 x 32.
+JOURNEY_DEMO = {"unlabeled_videos": 4, "videos_per_class": 3, "num_frames": 12, "size": (32, 32)}
 # A few steps of the demo model on 32 x 32 frames, 8 to a clip.
 TINY_TRAINING = (
     "data.short_side=32",
@@ -52,7 +53,7 @@ def test_the_readme_journey_runs_from_pretraining_to_the_served_export(tmp_path)
         ensure_demo(
             demo,
             split,
-            demo_options=SMOKE_DEMO,
+            demo_options=JOURNEY_DEMO,
             options=PrepareOptions(short_side=32),
             workers=0,
             progress=False,
