@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 from bench.machine import describe
+from dynamonet_tf.atomic_files import atomic_write
 from dynamonet_tf.markdown import markdown_table
 from experiments.aggregate import CONFIDENCE, POWER, paired_difference, summarize, verdict
 from experiments.claims import (
@@ -466,7 +467,7 @@ def main(argv=None):
                 print(f"{name}: {DISCUSSION_STAMP.format(digest=results_digest(results))}")
         return
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(render(args.results_dir))
+    atomic_write(args.out, render(args.results_dir))  # never a half-written page
     print(f"wrote {args.out}")
 
 
