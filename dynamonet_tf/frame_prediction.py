@@ -310,38 +310,30 @@ def evaluate_run(
     out_dir = Path(out_dir) if out_dir else run.model_dir / "frame_prediction"
     # Held from before the work until the results are written.
     with _writing_into_run(run, out_dir):
-        return _evaluate_run(
-            run,
-            data,
-            videos,
-            out_dir,
-            batch_size,
-            max_clips,
-            max_videos,
-            flow_threshold,
-            figures,
-            progress,
+        if PREDICTED_FRAMES not in run.model.output:
+            raise FramePredictionError(
+                f"{run.model_dir}: its {run.config.train.stage} model (classifier_only="
+                f"{run.config.train.classifier_only}) predicts no frames; evaluate a pretrain or "
+                "joint run."
+            )
+        source, geometry, clips_per_video = _clips_to_score(run, data, videos)
+        evaluation = evaluate(
+            run.model,
+            itertools.islice(clips_per_video, max_videos),
+            batch_size=batch_size,
+            flow_threshold=flow_threshold,
+            max_clips=max_clips,
+            figures=figures,
+            progress=progress,
         )
+        metrics = _run_metrics(run, source, geometry, evaluation, flow_threshold)
+        _write_results(out_dir, evaluation, metrics)
+    return metrics, out_dir
 
 
-def _evaluate_run(
-    run,
-    data,
-    videos,
-    out_dir,
-    batch_size,
-    max_clips,
-    max_videos,
-    flow_threshold,
-    figures,
-    progress,
-):
-    if PREDICTED_FRAMES not in run.model.output:
-        raise FramePredictionError(
-            f"{run.model_dir}: its {run.config.train.stage} model (classifier_only="
-            f"{run.config.train.classifier_only}) predicts no frames; evaluate a pretrain or "
-            "joint run."
-        )
+def _clips_to_score(run, data, videos):
+    """``(source, geometry, clips_per_video)``: what :func:`evaluate_run` scores, cut as the
+    run's clips are (one frame more: the target of the last)."""
     geometry = {
         "clip_frames": run.config.data.num_frames + 1,
         "crop_size": run.config.data.crop_size,
@@ -352,22 +344,13 @@ def _evaluate_run(
         # Decoded at the short side of the run's prepared frames, resized as evaluation does.
         decode_at = decode_short_side(run.config.data)
         source = {"videos": str(videos), "decode_short_side": decode_at}
-        clips_per_video = folder_videos(videos, **geometry, decode_short_side=decode_at)
-    else:
-        data = _resolve_data(
-            data if data is not None else run.config.data.eval_files, run.model_dir
-        )
-        source = {"data": data}
-        clips_per_video = dataset_videos(data, **geometry)
-    evaluation = evaluate(
-        run.model,
-        itertools.islice(clips_per_video, max_videos),
-        batch_size=batch_size,
-        flow_threshold=flow_threshold,
-        max_clips=max_clips,
-        figures=figures,
-        progress=progress,
-    )
+        return source, geometry, folder_videos(videos, **geometry, decode_short_side=decode_at)
+    data = _resolve_data(data if data is not None else run.config.data.eval_files, run.model_dir)
+    return {"data": data}, geometry, dataset_videos(data, **geometry)
+
+
+def _run_metrics(run, source, geometry, evaluation, flow_threshold):
+    """The ``metrics.json`` of :func:`evaluate_run`: the scores and how they were made."""
     summary = evaluation.scores.summary()
     if not summary["clips"]:
         clip_frames, stride = geometry["clip_frames"], geometry["frame_stride"]
@@ -376,7 +359,7 @@ def _evaluate_run(
             f"{(clip_frames - 1) * stride + 1} frames, the length of one clip ({clip_frames} "
             f"frames {stride} apart)."
         )
-    metrics = {
+    return {
         "checkpoint": run.checkpoint,
         **source,
         **geometry,
@@ -395,8 +378,6 @@ def _evaluate_run(
             else False
         ),
     }
-    _write_results(out_dir, evaluation, metrics)
-    return metrics, out_dir
 
 
 def _writing_into_run(run, out_dir):
