@@ -473,16 +473,9 @@ def test_missing_damaged_and_foreign_files_are_one_line_errors(tmp_path):
 
 def test_converter_writes_backbone_weights(tmp_path, expected, clip, capsys):
     out = tmp_path / "resnet18.weights.h5"
-    convert_hara.main(
-        [
-            "--checkpoint",
-            str(FIXTURES / "resnet18_a.pth"),
-            "--backbone",
-            "resnet18",
-            "--out",
-            str(out),
-        ]
-    )
+    argv = ["--checkpoint", str(FIXTURES / "resnet18_a.pth"), "--backbone", "resnet18"]
+    argv += ["--out", str(out)]
+    convert_hara.main(argv)
     printed = capsys.readouterr().out
     assert "width_multiplier=0.03125" in printed and str(out) in printed
     model = backbone(RESNET18_A)
@@ -492,27 +485,10 @@ def test_converter_writes_backbone_weights(tmp_path, expected, clip, capsys):
     )
     assert not list(tmp_path.glob("*.tmp-*")) and not list(tmp_path.glob(".*"))
     with pytest.raises(SystemExit, match="^error: .*exists.*--overwrite"):
-        convert_hara.main(
-            [
-                "--checkpoint",
-                str(FIXTURES / "resnet18_a.pth"),
-                "--backbone",
-                "resnet18",
-                "--out",
-                str(out),
-            ]
-        )
-    convert_hara.main(
-        [
-            "--checkpoint",
-            str(FIXTURES / "resnet18_a.pth"),
-            "--backbone",
-            "resnet18",
-            "--out",
-            str(out),
-            "--overwrite",
-        ]
-    )
+        convert_hara.main(argv)
+    out.write_bytes(b"not weights")
+    convert_hara.main([*argv, "--overwrite"])
+    model.load_weights(out)  # replaced by the converted weights
 
 
 def test_converter_refuses_another_backbone_in_one_line(tmp_path):
