@@ -204,13 +204,30 @@ class FramePredictionScores:
         """Means over every frame scored: ``videos``, ``clips``, the ``all`` scope's
         ``frames``, ``model`` and ``copy_last_frame`` (dicts of metric -> mean) at the top
         level, and ``future_frame`` holding the same for frame T + 1."""
+        return self._summary(self._videos.values())
+
+    def per_class(self):
+        """:meth:`summary` of each class's videos, ``{class: summary}`` in the order classes
+        first appear, for ids of the form ``<class>/<name>`` (a prepared dataset's, or a
+        video folder's class subfolders); ``{}`` unless every id names a class. Where one
+        kind of motion is predicted well and another is not, the mean over all hides it."""
+        classes = {}
+        for video, sums in self._videos.items():
+            label, slash, _ = video.partition("/")
+            if not slash:
+                return {}
+            classes.setdefault(label, []).append(sums)
+        return {label: self._summary(videos) for label, videos in classes.items()}
+
+    def _summary(self, videos):
+        videos = list(videos)
         totals = {scope: _Sums() for scope in self.SCOPES}
-        for sums in self._videos.values():
+        for sums in videos:
             for scope in self.SCOPES:
                 totals[scope].merge(sums[scope])
         return {
-            "videos": len(self._videos),
-            "clips": sum(sums["clips"] for sums in self._videos.values()),
+            "videos": len(videos),
+            "clips": sum(sums["clips"] for sums in videos),
             **totals["all"].means(self.masked),
             "future_frame": totals["future_frame"].means(self.masked),
         }

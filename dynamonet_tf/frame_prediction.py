@@ -365,6 +365,7 @@ def _run_metrics(run, source, geometry, evaluation, flow_threshold):
         **geometry,
         **summary,
         "videos_without_clip": evaluation.videos_without_clip,
+        "per_class": evaluation.scores.per_class(),
         "ssim_settings": {**SSIM_SETTINGS, "rgb": "mean over the channels", "luma": "Y of BT.601"},
         "psnr_cap_db": MAX_PSNR,
         "flow_mask": (

@@ -113,3 +113,25 @@ def test_psnr_of_mean_mse_weighs_every_frame_alike_where_mean_psnr_does_not():
     assert summary["mse"] == pytest.approx(0.01 / 2)
     assert summary["psnr_of_mean_mse"] == pytest.approx(10 * np.log10(1 / 0.005))
     assert scores.summary()["model"]["psnr_of_mean_mse"] == 100.0
+
+
+def test_per_class_scores_are_those_of_each_class_alone():
+    """Each class's means equal those of a scorer given that class's videos only; ids that do
+    not all name a class give no classes."""
+    rng = np.random.default_rng(3)
+    clips = {
+        f"{label}/v{index}": rng.random((3, 3, 16, 16, 3))
+        for label, index in (("pan", 0), ("still", 0), ("pan", 1))
+    }
+    everything = FramePredictionScores()
+    alone = {"pan": FramePredictionScores(), "still": FramePredictionScores()}
+    for video, (frames, truth, predicted) in clips.items():
+        everything.add(video, frames, truth, predicted)
+        alone[video.split("/")[0]].add(video, frames, truth, predicted)
+    per_class = everything.per_class()
+    assert list(per_class) == ["pan", "still"]
+    for label, scores in alone.items():
+        assert per_class[label] == scores.summary()  # summed in the same order: exact
+    assert per_class["pan"]["videos"] == 2 and per_class["pan"]["frames"] == 6
+    everything.add("loose", *clips["pan/v0"])
+    assert everything.per_class() == {}

@@ -206,6 +206,7 @@ def test_a_run_on_its_eval_data(pretrain_run):
     assert metrics["clips"] == 8 and metrics["frames"] == 8 * T and len(rows) == 4
     assert metrics["checkpoint"].endswith("ckpt-1") and metrics["flow_mask"] is False
     assert metrics["ssim_settings"]["sigma"] == 1.5 and metrics["psnr_cap_db"] == MAX_PSNR
+    assert metrics["per_class"] == {}  # these ids name no class (a prepared dataset's do)
     fp = report["frame_prediction"]
     assert fp["clips"] == 8
     for name in ("model", "copy_last_frame"):
@@ -273,6 +274,7 @@ def test_video_files_and_per_video_rows_that_add_up(pretrain_run, tmp_path):
     metrics, rows = read_outputs(out)
     assert [(row["video"], int(row["clips"])) for row in rows] == [("a.mp4", 1), ("sub/b.avi", 3)]
     assert metrics["videos_without_clip"] == ["short.mp4"] and metrics["clips"] == 4
+    assert metrics["per_class"] == {}  # a.mp4 is in no class folder
     # The tiny data have no manifest: the files are decoded at the run's short side.
     assert metrics["decode_short_side"] == SIZE
     assert metrics["flow_mask"]["threshold_px"] == 0.5 and metrics["masked_frames"] > 0
@@ -301,6 +303,21 @@ def test_video_files_and_per_video_rows_that_add_up(pretrain_run, tmp_path):
     # Figure 3 drawn by matplotlib: every 32-pixel frame enlarged 4x, to 128 pixels.
     width, height = Image.open(figures[0]).size
     assert width >= T * 128 and height >= 4 * 128
+
+
+def test_videos_in_class_folders_are_also_scored_per_class(pretrain_run, tmp_path):
+    model_dir, _ = pretrain_run
+    folder = tmp_path / "videos"
+    for name, frames in (("pan/a.mp4", 9), ("pan/b.mp4", 18), ("still/c.mp4", 9)):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        write_video(folder / name, frames, height=48, width=64)
+    out = tmp_path / "out"
+    assert run_script("--model-dir", model_dir, "--videos", folder, "--out", out) is None
+    metrics, rows = read_outputs(out)
+    per_class = metrics["per_class"]
+    assert {label: scores["clips"] for label, scores in per_class.items()} == {"pan": 3, "still": 1}
+    [still] = [row for row in rows if row["video"] == "still/c.mp4"]
+    assert per_class["still"]["model"]["ssim"] == pytest.approx(float(still["model_ssim"]))
 
 
 def test_video_clips_are_whole_consecutive_and_in_order(tmp_path):
