@@ -65,6 +65,7 @@ FARNEBACK = {
 
 PER_VIDEO_FILE = "per_video.csv"
 METRICS_FILE = "metrics.json"
+RUN_SUBDIR = "frame_prediction"  # where a run's results go by default: <model dir>/<this>
 FIGURES_DIR = "figures"
 
 
@@ -307,7 +308,7 @@ def evaluate_run(
     Raises:
         FramePredictionError: a model without predicted frames, data that cannot be read.
     """
-    out_dir = Path(out_dir) if out_dir else run.model_dir / "frame_prediction"
+    out_dir = Path(out_dir) if out_dir else run.model_dir / RUN_SUBDIR
     # Held from before the work until the results are written.
     with _writing_into_run(run, out_dir):
         if PREDICTED_FRAMES not in run.model.output:

@@ -7,12 +7,19 @@ import shutil
 import pytest
 import tensorflow as tf
 
-from dynamonet_tf.data.demo import MARKER
+from dynamonet_tf.data.demo import MARKER, MOTION_FAMILIES
 from dynamonet_tf.data.prepare import PrepareError
 from dynamonet_tf.data.schema import encode_video_example
 from dynamonet_tf.layout import REPORT, run_layout
 from dynamonet_tf.training.run_files import read_epoch_log
-from experiments import backbone_baseline, common, fp_objective, frame_prediction, pretraining
+from experiments import (
+    backbone_baseline,
+    common,
+    fp_objective,
+    frame_families,
+    frame_prediction,
+    pretraining,
+)
 from experiments.claims import ALPHAS, FP_OBJECTIVE, RESULTS_FILE
 from experiments.datasets import HELD_OUT_PHOTOS, TRAINING_PHOTOS, benchmark_root
 from experiments.label_subset import RULE, half_count, write_half_subset
@@ -185,6 +192,25 @@ def test_frame_prediction_smoke_pretrains_then_joint_trains_from_those_weights(s
         # train.frame_prediction_batches=1 of the smoke setting: one batch of whole clips
         # (a pretraining report's clips are its next-frame scores' alone).
         assert pretrain["metrics"]["clips"] == SMOKE_BATCH * SMOKE_FP_BATCHES
+
+
+@pytest.mark.slow
+def test_frame_families_scores_the_finished_runs_by_motion_family(smoke_runs, capsys):
+    root, _ = smoke_runs
+    model_dirs = frame_families.run_dirs(root)
+    assert [(path.parent.name, path.name) for path in model_dirs] == [
+        ("pretrain_global", "seed0"),
+        ("joint_global", "seed0"),
+    ]
+    frame_families.main([str(path) for path in model_dirs])
+    lines = capsys.readouterr().out.splitlines()
+    for model_dir in model_dirs:
+        metrics = frame_families.scored(model_dir)  # written by main, read back
+        families = frame_families.family_scores(metrics["per_class"])
+        # Every test video's frames in exactly one family: 13 classes, 5 families.
+        assert list(families) == list(MOTION_FAMILIES)
+        assert sum(scores["model"]["frames"] for scores in families.values()) == metrics["frames"]
+    assert len(lines) == 2 + len(model_dirs) * len(MOTION_FAMILIES)
 
 
 @pytest.mark.slow
