@@ -91,8 +91,10 @@ def table(rows):
             row = [label, family, str(model["frames"])]
             for key, _, form in COLUMNS:
                 difference = model[key] - copy[key]
-                signed = form.replace("{:", "{:+")
-                row += [form.format(model[key]), form.format(copy[key]), signed.format(difference)]
+                # Rounded first, so that a tiny negative difference reads +0.000, not -0.000.
+                rounded = float(form.format(difference)) + 0.0
+                signed = form.replace("{:", "{:+").format(rounded)
+                row += [form.format(model[key]), form.format(copy[key]), signed]
             body.append(row)
     return markdown_table(header, body, align="lll" + "r" * (len(header) - 3))
 

@@ -35,15 +35,20 @@ def test_families_are_frame_weighted_means_of_their_classes():
 
 
 def test_the_table_has_a_row_per_run_and_family_with_signed_differences():
-    per_class = {"zoom_in": class_scores(8, (0.95, 30.4, 0.001), (0.9, 30.0, 0.002))}
+    per_class = {
+        "zoom_in": class_scores(8, (0.95, 30.4, 0.001), (0.9, 30.0, 0.002)),
+        "still": class_scores(2, (0.9999, 60.0, 1e-6), (1.0, 100.0, 0.0)),
+    }
     text = frame_families.table(
         [("pretrain_global, seed2", frame_families.family_scores(per_class))]
     )
     lines = text.splitlines()
-    assert len(lines) == 3 and lines[0].startswith("| run | family | frames | SSIM (RGB), model")
+    assert len(lines) == 4 and lines[0].startswith("| run | family | frames | SSIM (RGB), model")
     cells = [cell.strip() for cell in lines[2].strip("|").split("|")]
     assert cells[:6] == ["pretrain_global, seed2", "zooms", "8", "0.950", "0.900", "+0.050"]
     assert cells[6:9] == ["30.4", "30.0", "+0.4"]
+    still = [cell.strip() for cell in lines[3].strip("|").split("|")]
+    assert still[3:9] == ["1.000", "1.000", "+0.000", "60.0", "100.0", "-40.0"]
 
 
 def test_finished_runs_are_found_by_arm_and_seed(tmp_path):
