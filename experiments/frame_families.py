@@ -3,15 +3,17 @@
 A mean over the test videos mixes motions that one filter per frame can represent (a pan,
 a translation of the whole frame) with those it cannot (a zoom, a rotation, a sprite moving
 over a still background), and still videos, which copying the last frame predicts exactly.
-This scores the finished runs of ``experiments/frame_prediction`` that are on this machine
-(or the run folders given) on the benchmark's test videos, by motion family, against copying
-the last frame, and prints a markdown table::
+This scores the runs that ``experiments/frame_prediction``'s results.json records and whose
+folders are on this machine (or the run folders given) on their test videos, by motion
+family, against copying the last frame; it prints a markdown table and writes it to
+``families.md`` beside results.json (not for run folders given)::
 
     python -m experiments.frame_families [RUN_DIR ...]
 
-Each run is scored by :func:`dynamonet_tf.frame_prediction.evaluate_run` into
-``<run>/frame_prediction/`` (its data.eval_files: the test videos), reused when there.
-Run folders are not in git, so the table covers the seeds whose folders this machine has.
+Each run is scored by :func:`dynamonet_tf.frame_prediction.evaluate_run` (its
+data.eval_files: the benchmark's test videos) into ``<run>/frame_families/``, reused when it
+holds the scores of the run's latest checkpoint. Run folders are not in git, so the table
+covers the seeds whose folders this machine has.
 """
 
 import argparse
@@ -19,82 +21,117 @@ import json
 import sys
 from pathlib import Path
 
+from dynamonet_tf.atomic_files import atomic_write
 from dynamonet_tf.data.demo import MOTION_FAMILIES
 from dynamonet_tf.frame_metrics import psnr_of_mse
-from dynamonet_tf.frame_prediction import (
-    METRICS_FILE,
-    RUN_SUBDIR,
-    FramePredictionError,
-    evaluate_run,
-)
+from dynamonet_tf.frame_prediction import METRICS_FILE, FramePredictionError, evaluate_run
 from dynamonet_tf.markdown import markdown_table
-from dynamonet_tf.runs import RunError, load_run
-from experiments.claims import FRAME_PREDICTION, RESULTS_DIR
+from dynamonet_tf.runs import RunError, load_run, resolve_checkpoint
+from experiments.claims import FRAME_PREDICTION, RESULTS_DIR, RESULTS_FILE
+from experiments.common import recorded_runs
+
+FAMILIES_FILE = "families.md"  # beside the frame-prediction experiment's results.json
+SCORES_SUBDIR = "frame_families"  # in each run folder: evaluate_run's output
 
 PREDICTORS = ("model", "copy_last_frame")
+# (scope, metric, header, format): "all" the T predicted frames of a clip, as RESULTS.md's
+# numbers are; "future_frame" frame T + 1 alone, the one frame the model has not seen.
 COLUMNS = (
-    ("ssim", "SSIM (RGB)", "{:.3f}"),
-    ("psnr", "PSNR (dB), mean over frames", "{:.1f}"),
-    ("psnr_of_mean_mse", "PSNR of the mean MSE (dB)", "{:.1f}"),
+    ("all", "ssim", "SSIM (RGB)", "{:.3f}"),
+    ("future_frame", "ssim", "SSIM (RGB), frame T+1 alone", "{:.3f}"),
+    ("all", "psnr", "PSNR (dB), mean over frames", "{:.1f}"),
+    ("all", "psnr_of_mean_mse", "PSNR of the mean MSE (dB)", "{:.1f}"),
 )
+
+
+class FamilyError(Exception):
+    """Scores that cannot be grouped by the benchmark's motion families."""
+
+
+def _pooled(scores):
+    """Frame-weighted means of ``scores`` (summaries with ``frames`` and per-predictor
+    ``ssim`` / ``psnr`` / ``mse``), as the overall means are; the PSNR of their mean MSE."""
+    frames = sum(score["frames"] for score in scores)
+    pooled = {"frames": frames}
+    for predictor in PREDICTORS:
+        means = {
+            metric: sum(score[predictor][metric] * score["frames"] for score in scores) / frames
+            for metric in ("ssim", "psnr", "mse")
+        }
+        pooled[predictor] = {**means, "psnr_of_mean_mse": psnr_of_mse(means["mse"])}
+    return pooled
 
 
 def family_scores(per_class):
-    """``{family: {predictor: {"frames", "ssim", "psnr", "mse", "psnr_of_mean_mse"}}}`` from
-    a ``metrics.json``'s ``per_class``: each family's means over all its classes' frames
-    (frame-weighted, as the overall means are), for the families present."""
+    """``{family: {"all": pooled, "future_frame": pooled}}`` from a ``metrics.json``'s
+    ``per_class``, for the families present, in :data:`MOTION_FAMILIES`' order; each pooled
+    holds ``frames`` and, per predictor, ``ssim``, ``psnr``, ``mse`` and ``psnr_of_mean_mse``.
+
+    Raises:
+        FamilyError: a class that is not one of the benchmark's.
+    """
+    known = {label for labels in MOTION_FAMILIES.values() for label in labels}
+    unknown = sorted(set(per_class) - known)
+    if unknown:
+        raise FamilyError(
+            f"classes {', '.join(unknown)} are not the motion benchmark's "
+            f"({', '.join(sorted(known))}): only its runs group by motion family"
+        )
     families = {}
     for family, labels in MOTION_FAMILIES.items():
         scores = [per_class[label] for label in labels if label in per_class]
-        frames = sum(score["frames"] for score in scores)
-        if not frames:
-            continue
-        families[family] = {}
-        for predictor in PREDICTORS:
-            means = {
-                metric: sum(score[predictor][metric] * score["frames"] for score in scores) / frames
-                for metric in ("ssim", "psnr", "mse")
+        if scores:
+            families[family] = {
+                "all": _pooled(scores),
+                "future_frame": _pooled([score["future_frame"] for score in scores]),
             }
-            means["psnr_of_mean_mse"] = psnr_of_mse(means["mse"])
-            families[family][predictor] = {"frames": frames, **means}
     return families
 
 
-def run_dirs(results_dir=RESULTS_DIR):
-    """The finished run folders of the frame-prediction experiment under ``results_dir``,
-    by arm (in the claim's order) and seed."""
-    runs = Path(results_dir) / FRAME_PREDICTION.name / "runs"
-    found = []
-    for arm in FRAME_PREDICTION.arms:
-        seeds = sorted((runs / arm).glob("seed*"), key=lambda path: int(path.name[4:]))
-        found += [path for path in seeds if (path / "report.json").exists()]
-    return found
+def recorded_run_dirs(results_dir=RESULTS_DIR):
+    """The folders of the runs the frame-prediction experiment's results.json records (so,
+    of its current config) that are on this machine: by arm, in the claim's order, then
+    seed."""
+    recorded = recorded_runs(Path(results_dir) / FRAME_PREDICTION.name)
+    order = {arm: index for index, arm in enumerate(FRAME_PREDICTION.arms)}
+    runs = sorted(
+        recorded.items(), key=lambda item: (order.get(item[0][0], len(order)), item[0][1])
+    )
+    return [Path(run["model_dir"]) for _, run in runs if Path(run["model_dir"]).is_dir()]
 
 
 def scored(model_dir):
-    """The ``metrics.json`` of ``model_dir``'s next-frame scores, evaluated first if absent."""
-    path = Path(model_dir) / RUN_SUBDIR / METRICS_FILE
-    if not path.exists():
-        evaluate_run(load_run(model_dir), figures=0, progress=False)
-    return json.loads(path.read_text())
+    """The ``metrics.json`` of ``model_dir``'s next-frame scores on its data.eval_files, in
+    ``<model_dir>/frame_families/``: evaluated there unless it holds the scores, per class,
+    of the run's latest checkpoint."""
+    out_dir = Path(model_dir) / SCORES_SUBDIR
+    path = out_dir / METRICS_FILE
+    if path.exists():
+        metrics = json.loads(path.read_text())
+        if "per_class" in metrics and metrics["checkpoint"] == resolve_checkpoint(model_dir):
+            return metrics
+    metrics, _ = evaluate_run(load_run(model_dir), out_dir=out_dir, figures=0, progress=False)
+    return metrics
 
 
 def table(rows):
     """``rows``: ``(run label, family_scores)``; a markdown table, a row per run and family."""
     header = ["run", "family", "frames"]
-    for _, name, _ in COLUMNS:
+    for _, _, name, _ in COLUMNS:
         header += [f"{name}, model", f"{name}, copy", f"{name}, difference"]
     body = []
     for label, families in rows:
-        for family, scores in families.items():
-            model, copy = scores["model"], scores["copy_last_frame"]
-            row = [label, family, str(model["frames"])]
-            for key, _, form in COLUMNS:
-                difference = model[key] - copy[key]
+        for family, scopes in families.items():
+            row = [label, family, str(scopes["all"]["frames"])]
+            for scope, key, _, form in COLUMNS:
+                model, copy = scopes[scope]["model"][key], scopes[scope]["copy_last_frame"][key]
                 # Rounded first, so that a tiny negative difference reads +0.000, not -0.000.
-                rounded = float(form.format(difference)) + 0.0
-                signed = form.replace("{:", "{:+").format(rounded)
-                row += [form.format(model[key]), form.format(copy[key]), signed]
+                rounded = float(form.format(model - copy)) + 0.0
+                row += [
+                    form.format(model),
+                    form.format(copy),
+                    form.replace("{:", "{:+").format(rounded),
+                ]
             body.append(row)
     return markdown_table(header, body, align="lll" + "r" * (len(header) - 3))
 
@@ -105,26 +142,37 @@ def main(argv=None):
         "run_dirs",
         nargs="*",
         type=Path,
-        help="run folders (default: every finished frame_prediction run on this machine)",
+        help="run folders (default: those of the frame_prediction runs its results.json "
+        f"records that are on this machine; then the table is also written to {FAMILIES_FILE})",
     )
     args = parser.parse_args(argv)
-    model_dirs = args.run_dirs or run_dirs()
+    experiment = RESULTS_DIR / FRAME_PREDICTION.name
+    model_dirs = args.run_dirs or recorded_run_dirs(RESULTS_DIR)
     if not model_dirs:
         sys.exit(
-            f"error: no finished run under {RESULTS_DIR / FRAME_PREDICTION.name / 'runs'}: "
+            f"error: no run recorded in {experiment / RESULTS_FILE} is on this machine: "
             "train them with python -m experiments.frame_prediction, or name run folders."
         )
     rows = []
     for model_dir in model_dirs:
         try:
-            metrics = scored(model_dir)
+            per_class = scored(model_dir)["per_class"]
+            if not per_class:
+                raise FamilyError("its test videos' ids name no class to group by")
+            rows.append((f"{model_dir.parent.name}, {model_dir.name}", family_scores(per_class)))
         except (RunError, FramePredictionError) as error:
             sys.exit(f"error: {error}")
-        if not metrics.get("per_class"):
-            sys.exit(f"error: {model_dir}: its test videos' ids name no class to group by.")
-        label = f"{Path(model_dir).parent.name}, {Path(model_dir).name}"
-        rows.append((label, family_scores(metrics["per_class"])))
-    print(table(rows))
+        except FamilyError as error:
+            sys.exit(f"error: {model_dir}: {error}")
+    text = table(rows)
+    print(text)
+    if not args.run_dirs:
+        command = "python -m experiments.frame_families"
+        atomic_write(
+            experiment / FAMILIES_FILE,
+            f"Next-frame scores by motion family against copying the last frame, of the runs "
+            f"on the machine that ran `{command}` (run folders are not in git).\n\n{text}\n",
+        )
 
 
 if __name__ == "__main__":

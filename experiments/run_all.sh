@@ -37,12 +37,9 @@ for experiment in $experiments; do
     python -m "experiments.$experiment" --collect --seeds $seeds "$@"
 done
 [ "$failed" = 0 ] || { echo "a training process failed: see its output above" >&2; exit 1; }
-# Next-frame scores by motion family, of the frame-prediction runs on this machine.
-case " $* " in
-    *" --smoke "*) ;;
-    *) families=experiments/results/frame_prediction/families.md
-       python -m experiments.frame_families > "$families.tmp" && mv "$families.tmp" "$families" ;;
-esac
+# Next-frame scores by motion family of the frame-prediction runs on this machine, written
+# to experiments/results/frame_prediction/families.md.
+case " $* " in *" --smoke "*) ;; *) python -m experiments.frame_families ;; esac
 case " $* " in
     *" --smoke "*) python -m experiments.make_results --results-dir experiments/results/smoke --out experiments/results/smoke/RESULTS.md ;;
     *) python -m experiments.make_results ;;

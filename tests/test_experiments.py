@@ -195,22 +195,29 @@ def test_frame_prediction_smoke_pretrains_then_joint_trains_from_those_weights(s
 
 
 @pytest.mark.slow
-def test_frame_families_scores_the_finished_runs_by_motion_family(smoke_runs, capsys):
+def test_frame_families_scores_the_recorded_runs_by_motion_family(smoke_runs, capsys):
     root, _ = smoke_runs
-    model_dirs = frame_families.run_dirs(root)
+    model_dirs = frame_families.recorded_run_dirs(root)
     assert [(path.parent.name, path.name) for path in model_dirs] == [
         ("pretrain_global", "seed0"),
         ("joint_global", "seed0"),
     ]
     frame_families.main([str(path) for path in model_dirs])
     lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 + len(model_dirs) * len(MOTION_FAMILIES)
     for model_dir in model_dirs:
-        metrics = frame_families.scored(model_dir)  # written by main, read back
+        scores = model_dir / frame_families.SCORES_SUBDIR / "metrics.json"
+        metrics = json.loads(scores.read_text())
         families = frame_families.family_scores(metrics["per_class"])
         # Every test video's frames in exactly one family: 13 classes, 5 families.
         assert list(families) == list(MOTION_FAMILIES)
-        assert sum(scores["model"]["frames"] for scores in families.values()) == metrics["frames"]
-    assert len(lines) == 2 + len(model_dirs) * len(MOTION_FAMILIES)
+        assert sum(f["all"]["frames"] for f in families.values()) == metrics["frames"]
+        assert sum(f["future_frame"]["frames"] for f in families.values()) == metrics["clips"]
+    # Scores of the latest checkpoint are reused; those of another are scored again.
+    written = scores.stat().st_mtime_ns
+    assert frame_families.scored(model_dir) == metrics and scores.stat().st_mtime_ns == written
+    scores.write_text(json.dumps({**metrics, "checkpoint": "another/ckpt-1"}))
+    assert frame_families.scored(model_dir)["checkpoint"] == metrics["checkpoint"]
 
 
 @pytest.mark.slow
