@@ -23,7 +23,7 @@ from pathlib import Path
 
 from dynamonet_tf.atomic_files import atomic_write
 from dynamonet_tf.data.demo import MOTION_FAMILIES
-from dynamonet_tf.frame_metrics import psnr_of_mse
+from dynamonet_tf.frame_metrics import PREDICTORS, psnr_of_mse
 from dynamonet_tf.frame_prediction import METRICS_FILE, FramePredictionError, evaluate_run
 from dynamonet_tf.markdown import markdown_table
 from dynamonet_tf.runs import RunError, load_run, resolve_checkpoint
@@ -33,7 +33,6 @@ from experiments.common import recorded_runs
 FAMILIES_FILE = "families.md"  # beside the frame-prediction experiment's results.json
 SCORES_SUBDIR = "frame_families"  # in each run folder: evaluate_run's output
 
-PREDICTORS = ("model", "copy_last_frame")
 # (scope, metric, header, format): "all" the T predicted frames of a clip, as RESULTS.md's
 # numbers are; "future_frame" frame T + 1 alone, the one frame the model has not seen.
 COLUMNS = (

@@ -19,6 +19,7 @@ from dynamonet_tf.cli.failures import storage_errors_in_one_line  # noqa: E402
 from dynamonet_tf.data.datasets import VIDEO_EXTENSIONS  # noqa: E402
 from dynamonet_tf.frame_prediction import (  # noqa: E402
     DEFAULT_FLOW_THRESHOLD,
+    RUN_SUBDIR,
     FramePredictionError,
     evaluate_run,
 )
@@ -41,7 +42,7 @@ def parse_args(argv):
         "--videos", type=Path, help=f"a folder of video files (*{' *'.join(VIDEO_EXTENSIONS)})"
     )
     parser.add_argument(
-        "--out", type=Path, help="output folder (default: <model dir>/frame_prediction)"
+        "--out", type=Path, help=f"output folder (default: <model dir>/{RUN_SUBDIR})"
     )
     parser.add_argument(
         "--batch-size", type=int, default=8, help="clips per model call (default 8)"
