@@ -5,15 +5,17 @@ a translation of the whole frame) with those it cannot (a zoom, a rotation, a sp
 over a still background), and still videos, which copying the last frame predicts exactly.
 This scores the runs that ``experiments/frame_prediction``'s results.json records and whose
 folders are on this machine (or the run folders given) on their test videos, by motion
-family, against copying the last frame; it prints a markdown table and writes it to
-``families.md`` beside results.json (not for run folders given)::
+family, against copying the last frame, and prints a markdown table::
 
     python -m experiments.frame_families [RUN_DIR ...]
 
 Each run is scored by :func:`dynamonet_tf.frame_prediction.evaluate_run` (its
 data.eval_files: the benchmark's test videos) into ``<run>/frame_families/``, reused when it
-holds the scores of the run's latest checkpoint. Run folders are not in git, so the table
-covers the seeds whose folders this machine has.
+holds the scores of the run's latest checkpoint. Without run folders, the scores are also
+kept in ``families.json`` beside results.json and the table is written to ``families.md``
+(its rendering): run folders are not in git, so a recorded run whose folder is not here
+keeps the scores families.json holds for it (same arm, seed and config digest), and the
+page names the recorded runs that have none.
 """
 
 import argparse
@@ -30,7 +32,10 @@ from dynamonet_tf.runs import RunError, load_run, resolve_checkpoint
 from experiments.claims import FRAME_PREDICTION, RESULTS_DIR, RESULTS_FILE
 from experiments.common import recorded_runs
 
-FAMILIES_FILE = "families.md"  # beside the frame-prediction experiment's results.json
+# Beside the frame-prediction experiment's results.json: the scores, and their rendering.
+FAMILIES_FILE = "families.md"
+FAMILIES_JSON = "families.json"
+COMMAND = "python -m experiments.frame_families"
 SCORES_SUBDIR = "frame_families"  # in each run folder: evaluate_run's output
 
 # (scope, metric, header, format): "all" the T predicted frames of a clip, as RESULTS.md's
@@ -87,16 +92,23 @@ def family_scores(per_class):
     return families
 
 
-def recorded_run_dirs(results_dir=RESULTS_DIR):
-    """The folders of the runs the frame-prediction experiment's results.json records (so,
-    of its current config) that are on this machine: by arm, in the claim's order, then
-    seed."""
+def recorded_in_order(results_dir=RESULTS_DIR):
+    """``[((arm, seed), run)]`` of the runs the frame-prediction experiment's results.json
+    records (so, of its current config): by arm, in the claim's order, then seed."""
     recorded = recorded_runs(Path(results_dir) / FRAME_PREDICTION.name)
     order = {arm: index for index, arm in enumerate(FRAME_PREDICTION.arms)}
-    runs = sorted(
+    return sorted(
         recorded.items(), key=lambda item: (order.get(item[0][0], len(order)), item[0][1])
     )
-    return [Path(run["model_dir"]) for _, run in runs if Path(run["model_dir"]).is_dir()]
+
+
+def recorded_run_dirs(results_dir=RESULTS_DIR):
+    """The folders of :func:`recorded_in_order`'s runs that are on this machine."""
+    return [
+        Path(run["model_dir"])
+        for _, run in recorded_in_order(results_dir)
+        if Path(run["model_dir"]).is_dir()
+    ]
 
 
 def scored(model_dir):
@@ -111,6 +123,10 @@ def scored(model_dir):
             return metrics
     metrics, _ = evaluate_run(load_run(model_dir), out_dir=out_dir, figures=0, progress=False)
     return metrics
+
+
+def run_label(arm, seed):
+    return f"{arm}, seed{seed}"
 
 
 def table(rows):
@@ -135,6 +151,73 @@ def table(rows):
     return markdown_table(header, body, align="lll" + "r" * (len(header) - 3))
 
 
+def _family_rows(model_dir):
+    """:func:`family_scores` of the run in ``model_dir`` and its scored checkpoint's name;
+    exits with one line on an error."""
+    try:
+        metrics = scored(model_dir)
+        if not metrics["per_class"]:
+            raise FamilyError("its test videos' ids name no class to group by")
+        return family_scores(metrics["per_class"]), Path(metrics["checkpoint"]).name
+    except (RunError, FramePredictionError) as error:
+        sys.exit(f"error: {error}")
+    except FamilyError as error:
+        sys.exit(f"error: {model_dir}: {error}")
+
+
+def collect(results_dir=RESULTS_DIR):
+    """The contents of ``families.json``: ``{"command", "runs", "unscored"}``. ``runs``: per
+    recorded run (:func:`recorded_in_order`) with scores, ``{"arm", "seed", "config_digest",
+    "checkpoint", "families"}``, scored here when its folder is on this machine, else the
+    earlier families.json's entry of the same arm, seed and config digest; ``unscored``:
+    the labels of the recorded runs with neither."""
+    path = Path(results_dir) / FRAME_PREDICTION.name / FAMILIES_JSON
+    try:
+        earlier = json.loads(path.read_text())["runs"] if path.exists() else []
+    except (ValueError, KeyError, TypeError) as error:
+        sys.exit(
+            f"error: {path} is not the families.json this script writes ({error!r}): put the "
+            "committed one back (git checkout), or delete it to keep only the runs on this machine."
+        )
+    kept = {(run["arm"], run["seed"], run["config_digest"]): run for run in earlier}
+    runs, unscored = [], []
+    for (arm, seed), run in recorded_in_order(results_dir):
+        model_dir = Path(run["model_dir"])
+        if model_dir.is_dir():
+            families, checkpoint = _family_rows(model_dir)
+            entry = {
+                "arm": arm,
+                "seed": seed,
+                "config_digest": run.get("config_digest"),
+                "checkpoint": checkpoint,
+                "families": families,
+            }
+        else:
+            entry = kept.get((arm, seed, run.get("config_digest")))
+        if entry is None:
+            unscored.append(run_label(arm, seed))
+        else:
+            runs.append(entry)
+    return {"command": COMMAND, "runs": runs, "unscored": unscored}
+
+
+def render(families):
+    """``families.md``: the rendering of ``families.json``'s contents."""
+    rows = [(run_label(run["arm"], run["seed"]), run["families"]) for run in families["runs"]]
+    text = (
+        "Next-frame scores by motion family against copying the last frame, of the runs that "
+        f"results.json records, scored by `{families['command']}` on the machine that had "
+        f"their folders and kept in {FAMILIES_JSON} (run folders are not in git).\n\n"
+        f"{table(rows)}\n"
+    )
+    if families["unscored"]:
+        text += (
+            "\nRecorded runs without these scores (their folders were gone before the "
+            f"scores were kept): {', '.join(families['unscored'])}.\n"
+        )
+    return text
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -142,36 +225,29 @@ def main(argv=None):
         nargs="*",
         type=Path,
         help="run folders (default: those of the frame_prediction runs its results.json "
-        f"records that are on this machine; then the table is also written to {FAMILIES_FILE})",
+        f"records that are on this machine; then the scores are also kept in {FAMILIES_JSON} "
+        f"and the table written to {FAMILIES_FILE})",
     )
     args = parser.parse_args(argv)
+    if args.run_dirs:
+        rows = []
+        for model_dir in args.run_dirs:
+            families, _ = _family_rows(model_dir)
+            rows.append((f"{model_dir.parent.name}, {model_dir.name}", families))
+        print(table(rows))
+        return
     experiment = RESULTS_DIR / FRAME_PREDICTION.name
-    model_dirs = args.run_dirs or recorded_run_dirs(RESULTS_DIR)
-    if not model_dirs:
+    families = collect(RESULTS_DIR)
+    if not families["runs"]:
         sys.exit(
-            f"error: no run recorded in {experiment / RESULTS_FILE} is on this machine: "
-            "train them with python -m experiments.frame_prediction, or name run folders."
+            f"error: no run recorded in {experiment / RESULTS_FILE} is on this machine or "
+            f"scored in {experiment / FAMILIES_JSON}: train them with "
+            "python -m experiments.frame_prediction, or name run folders."
         )
-    rows = []
-    for model_dir in model_dirs:
-        try:
-            per_class = scored(model_dir)["per_class"]
-            if not per_class:
-                raise FamilyError("its test videos' ids name no class to group by")
-            rows.append((f"{model_dir.parent.name}, {model_dir.name}", family_scores(per_class)))
-        except (RunError, FramePredictionError) as error:
-            sys.exit(f"error: {error}")
-        except FamilyError as error:
-            sys.exit(f"error: {model_dir}: {error}")
-    text = table(rows)
+    text = render(families)
     print(text)
-    if not args.run_dirs:
-        command = "python -m experiments.frame_families"
-        atomic_write(
-            experiment / FAMILIES_FILE,
-            f"Next-frame scores by motion family against copying the last frame, of the runs "
-            f"on the machine that ran `{command}` (run folders are not in git).\n\n{text}\n",
-        )
+    atomic_write(experiment / FAMILIES_JSON, json.dumps(families, indent=1) + "\n")
+    atomic_write(experiment / FAMILIES_FILE, text)
 
 
 if __name__ == "__main__":

@@ -37,8 +37,8 @@ for experiment in $experiments; do
     python -m "experiments.$experiment" --collect --seeds $seeds "$@"
 done
 [ "$failed" = 0 ] || { echo "a training process failed: see its output above" >&2; exit 1; }
-# Next-frame scores by motion family of the frame-prediction runs on this machine, written
-# to experiments/results/frame_prediction/families.md.
+# Next-frame scores by motion family of the frame-prediction runs on this machine, kept in
+# experiments/results/frame_prediction/families.json and rendered into families.md.
 case " $* " in *" --smoke "*) ;; *) python -m experiments.frame_families ;; esac
 case " $* " in
     *" --smoke "*) python -m experiments.make_results --results-dir experiments/results/smoke --out experiments/results/smoke/RESULTS.md ;;

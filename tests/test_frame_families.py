@@ -89,12 +89,14 @@ def test_the_table_has_a_row_per_run_and_family_with_signed_differences():
 
 
 def write_recorded(results_dir, runs):
-    """A frame-prediction results.json recording ``runs``: ``(arm, seed, model_dir)``."""
+    """A frame-prediction results.json recording ``runs``: ``(arm, seed, model_dir)`` or
+    ``(arm, seed, model_dir, config_digest)``."""
     out = results_dir / FRAME_PREDICTION.name
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
     arms = {arm: {"runs": []} for arm in FRAME_PREDICTION.arms}
-    for arm, seed, model_dir in runs:
-        arms[arm]["runs"].append({"seed": seed, "model_dir": str(model_dir)})
+    for arm, seed, model_dir, *digest in runs:
+        run = {"seed": seed, "model_dir": str(model_dir), "config_digest": (digest or ["d"])[0]}
+        arms[arm]["runs"].append(run)
     (out / RESULTS_FILE).write_text(json.dumps({"arms": arms}))
 
 
@@ -125,6 +127,7 @@ def test_no_run_on_this_machine_is_one_line(tmp_path, monkeypatch):
     assert message.startswith("error: no run recorded in ") and "\n" not in message
     assert str(tmp_path / FRAME_PREDICTION.name / RESULTS_FILE) in message
     assert not (tmp_path / FRAME_PREDICTION.name / frame_families.FAMILIES_FILE).exists()
+    assert not (tmp_path / FRAME_PREDICTION.name / frame_families.FAMILIES_JSON).exists()
 
 
 def test_a_folder_that_is_not_a_run_is_one_line_naming_it(tmp_path):
@@ -132,3 +135,102 @@ def test_a_folder_that_is_not_a_run_is_one_line_naming_it(tmp_path):
         frame_families.main([str(tmp_path / "missing")])
     message = str(error.value)
     assert message.startswith("error: ") and "missing" in message and "\n" not in message
+
+
+def fake_families(ssim):
+    per_class = {"pan_left": class_scores(4, (ssim, 25.0, 0.003), (0.6, 22.0, 0.006))}
+    return frame_families.family_scores(per_class)
+
+
+def test_scores_of_recorded_runs_whose_folders_are_gone_are_kept_and_the_rest_named(
+    tmp_path, monkeypatch
+):
+    here = tmp_path / "runs" / "here"
+    here.mkdir(parents=True)
+    write_recorded(
+        tmp_path,
+        [
+            ("pretrain_global", 4, here, "d4"),
+            ("pretrain_global", 2, tmp_path / "gone2", "d2"),  # kept from families.json
+            ("joint_global", 3, tmp_path / "gone3", "new"),  # its kept scores are of "old"
+            ("joint_global", 1, tmp_path / "gone1", "d1"),  # never scored
+        ],
+    )
+    earlier = [
+        {
+            "arm": "pretrain_global",
+            "seed": 2,
+            "config_digest": "d2",
+            "checkpoint": "ckpt-9",
+            "families": fake_families(0.7),
+        },
+        {
+            "arm": "joint_global",
+            "seed": 3,
+            "config_digest": "old",
+            "checkpoint": "ckpt-9",
+            "families": fake_families(0.71),
+        },
+        {
+            "arm": "pretrain_per_pixel",
+            "seed": 0,
+            "config_digest": "d0",
+            "checkpoint": "ckpt-9",
+            "families": fake_families(0.72),
+        },  # no longer recorded: dropped
+    ]
+    experiment = tmp_path / FRAME_PREDICTION.name
+    (experiment / frame_families.FAMILIES_JSON).write_text(json.dumps({"runs": earlier}))
+    scored_dirs = []
+
+    def family_rows(model_dir):
+        scored_dirs.append(model_dir)
+        return fake_families(0.9), "ckpt-3000"
+
+    monkeypatch.setattr(frame_families, "_family_rows", family_rows)
+    monkeypatch.setattr(frame_families, "RESULTS_DIR", tmp_path)
+    frame_families.main([])
+    assert scored_dirs == [here]  # only the folder on this machine is scored
+    kept = json.loads((experiment / frame_families.FAMILIES_JSON).read_text())
+    assert [(run["arm"], run["seed"], run["checkpoint"]) for run in kept["runs"]] == [
+        ("pretrain_global", 2, "ckpt-9"),
+        ("pretrain_global", 4, "ckpt-3000"),
+    ]
+    assert kept["runs"][1]["config_digest"] == "d4"
+    assert kept["runs"][1]["families"] == json.loads(json.dumps(fake_families(0.9)))
+    assert kept["unscored"] == ["joint_global, seed1", "joint_global, seed3"]
+    page = (experiment / frame_families.FAMILIES_FILE).read_text()
+    assert page == frame_families.render(kept)
+    rows = [line for line in page.splitlines() if line.startswith("| pretrain_global")]
+    assert [row.split("|")[1].strip() for row in rows] == [
+        "pretrain_global, seed2",
+        "pretrain_global, seed4",
+    ]
+    assert [row.split("|")[4].strip() for row in rows] == ["0.700", "0.900"]
+    assert page.rstrip().endswith("joint_global, seed1, joint_global, seed3.")
+
+
+def test_a_damaged_families_json_is_one_line_and_left_as_found(tmp_path, monkeypatch):
+    write_recorded(tmp_path, [("joint_global", 0, tmp_path / "gone")])
+    path = tmp_path / FRAME_PREDICTION.name / frame_families.FAMILIES_JSON
+    path.write_text('{"runs": [')
+    monkeypatch.setattr(frame_families, "RESULTS_DIR", tmp_path)
+    with pytest.raises(SystemExit) as error:
+        frame_families.main([])
+    message = str(error.value)
+    assert message.startswith(f"error: {path} is not the families.json") and "\n" not in message
+    assert path.read_text() == '{"runs": ['
+    assert not (tmp_path / FRAME_PREDICTION.name / frame_families.FAMILIES_FILE).exists()
+
+
+def test_the_committed_families_page_is_the_rendering_of_the_committed_scores():
+    experiment = frame_families.RESULTS_DIR / FRAME_PREDICTION.name
+    families = json.loads((experiment / frame_families.FAMILIES_JSON).read_text())
+    assert (experiment / frame_families.FAMILIES_FILE).read_text() == frame_families.render(
+        families
+    )
+    recorded = {
+        frame_families.run_label(arm, seed) for (arm, seed), _ in frame_families.recorded_in_order()
+    }
+    scored = {frame_families.run_label(run["arm"], run["seed"]) for run in families["runs"]}
+    assert scored | set(families["unscored"]) == recorded and not scored & set(families["unscored"])
