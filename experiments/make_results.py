@@ -286,7 +286,9 @@ def cost_table(found):
         "cores, one intra-op thread each), so a run's wall time is longer than alone. "
         "A commit marked dirty had uncommitted changes to tracked files when the run "
         "started (run.json's sessions say which commit and that it was dirty, not which "
-        "files). Nothing here ran on a GPU.",
+        "files). The machine named above gathered the results (`--collect`); the runs "
+        "were trained over several sessions on 2-core machines whose CPU model varied, "
+        "and results.json does not record each run's. Nothing here ran on a GPU.",
         "",
     ]
     return lines
