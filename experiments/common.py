@@ -401,6 +401,7 @@ def run_experiment(args, arms, shared_overrides=()):
     # Read once, before this process rewrites its own: runs of other seeds recorded there
     # (by another process, or a session whose run folders are gone) are kept.
     recorded = {Path(args.out): recorded_runs(args.out)}
+    earlier_update = recorded_update(args.out)
     for arm in arms:
         if arm.same_as:
             other = Path(args.out).parent / arm.same_as[0]
@@ -508,9 +509,7 @@ def run_experiment(args, arms, shared_overrides=()):
             if model_dir != run_dir(args.out, arm.name, seed):
                 entry["runs"][-1]["same_as"] = list(arm.same_as)
             entry["summary"] = summarize_runs(entry["runs"])
-            results["updated"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
-                timespec="seconds"
-            )
+            results["updated"] = _now()
             write_results(args.out, results)
     for entry in results["arms"].values():
         entry["runs"].sort(key=lambda run: run["seed"])
@@ -518,8 +517,20 @@ def run_experiment(args, arms, shared_overrides=()):
         set(args.seeds) <= {run["seed"] for run in entry["runs"]}
         for entry in results["arms"].values()
     )
+    # A pass that added no run (a --collect of recorded runs) keeps the time of the last one.
+    results.setdefault("updated", earlier_update or _now())
     write_results(args.out, results)
     return results
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def recorded_update(out):
+    """When the results.json in ``out`` last gained a run (its ``updated``), or None."""
+    path = Path(out) / RESULTS_FILE
+    return json.loads(path.read_text()).get("updated") if path.exists() else None
 
 
 def write_results(out, results):

@@ -213,7 +213,7 @@ def render(families):
     if families["unscored"]:
         text += (
             "\nRecorded runs without these scores (their folders were gone before the "
-            f"scores were kept): {', '.join(families['unscored'])}.\n"
+            f"scores were kept): {'; '.join(families['unscored'])}.\n"
         )
     return text
 

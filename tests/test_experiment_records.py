@@ -4,6 +4,7 @@ the flat metrics of a report, the mean gradient shares of a log.csv, and the con
 that bounds the next-frame scores."""
 
 import dataclasses
+import datetime
 import hashlib
 import json
 import time
@@ -57,6 +58,14 @@ def test_config_digest_hashes_the_config_with_paths_relative_to_the_checkout(tmp
 
 
 # ---------------------------------------------------------------------- recorded runs
+
+
+def without_commands(results):
+    """``{arm: runs}`` without each run's command (which names the process's options)."""
+    return {
+        arm: [{k: v for k, v in run.items() if k != "command"} for run in entry["runs"]]
+        for arm, entry in results["arms"].items()
+    }
 
 
 def results_json(out, arms):
@@ -204,6 +213,15 @@ def test_collect_gathers_finished_and_recorded_runs_and_trains_nothing(tmp_path,
     args = collect_args(out, [0, 1])
     results = common.run_experiment(args, ARMS, shared_overrides(tmp_path))
     assert results == json.loads((out / RESULTS_FILE).read_text())
+    assert datetime.datetime.fromisoformat(results["updated"]).tzinfo is not None  # one added
+    # A collection of recorded runs only (no folder here) keeps the time they were recorded.
+    stamped = json.loads((out / RESULTS_FILE).read_text())
+    (out / RESULTS_FILE).write_text(json.dumps(dict(stamped, updated="2026-01-02T03:04:05+00:00")))
+    first_dir.rename(tmp_path / "away")
+    again = common.run_experiment(args, ARMS, shared_overrides(tmp_path))
+    (tmp_path / "away").rename(first_dir)
+    assert again["updated"] == "2026-01-02T03:04:05+00:00"
+    assert without_commands(again) == without_commands(results)
     assert "--collect" in results["command"] and not results["complete"]
     runs = results["arms"]["first"]["runs"]
     assert [run["seed"] for run in runs] == [0, 1, 2]

@@ -207,7 +207,7 @@ def test_scores_of_recorded_runs_whose_folders_are_gone_are_kept_and_the_rest_na
         "pretrain_global, seed4",
     ]
     assert [row.split("|")[4].strip() for row in rows] == ["0.700", "0.900"]
-    assert page.rstrip().endswith("joint_global, seed1, joint_global, seed3.")
+    assert page.rstrip().endswith("joint_global, seed1; joint_global, seed3.")
 
 
 def test_a_damaged_families_json_is_one_line_and_left_as_found(tmp_path, monkeypatch):
