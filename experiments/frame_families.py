@@ -174,12 +174,12 @@ def collect(results_dir=RESULTS_DIR):
     path = Path(results_dir) / FRAME_PREDICTION.name / FAMILIES_JSON
     try:
         earlier = json.loads(path.read_text())["runs"] if path.exists() else []
+        kept = {(run["arm"], run["seed"], run["config_digest"]): run for run in earlier}
     except (ValueError, KeyError, TypeError) as error:
         sys.exit(
             f"error: {path} is not the families.json this script writes ({error!r}): put the "
             "committed one back (git checkout), or delete it to keep only the runs on this machine."
         )
-    kept = {(run["arm"], run["seed"], run["config_digest"]): run for run in earlier}
     runs, unscored = [], []
     for (arm, seed), run in recorded_in_order(results_dir):
         model_dir = Path(run["model_dir"])

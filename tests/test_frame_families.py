@@ -210,16 +210,17 @@ def test_scores_of_recorded_runs_whose_folders_are_gone_are_kept_and_the_rest_na
     assert page.rstrip().endswith("joint_global, seed1; joint_global, seed3.")
 
 
-def test_a_damaged_families_json_is_one_line_and_left_as_found(tmp_path, monkeypatch):
+@pytest.mark.parametrize("damaged", ['{"runs": [', '{"runs": [{"arm": "joint_global"}]}'])
+def test_a_damaged_families_json_is_one_line_and_left_as_found(tmp_path, monkeypatch, damaged):
     write_recorded(tmp_path, [("joint_global", 0, tmp_path / "gone")])
     path = tmp_path / FRAME_PREDICTION.name / frame_families.FAMILIES_JSON
-    path.write_text('{"runs": [')
+    path.write_text(damaged)
     monkeypatch.setattr(frame_families, "RESULTS_DIR", tmp_path)
     with pytest.raises(SystemExit) as error:
         frame_families.main([])
     message = str(error.value)
     assert message.startswith(f"error: {path} is not the families.json") and "\n" not in message
-    assert path.read_text() == '{"runs": ['
+    assert path.read_text() == damaged
     assert not (tmp_path / FRAME_PREDICTION.name / frame_families.FAMILIES_FILE).exists()
 
 
